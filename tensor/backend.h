@@ -1,0 +1,78 @@
+// tensor/backend.h — the interface every device implements: memory and the primitive kernels.
+//
+// Ops (tensor/ops.cpp) validate their arguments, allocate outputs and then call the backend of the
+// tensors' device, so a new device (cuda/) plugs in here without touching any call site. The set
+// of kernels is deliberately small (tinygrad's lesson): everything else is composed from them.
+//
+// What a backend may assume, because ops.cpp checked it:
+//   * every tensor argument lives on this backend's device;
+//   * shapes agree (elementwise inputs arrive already broadcast to the output's shape as stride-0
+//     views) and dtypes agree unless the kernel says otherwise;
+//   * outputs of reduce/cumsum/matmul/index/gather kernels are freshly allocated and contiguous;
+//     outputs of the elementwise kernels (copy, fill, unary, binary, where) may be strided views,
+//     which is how in-place updates write through views.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "tensor/device.h"
+
+namespace ssm {
+
+class Tensor;
+class Generator;
+
+enum class UnaryOp {
+  Neg, Exp, Log, Log1p, Expm1, Sqrt, Rsqrt, Tanh, Sigmoid, Silu, Softplus, Sin, Cos, Abs, Sign,
+  Square, Reciprocal, Relu,
+  Clamp,     // min(max(x, a), b)
+  PowScalar, // x^a
+};
+enum class BinaryOp { Add, Sub, Mul, Div, Maximum, Minimum, Pow, Eq, Ne, Lt, Le, Gt, Ge };
+enum class ReduceOp { Sum, Max, Min };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+
+  // ---- memory ----
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void deallocate(void* ptr, size_t bytes) noexcept = 0;
+  virtual void copy_to_host(const Tensor& src_contiguous, void* host) = 0;
+  virtual void copy_from_host(const void* host, const Tensor& dst_contiguous) = 0;
+
+  // ---- elementwise ----
+  virtual void copy(const Tensor& src, const Tensor& dst) = 0;  // dtypes may differ: converts
+  virtual void fill(const Tensor& dst, double value) = 0;
+  virtual void unary(UnaryOp op, const Tensor& x, const Tensor& out, double a, double b) = 0;
+  virtual void binary(BinaryOp op, const Tensor& x, const Tensor& y, const Tensor& out) = 0;
+  virtual void where(const Tensor& cond, const Tensor& x, const Tensor& y, const Tensor& out) = 0;  // cond: any dtype, != 0
+
+  // ---- reductions and scans ----
+  // out has x's rank with size 1 in every reduced dimension (keepdim form).
+  virtual void reduce(ReduceOp op, const Tensor& x, const Tensor& out) = 0;
+  virtual void cumsum(const Tensor& x, int64_t dim, const Tensor& out) = 0;
+
+  // ---- linear algebra ----
+  // Batched: x is [batch, M, K], y is [batch, K, N] (any strides, batch stride 0 allowed), out is [batch, M, N].
+  virtual void matmul(const Tensor& x, const Tensor& y, const Tensor& out) = 0;
+
+  // ---- indexing (index tensors are int32 or int64; values were range-checked by the op) ----
+  // out = x with dimension `dim` replaced by the entries index[0..n): out[.., i, ..] = x[.., index[i], ..]
+  virtual void index_select(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) = 0;
+  // out[.., index[i], ..] += src[.., i, ..]  (the adjoint of index_select; repeated indices accumulate)
+  virtual void index_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) = 0;
+  // torch.gather: out[i][j][k] = x[i][index[i][j][k]][k] for dim = 1 (index has out's shape)
+  virtual void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) = 0;
+  // the adjoint of gather: out[i][index[i][j][k]][k] += src[i][j][k]
+  virtual void scatter_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) = 0;
+};
+
+// The backend that owns `device`; throws if that device's backend was not built into this binary.
+Backend& backend_for(Device device);
+
+// Lets a backend built as a separate library (cuda/) make itself known at start-up.
+void register_backend(DeviceKind kind, Backend* backend);
+
+}  // namespace ssm

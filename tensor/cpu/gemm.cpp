@@ -1,0 +1,354 @@
+// tensor/cpu/gemm.cpp — the GEMM driver: blocking, packing, threading (contract in gemm.h).
+//
+// Loop nest (Goto/BLIS), for C = alpha·A·B + beta·C:
+//   jc over N in steps of NC        B block  KC×NC  packed once, shared by all threads (L3)
+//     pc over K in steps of KC      (beta applies on the first K block only, then C accumulates)
+//       pack B block
+//       ic over M in steps of MC    A block  MC×KC  packed per thread (L2)
+//         jr over the block's NR-wide micro-panels   B micro-panel KC×NR stays in L1
+//           ir over the block's MR-tall micro-panels A micro-panel streams from L2
+//             micro-kernel: MR×NR tile of C in registers (gemm_kernels.cpp)
+// Packing reads any strides, so transposed operands cost nothing extra to the caller, and it pads
+// edge micro-panels with zeros so the kernel always works on full MR×NR tiles; edge tiles of C go
+// through a small scratch tile.
+//
+// Determinism: each C element is computed by the same sequence of operations whatever the thread
+// count — K is split into blocks that depend only on K, and threads only share out whole tiles of
+// C (whose grid is fixed by MR/NR from the origin). So results are bitwise reproducible run to run
+// and even across thread counts.
+#include "tensor/cpu/gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+
+#include "tensor/cpu/gemm_kernels.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace ssm::cpu {
+namespace {
+
+using detail::GemmTile;
+
+// Cache blocking for Zen 3 (32 KB L1d, 512 KB L2 per core). A KC×NR B micro-panel (16 KB for
+// both types at KC = 256) stays in L1 next to the streaming A micro-panel; an MC×KC A block
+// (144 KB float / 144 KB double) sits in L2 with room for B micro-panels and C lines; the KC×NC B
+// block goes to L3. MC and NC are multiples of MR and NR.
+template <class T> struct Blocking;
+template <> struct Blocking<float>  { static constexpr int64_t MC = 144, KC = 256, NC = 3072; };
+template <> struct Blocking<double> { static constexpr int64_t MC = 72, KC = 256, NC = 1536; };
+
+// Products below this many multiply-adds are not worth waking a thread team (~64^3).
+constexpr double kParallelMinWork = 64.0 * 64.0 * 64.0;
+
+constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+constexpr int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// A grow-only 64-byte-aligned scratch buffer; one per thread per role (thread_local below), so
+// steady-state calls never allocate.
+class AlignedBuffer {
+ public:
+  ~AlignedBuffer() { std::free(ptr_); }
+  template <class T>
+  T* get(int64_t count) {
+    const size_t bytes = static_cast<size_t>(round_up(count * int64_t(sizeof(T)), 64));
+    if (bytes > bytes_) {
+      std::free(ptr_);
+      ptr_ = std::aligned_alloc(64, bytes);
+      if (!ptr_) throw std::bad_alloc();
+      bytes_ = bytes;
+    }
+    return static_cast<T*>(ptr_);
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+thread_local AlignedBuffer tl_a_pack, tl_b_pack;
+
+// Pack an mr×kc sliver of A (mr ≤ MR) as kc groups of MR values, zero-padding rows mr..MR-1.
+template <class T>
+void pack_a(int64_t mr, int64_t kc, const T* a, int64_t rs, int64_t cs, T* dst) {
+  constexpr int MR = GemmTile<T>::MR;
+  if (mr == MR && rs == 1) {  // A transposed in memory: each k is MR contiguous values
+    for (int64_t k = 0; k < kc; ++k)
+      for (int i = 0; i < MR; ++i) dst[k * MR + i] = a[k * cs + i];
+  } else if (mr == MR && cs == 1) {  // row-major A: interleave MR contiguous rows
+    const T* row[MR];
+    for (int i = 0; i < MR; ++i) row[i] = a + i * rs;
+    for (int64_t k = 0; k < kc; ++k)
+      for (int i = 0; i < MR; ++i) dst[k * MR + i] = row[i][k];
+  } else {
+    for (int64_t k = 0; k < kc; ++k)
+      for (int i = 0; i < MR; ++i) dst[k * MR + i] = i < mr ? a[i * rs + k * cs] : T(0);
+  }
+}
+
+// Pack a kc×nr sliver of B (nr ≤ NR) as kc groups of NR values, zero-padding columns nr..NR-1.
+template <class T>
+void pack_b(int64_t nr, int64_t kc, const T* b, int64_t rs, int64_t cs, T* dst) {
+  constexpr int NR = GemmTile<T>::NR;
+  if (nr == NR && rs == 1) {  // B transposed in memory: columns are contiguous
+    for (int j = 0; j < NR; ++j)
+      for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = b[j * cs + k];
+  } else {
+    for (int64_t k = 0; k < kc; ++k)
+      for (int j = 0; j < NR; ++j) dst[k * NR + j] = j < nr ? b[k * rs + j * cs] : T(0);
+  }
+}
+
+// Pack B micro-panels [jp_lo, jp_hi) of the kc×nc block at b. For row-major B the walk goes row by
+// row across all the panels, so the reads stream through memory: going panel by panel instead
+// strides by a whole row per 64 bytes and stalls on cache misses (B comes from L3/DRAM, and when
+// M is small — dW = Xᵀ·dY — packing B is a sizeable part of the work).
+template <class T>
+void pack_b_panels(int64_t nc, int64_t kc, const T* b, int64_t rs, int64_t cs, int64_t jp_lo,
+                   int64_t jp_hi, T* b_pack) {
+  constexpr int NR = GemmTile<T>::NR;
+  const int64_t full_hi = std::min(jp_hi, nc / NR);  // panels [jp_lo, full_hi) are NR wide
+  int64_t jp = jp_lo;
+  if (cs == 1 && full_hi > jp_lo) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const T* src = b + k * rs + jp_lo * NR;
+      T* dst = b_pack + jp_lo * NR * kc + k * NR;
+      for (int64_t q = jp_lo; q < full_hi; ++q, src += NR, dst += NR * kc)
+        for (int j = 0; j < NR; ++j) dst[j] = src[j];
+    }
+    jp = full_hi;
+  }
+  for (; jp < jp_hi; ++jp) {
+    const int64_t j = jp * NR;
+    pack_b(std::min<int64_t>(NR, nc - j), kc, b + j * cs, rs, cs, b_pack + jp * NR * kc);
+  }
+}
+
+template <class T>
+struct Problem {
+  int64_t M, N, K;
+  T alpha;
+  const T* a;
+  int64_t ars, acs;
+  const T* b;
+  int64_t brs, bcs;
+  T beta;
+  T* c;
+  int64_t ldc;
+};
+
+// [lo, hi) of `count` items for thread `tid` of `nt` (static, contiguous, sizes differ by ≤ 1).
+inline void share(int64_t count, int tid, int nt, int64_t& lo, int64_t& hi) {
+  lo = count * tid / nt;
+  hi = count * (tid + 1) / nt;
+}
+
+inline void team_barrier([[maybe_unused]] int nt) {
+#ifdef _OPENMP
+  if (nt > 1) {
+#pragma omp barrier
+  }
+#endif
+}
+
+// Multiply the packed A block (mc×kc) by packed B micro-panels [jp_lo, jp_hi) into C.
+template <class T>
+void macro_kernel(const Problem<T>& p, detail::MicroKernel<T> kernel, int64_t mc, int64_t nc,
+                  int64_t kc, const T* a_pack, const T* b_pack, int64_t jp_lo, int64_t jp_hi,
+                  T* c, T beta) {
+  constexpr int MR = GemmTile<T>::MR, NR = GemmTile<T>::NR;
+  alignas(64) T tile[MR * NR];
+  for (int64_t jp = jp_lo; jp < jp_hi; ++jp) {
+    const int64_t j = jp * NR, nr = std::min<int64_t>(NR, nc - j);
+    const T* bp = b_pack + jp * NR * kc;
+    for (int64_t i = 0; i < mc; i += MR) {
+      const int64_t mr = std::min<int64_t>(MR, mc - i);
+      const T* ap = a_pack + i * kc;
+      T* cp = c + i * p.ldc + j;
+      if (mr == MR && nr == NR) {
+        kernel(kc, ap, bp, cp, p.ldc, p.alpha, beta);
+        continue;
+      }
+      kernel(kc, ap, bp, tile, NR, T(1), T(0));  // edge: full tile into scratch, then clip
+      for (int64_t r = 0; r < mr; ++r)
+        for (int64_t s = 0; s < nr; ++s) {
+          T& dst = cp[r * p.ldc + s];
+          dst = beta == T(0) ? p.alpha * tile[r * NR + s] : p.alpha * tile[r * NR + s] + beta * dst;
+        }
+    }
+  }
+}
+
+// Pack A rows [ic, ic+mc) × K block [pc, pc+kc) into this thread's buffer.
+template <class T>
+void pack_a_block(const Problem<T>& p, int64_t ic, int64_t mc, int64_t pc, int64_t kc, T* dst) {
+  constexpr int MR = GemmTile<T>::MR;
+  for (int64_t i = 0; i < mc; i += MR)
+    pack_a(std::min<int64_t>(MR, mc - i), kc, p.a + (ic + i) * p.ars + pc * p.acs, p.ars, p.acs,
+           dst + i * kc);
+}
+
+// The whole loop nest, run by thread `tid` of a team of `nt` (nt == 1: serial). b_pack is shared.
+//
+// Threads split the larger side of C, which keeps the duplicated packing small:
+//  * split M (tall C): the team packs each B block together (each thread some micro-panels), then
+//    each thread takes whole MC blocks of rows; two barriers per K block guard the shared B.
+//  * split N (wide C, e.g. dW = Xᵀ·dY with M = 160): each thread packs and uses only its own B
+//    micro-panels, and packs the (small) A block itself, so the team never waits on a barrier.
+template <class T>
+void gemm_team(const Problem<T>& p, T* b_pack, int tid, int nt) {
+  constexpr int MR = GemmTile<T>::MR, NR = GemmTile<T>::NR;
+  constexpr int64_t MC = Blocking<T>::MC, NC = Blocking<T>::NC;
+  const detail::MicroKernel<T> kernel = detail::micro_kernel<T>();
+
+  // K blocks depend on K only (determinism); balanced so there is no thin last block.
+  const int64_t k_blocks = ceil_div(p.K, Blocking<T>::KC);
+  const int64_t kc_step = round_up(ceil_div(p.K, k_blocks), 8);
+
+  const bool split_n = nt > 1 && ceil_div(std::min(NC, p.N), NR) >= 2 * nt &&
+                       (p.M < p.N || p.M < int64_t(nt) * 4 * MR);
+  // When splitting M, the number of M blocks is a multiple of nt so that no thread idles.
+  int64_t m_blocks = ceil_div(p.M, MC);
+  if (!split_n) m_blocks = round_up(m_blocks, nt);
+  const int64_t mc_step = round_up(ceil_div(p.M, m_blocks), MR);
+  T* a_pack = tl_a_pack.get<T>(mc_step * kc_step);
+
+  for (int64_t jc = 0; jc < p.N; jc += NC) {
+    const int64_t nc = std::min(NC, p.N - jc), n_panels = ceil_div(nc, NR);
+    for (int64_t pc = 0; pc < p.K; pc += kc_step) {
+      const int64_t kc = std::min(kc_step, p.K - pc);
+      const T beta = pc == 0 ? p.beta : T(1);
+      const T* b_block = p.b + pc * p.brs + jc * p.bcs;
+      int64_t lo, hi;
+      share(n_panels, tid, nt, lo, hi);
+      pack_b_panels(nc, kc, b_block, p.brs, p.bcs, lo, hi, b_pack);
+      if (split_n) {
+        for (int64_t ic = 0; ic < p.M; ic += mc_step) {
+          const int64_t mc = std::min(mc_step, p.M - ic);
+          pack_a_block(p, ic, mc, pc, kc, a_pack);
+          macro_kernel(p, kernel, mc, nc, kc, a_pack, b_pack, lo, hi, p.c + ic * p.ldc + jc, beta);
+        }
+        continue;
+      }
+      team_barrier(nt);  // the B block is complete before anyone reads it
+      share(ceil_div(p.M, mc_step), tid, nt, lo, hi);
+      for (int64_t blk = lo; blk < hi; ++blk) {
+        const int64_t ic = blk * mc_step, mc = std::min(mc_step, p.M - ic);
+        pack_a_block(p, ic, mc, pc, kc, a_pack);
+        macro_kernel(p, kernel, mc, nc, kc, a_pack, b_pack, 0, n_panels, p.c + ic * p.ldc + jc,
+                     beta);
+      }
+      team_barrier(nt);  // everyone is done with this B block before it is overwritten
+    }
+  }
+}
+
+// C = beta·C, the whole job when there is nothing to multiply (K == 0 or alpha == 0).
+template <class T>
+void scale_c(int64_t M, int64_t N, T beta, T* c, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i) {
+    T* row = c + i * ldc;
+    if (beta == T(0))
+      std::fill(row, row + N, T(0));
+    else if (beta != T(1))
+      for (int64_t j = 0; j < N; ++j) row[j] *= beta;
+  }
+}
+
+int available_threads() {
+#ifdef _OPENMP
+  return omp_in_parallel() ? 1 : omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+template <class T>
+void gemm_impl(const Problem<T>& p) {
+  if (p.M <= 0 || p.N <= 0) return;
+  if (p.K <= 0 || p.alpha == T(0)) return scale_c(p.M, p.N, p.beta, p.c, p.ldc);
+
+  constexpr int64_t NR = GemmTile<T>::NR;
+  const int64_t b_count = Blocking<T>::KC * round_up(std::min(Blocking<T>::NC, p.N), NR);
+  T* b_pack = tl_b_pack.get<T>(b_count);  // the calling thread's buffer, shared with its team
+
+  const double work = double(p.M) * double(p.N) * double(p.K);
+  const int nt = work < kParallelMinWork ? 1 : available_threads();
+#ifdef _OPENMP
+  if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+    gemm_team(p, b_pack, omp_get_thread_num(), omp_get_num_threads());
+    return;
+  }
+#endif
+  gemm_team(p, b_pack, 0, 1);
+}
+
+template <class T>
+void gemm_batched_impl(int64_t batch, const Problem<T>& p, int64_t a_bs, int64_t b_bs,
+                       int64_t c_bs) {
+  if (batch <= 0) return;
+  auto product = [&](int64_t q) {
+    Problem<T> pq = p;
+    pq.a += q * a_bs;
+    pq.b += q * b_bs;
+    pq.c += q * c_bs;
+    gemm_impl(pq);
+  };
+  // Small products: one whole product per thread (each runs serially — omp_in_parallel()).
+  // A C batch stride of 0 would make threads race on one C, so that case stays sequential.
+  const double work = double(p.M) * double(p.N) * double(p.K);
+  const int nt = available_threads();
+  const bool per_product = nt > 1 && batch >= nt && work < 4 * kParallelMinWork && c_bs != 0 &&
+                           work * double(batch) >= kParallelMinWork;
+  if (per_product) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t q = 0; q < batch; ++q) product(q);
+    return;
+#endif
+  }
+  for (int64_t q = 0; q < batch; ++q) product(q);
+}
+
+}  // namespace
+
+void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t a_row_stride,
+          int64_t a_col_stride, const float* b, int64_t b_row_stride, int64_t b_col_stride,
+          float beta, float* c, int64_t c_row_stride) {
+  gemm_impl<float>({M, N, K, alpha, a, a_row_stride, a_col_stride, b, b_row_stride, b_col_stride,
+                    beta, c, c_row_stride});
+}
+
+void gemm(int64_t M, int64_t N, int64_t K, double alpha, const double* a, int64_t a_row_stride,
+          int64_t a_col_stride, const double* b, int64_t b_row_stride, int64_t b_col_stride,
+          double beta, double* c, int64_t c_row_stride) {
+  gemm_impl<double>({M, N, K, alpha, a, a_row_stride, a_col_stride, b, b_row_stride, b_col_stride,
+                     beta, c, c_row_stride});
+}
+
+void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* a,
+                  int64_t a_batch_stride, int64_t a_row_stride, int64_t a_col_stride,
+                  const float* b, int64_t b_batch_stride, int64_t b_row_stride,
+                  int64_t b_col_stride, float beta, float* c, int64_t c_batch_stride,
+                  int64_t c_row_stride) {
+  gemm_batched_impl<float>(batch,
+                           {M, N, K, alpha, a, a_row_stride, a_col_stride, b, b_row_stride,
+                            b_col_stride, beta, c, c_row_stride},
+                           a_batch_stride, b_batch_stride, c_batch_stride);
+}
+
+void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, double alpha, const double* a,
+                  int64_t a_batch_stride, int64_t a_row_stride, int64_t a_col_stride,
+                  const double* b, int64_t b_batch_stride, int64_t b_row_stride,
+                  int64_t b_col_stride, double beta, double* c, int64_t c_batch_stride,
+                  int64_t c_row_stride) {
+  gemm_batched_impl<double>(batch,
+                            {M, N, K, alpha, a, a_row_stride, a_col_stride, b, b_row_stride,
+                             b_col_stride, beta, c, c_row_stride},
+                            a_batch_stride, b_batch_stride, c_batch_stride);
+}
+
+}  // namespace ssm::cpu

@@ -1,0 +1,30 @@
+// tensor/cpu/gemm_kernels.h — internal to the GEMM (gemm.cpp, gemm_kernels.cpp); not a public API.
+//
+// The micro-kernel computes one MR×NR tile of C from two packed micro-panels:
+//   a: kc groups of MR values (column k of an MR-row sliver of A), i.e. a[k*MR + i] = A(i, k)
+//   b: kc groups of NR values (row k of an NR-column sliver of B),  i.e. b[k*NR + j] = B(k, j)
+//   C(i, j) = alpha * sum_k a[k*MR+i] * b[k*NR+j] + beta * C(i, j)   (beta == 0: C is not read)
+// b is 64-byte aligned (the kernel may use aligned loads); c is arbitrary, with row stride ldc.
+// The tile shape is fixed per type so that one packing format serves the AVX2 and portable kernels:
+// 6×16 float / 6×8 double = 12 ymm accumulators + 2 for B + 1 broadcast of A, within the 16 ymm
+// registers of AVX2, and enough independent FMAs (12) to cover FMA latency × 2 pipes on Zen 3.
+#pragma once
+#include <cstdint>
+
+namespace ssm::cpu::detail {
+
+template <class T> struct GemmTile;
+template <> struct GemmTile<float>  { static constexpr int MR = 6, NR = 16; };
+template <> struct GemmTile<double> { static constexpr int MR = 6, NR = 8; };
+
+template <class T>
+using MicroKernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta);
+
+// The best kernel this CPU can run, chosen once at first use (AVX2+FMA if present, else portable).
+// Compiling with -DSSM_GEMM_PORTABLE_ONLY forces the portable kernel (to test the fallback).
+template <class T> MicroKernel<T> micro_kernel();
+
+// Whether the AVX2+FMA paths (kernel and packing) are in use; packing has its own AVX2 fast paths.
+bool gemm_use_avx2();
+
+}  // namespace ssm::cpu::detail

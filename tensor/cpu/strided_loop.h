@@ -1,0 +1,76 @@
+// tensor/cpu/strided_loop.h — visiting every element of N equally-shaped, arbitrarily strided tensors.
+//
+// Elementwise kernels work on views (transposed, sliced, broadcast with stride 0). Rather than
+// computing an n-d index per element, we
+//   1. drop size-1 dims and merge neighbouring dims that are laid out contiguously in *every*
+//      tensor (a contiguous tensor of any rank becomes one long row);
+//   2. call row(n, offsets, inner_strides) once per innermost row (long rows cut into blocks so
+//      threads can share them), with element offsets for each tensor.
+// The row callback then runs a tight loop; when all inner strides are 1 the compiler vectorises it.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "tensor/cpu/parallel.h"
+#include "tensor/shape.h"
+
+namespace ssm::cpu {
+
+template <size_t N>
+struct CollapsedLayout {
+  Shape shape;                       // after dropping 1s and merging
+  std::array<Strides, N> strides;
+};
+
+template <size_t N>
+CollapsedLayout<N> collapse(const Shape& shape, const std::array<Strides, N>& strides) {
+  CollapsedLayout<N> out;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 1) continue;
+    bool merge = !out.shape.empty();
+    for (size_t k = 0; k < N && merge; ++k) merge = out.strides[k].back() == strides[k][d] * shape[d];
+    if (merge) {
+      out.shape.back() *= shape[d];
+      for (size_t k = 0; k < N; ++k) out.strides[k].back() = strides[k][d];
+    } else {
+      out.shape.push_back(shape[d]);
+      for (size_t k = 0; k < N; ++k) out.strides[k].push_back(strides[k][d]);
+    }
+  }
+  return out;
+}
+
+template <size_t N, class RowFn>
+void for_each_row(const Shape& shape, const std::array<Strides, N>& strides, RowFn&& row) {
+  const int64_t total = numel(shape);
+  if (total == 0) return;
+  const CollapsedLayout<N> layout = collapse(shape, strides);
+  std::array<int64_t, N> inner_strides{};
+  if (layout.shape.empty()) {  // a single element
+    row(int64_t{1}, std::array<int64_t, N>{}, inner_strides);
+    return;
+  }
+  const int64_t rank = static_cast<int64_t>(layout.shape.size());
+  const int64_t inner = layout.shape.back();
+  for (size_t k = 0; k < N; ++k) inner_strides[k] = layout.strides[k].back();
+  constexpr int64_t kBlock = 16384;
+  const int64_t blocks_per_row = (inner + kBlock - 1) / kBlock;
+  const int64_t rows = total / inner;
+
+  parallel_for(rows * blocks_per_row, total, [&](int64_t task) {
+    int64_t r = task / blocks_per_row;
+    const int64_t block = task % blocks_per_row;
+    std::array<int64_t, N> offsets{};
+    for (int64_t d = rank - 2; d >= 0; --d) {  // row index -> offsets through the outer dims
+      const int64_t i = r % layout.shape[d];
+      r /= layout.shape[d];
+      for (size_t k = 0; k < N; ++k) offsets[k] += i * layout.strides[k][d];
+    }
+    const int64_t start = block * kBlock;
+    for (size_t k = 0; k < N; ++k) offsets[k] += start * inner_strides[k];
+    row(std::min(kBlock, inner - start), offsets, inner_strides);
+  });
+}
+
+}  // namespace ssm::cpu

@@ -1,0 +1,262 @@
+// Tests for tensor/cpu/gemm.h: every result is checked against a naive triple loop accumulated in
+// long double, with a tolerance scaled by sqrt(K) and by the magnitude sum Σ|a·b| (so cancellation
+// cannot make a correct result look wrong).
+#include "tensor/cpu/gemm.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace {
+
+using ssm::cpu::gemm;
+using ssm::cpu::gemm_batched;
+
+// A logical rows×cols matrix stored either row-major (trans = false) or as its transpose
+// (trans = true), with `pad` extra elements per stored row and column step `step`.
+template <class T>
+struct Operand {
+  std::vector<T> data;
+  int64_t rs = 0, cs = 0;
+  T at(int64_t r, int64_t c) const { return data[r * rs + c * cs]; }
+};
+
+template <class T>
+Operand<T> make_operand(int64_t rows, int64_t cols, bool trans, int64_t pad, std::mt19937& rng,
+                        int64_t step = 1) {
+  Operand<T> o;
+  const int64_t inner = trans ? rows : cols, outer = trans ? cols : rows;
+  const int64_t ld = inner * step + pad;
+  o.data.resize(std::max<int64_t>(1, outer * ld));
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  for (T& x : o.data) x = T(dist(rng));
+  o.rs = trans ? step : ld;
+  o.cs = trans ? ld : step;
+  return o;
+}
+
+template <class T>
+double tolerance(int64_t K) {
+  // Blocked FMA sums err like eps·sqrt(K) typically, eps·K at worst; this covers the worst case.
+  const double per = std::is_same_v<T, float> ? 2e-6 : 4e-15;
+  return per * std::sqrt(double(std::max<int64_t>(K, 1)));
+}
+
+bool same_bits(double x, double y) { return std::memcmp(&x, &y, sizeof x) == 0; }
+
+// Check C (M×N, row stride ldc) against alpha·A·B + beta·C0; columns past N must be untouched.
+template <class T>
+void expect_matches(int64_t M, int64_t N, int64_t K, T alpha, const Operand<T>& A,
+                    const Operand<T>& B, T beta, const std::vector<T>& c0, const T* c, int64_t ldc,
+                    const std::string& what) {
+  int64_t bad = 0;
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t j = 0; j < ldc; ++j) {
+      const T got = c[i * ldc + j], old = c0[i * ldc + j];
+      if (j >= N) {  // padding: must be bitwise unchanged
+        if (!same_bits(got, old) && bad++ < 3) ADD_FAILURE() << what << " wrote padding " << i << "," << j;
+        continue;
+      }
+      long double s = 0, mag = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const long double p = (long double)A.at(i, k) * B.at(k, j);
+        s += p;
+        mag += std::fabs(p);
+      }
+      long double want = (long double)alpha * s, scale = std::fabs((long double)alpha) * mag;
+      if (beta != T(0)) {
+        want += (long double)beta * old;
+        scale += std::fabs((long double)beta * old);
+      }
+      const double err = std::fabs(double(got - (T)want));
+      const double bound = tolerance<T>(K) * double(scale) + 1e-30;
+      if (!(err <= bound) && bad++ < 3)
+        ADD_FAILURE() << what << " C(" << i << "," << j << ") = " << got << ", want " << double(want)
+                      << " (err " << err << " > " << bound << ")";
+    }
+  }
+  EXPECT_EQ(bad, 0) << what;
+}
+
+// One gemm call on random operands with the given transposes, padding and scalars.
+template <class T>
+void check_gemm(int64_t M, int64_t N, int64_t K, bool ta, bool tb, T alpha, T beta, int64_t pad,
+                unsigned seed, int64_t step = 1) {
+  std::mt19937 rng(seed);
+  const Operand<T> A = make_operand<T>(M, K, ta, pad, rng, step);
+  const Operand<T> B = make_operand<T>(K, N, tb, pad, rng, step);
+  const int64_t ldc = N + pad;
+  std::vector<T> c(std::max<int64_t>(1, M * ldc));
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  for (T& x : c) x = beta == T(0) ? std::numeric_limits<T>::quiet_NaN() : T(dist(rng));
+  if (beta == T(0))  // padding stays a number so "untouched" is easy to see; the tile is NaN
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = N; j < ldc; ++j) c[i * ldc + j] = T(7);
+  const std::vector<T> c0 = c;
+  gemm(M, N, K, alpha, A.data.data(), A.rs, A.cs, B.data.data(), B.rs, B.cs, beta, c.data(), ldc);
+  const std::string what = std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) +
+                           (ta ? " T" : " N") + (tb ? "T" : "N") + " pad " + std::to_string(pad) +
+                           " step " + std::to_string(step);
+  expect_matches(M, N, K, alpha, A, B, beta, c0, c.data(), ldc, what);
+}
+
+// Every (M, N, K) from a size list that straddles the 6×16 / 6×8 tiles, × all four transposes.
+template <class T>
+void sweep_sizes() {
+  const int64_t sizes[] = {1, 7, 16, 33, 129};
+  unsigned seed = 1;
+  for (int64_t M : sizes)
+    for (int64_t N : sizes)
+      for (int64_t K : sizes)
+        for (int t = 0; t < 4; ++t) check_gemm<T>(M, N, K, t & 1, t & 2, T(0.75), T(-1.25), 3, seed++);
+}
+
+TEST(Gemm, FloatAllSizeCombinationsAndTransposes) { sweep_sizes<float>(); }
+TEST(Gemm, DoubleAllSizeCombinationsAndTransposes) { sweep_sizes<double>(); }
+
+// Larger and odder shapes: several K blocks (K > 256), several M blocks (M > 144), big enough
+// for the threaded paths (split over M, and over N when M is short), N beyond one NC block.
+template <class T>
+void large_shapes() {
+  struct Shape { int64_t M, N, K; };
+  const Shape shapes[] = {{257, 129, 64}, {2, 257, 33}, {64, 2, 257}, {257, 257, 257},
+                          {7, 1000, 100}, {300, 40, 600}, {64, 300, 100}, {5, 3100, 20}};
+  unsigned seed = 1000;
+  for (const Shape& s : shapes)
+    for (int t = 0; t < 4; ++t) check_gemm<T>(s.M, s.N, s.K, t & 1, t & 2, T(-0.5), T(0.25), 5, seed++);
+}
+
+TEST(Gemm, FloatLargeShapes) { large_shapes<float>(); }
+TEST(Gemm, DoubleLargeShapes) { large_shapes<double>(); }
+
+TEST(Gemm, BetaZeroIgnoresNaNInC) {
+  for (int t = 0; t < 4; ++t) {
+    check_gemm<float>(33, 129, 16, t & 1, t & 2, 1.5f, 0.0f, 2, 50 + t);
+    check_gemm<float>(129, 33, 300, t & 1, t & 2, 1.0f, 0.0f, 0, 60 + t);
+    check_gemm<double>(33, 17, 7, t & 1, t & 2, 1.0, 0.0, 1, 70 + t);
+  }
+}
+
+TEST(Gemm, NonUnitColumnStrides) {  // neither operand has a unit stride: the general packing path
+  for (int t = 0; t < 4; ++t) {
+    check_gemm<float>(37, 45, 29, t & 1, t & 2, 1.0f, 0.5f, 3, 80 + t, 2);
+    check_gemm<double>(37, 45, 29, t & 1, t & 2, 1.0, 0.5, 3, 90 + t, 3);
+  }
+}
+
+TEST(Gemm, KZeroScalesCByBeta) {
+  std::vector<float> c = {1, 2, 3, 4, 5, 6};
+  const float dummy = std::numeric_limits<float>::quiet_NaN();
+  gemm(2, 3, 0, 1.0f, &dummy, 0, 1, &dummy, 3, 1, 2.0f, c.data(), 3);
+  EXPECT_EQ(c, (std::vector<float>{2, 4, 6, 8, 10, 12}));
+  std::vector<double> d(6, std::numeric_limits<double>::quiet_NaN());
+  const double dd = 0;
+  gemm(2, 3, 0, 1.0, &dd, 0, 1, &dd, 3, 1, 0.0, d.data(), 3);
+  EXPECT_EQ(d, std::vector<double>(6, 0.0));
+}
+
+TEST(Gemm, AlphaZeroScalesCByBeta) {
+  std::vector<float> a(12, 1.0f), b(12, 1.0f), c = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  gemm(3, 3, 4, 0.0f, a.data(), 4, 1, b.data(), 3, 1, -1.0f, c.data(), 3);
+  EXPECT_EQ(c, (std::vector<float>{-1, -2, -3, -4, -5, -6, -7, -8, -9}));
+}
+
+TEST(Gemm, EmptyMOrNIsANoOp) {
+  std::vector<float> a(8, 1.0f), b(8, 1.0f), c(8, 3.0f);
+  gemm(0, 4, 2, 1.0f, a.data(), 2, 1, b.data(), 4, 1, 0.0f, c.data(), 4);
+  gemm(2, 0, 2, 1.0f, a.data(), 2, 1, b.data(), 4, 1, 0.0f, c.data(), 4);
+  EXPECT_EQ(c, std::vector<float>(8, 3.0f));
+}
+
+// Batched: product p uses A + p·sa etc.; a batch stride of 0 broadcasts that operand.
+template <class T>
+void check_batched(int64_t batch, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
+                   bool broadcast_a, bool broadcast_b, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::vector<Operand<T>> As, Bs;
+  for (int64_t q = 0; q < batch; ++q) {
+    As.push_back(make_operand<T>(M, K, ta, 0, rng));
+    Bs.push_back(make_operand<T>(K, N, tb, 0, rng));
+  }
+  const int64_t sa = int64_t(As[0].data.size()), sb = int64_t(Bs[0].data.size());
+  std::vector<T> a(batch * sa), b(batch * sb);
+  for (int64_t q = 0; q < batch; ++q) {
+    if (broadcast_a) As[q] = As[0];
+    if (broadcast_b) Bs[q] = Bs[0];
+    std::copy(As[q].data.begin(), As[q].data.end(), a.begin() + q * sa);
+    std::copy(Bs[q].data.begin(), Bs[q].data.end(), b.begin() + q * sb);
+  }
+  const int64_t ldc = N + 1, sc = M * ldc;
+  std::vector<T> c(batch * sc);
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  for (T& x : c) x = T(dist(rng));
+  const std::vector<T> c0 = c;
+  gemm_batched(batch, M, N, K, T(1.5), a.data(), broadcast_a ? 0 : sa, As[0].rs, As[0].cs, b.data(),
+               broadcast_b ? 0 : sb, Bs[0].rs, Bs[0].cs, T(0.5), c.data(), sc, ldc);
+  for (int64_t q = 0; q < batch; ++q) {
+    const std::vector<T> c0q(c0.begin() + q * sc, c0.begin() + (q + 1) * sc);
+    expect_matches(M, N, K, T(1.5), As[q], Bs[q], T(0.5), c0q, c.data() + q * sc, ldc,
+                   "batch item " + std::to_string(q));
+  }
+}
+
+TEST(GemmBatched, SmallProductsParallelOverBatch) {
+  check_batched<float>(16, 40, 40, 40, false, false, false, false, 1);
+  check_batched<float>(9, 33, 17, 65, true, false, false, true, 2);   // B broadcast
+  check_batched<double>(8, 20, 36, 12, false, true, true, false, 3);  // A broadcast
+}
+
+TEST(GemmBatched, LargeProductsLoopOverBatch) {
+  check_batched<float>(3, 150, 70, 80, false, true, false, true, 4);
+  check_batched<double>(2, 100, 90, 70, true, true, false, false, 5);
+}
+
+TEST(GemmBatched, EmptyBatchIsANoOp) {
+  float x = 1.0f;
+  gemm_batched(0, 2, 2, 2, 1.0f, &x, 0, 0, 0, &x, 0, 0, 0, 0.0f, &x, 0, 0);
+  EXPECT_EQ(x, 1.0f);
+}
+
+#ifdef _OPENMP
+TEST(Gemm, CalledInsideAParallelRegion) {  // nested: each call must run serially and correctly
+#pragma omp parallel for num_threads(2)
+  for (int t = 0; t < 4; ++t) check_gemm<float>(100, 90, 80, t & 1, t & 2, 1.0f, 0.0f, 1, 300 + t);
+}
+#endif
+
+// Same inputs and thread count -> bitwise the same result. The implementation also promises the
+// same bits for any thread count (K blocking depends on K only; threads share whole tiles).
+TEST(Gemm, BitwiseDeterministicAcrossRunsAndThreadCounts) {
+  std::mt19937 rng(7);
+  const int64_t M = 300, N = 200, K = 700;
+  const Operand<float> A = make_operand<float>(M, K, false, 0, rng);
+  const Operand<float> B = make_operand<float>(K, N, true, 0, rng);
+  auto run = [&] {
+    std::vector<float> c(M * N, 1.0f);
+    gemm(M, N, K, 1.0f, A.data.data(), A.rs, A.cs, B.data.data(), B.rs, B.cs, 0.5f, c.data(), N);
+    return c;
+  };
+#ifdef _OPENMP
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+#endif
+  const std::vector<float> one = run();
+  EXPECT_EQ(0, std::memcmp(one.data(), run().data(), one.size() * sizeof(float)));
+#ifdef _OPENMP
+  omp_set_num_threads(2);
+  const std::vector<float> two = run();
+  EXPECT_EQ(0, std::memcmp(two.data(), run().data(), two.size() * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float)));
+  omp_set_num_threads(saved);
+#endif
+}
+
+}  // namespace
