@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# tools/setup.sh — install what the build needs on Debian/Ubuntu, only where it is missing.
+# Used by tools/quickstart.sh and tools/test.sh; safe to run repeatedly.
+set -euo pipefail
+
+packages=(cmake g++ make libgtest-dev libbenchmark-dev libopenblas-dev nlohmann-json3-dev libtomlplusplus-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "setup: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo_cmd=(sudo)
+  fi
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
