@@ -90,6 +90,7 @@ template double* Tensor::data<double>() const;
 template int32_t* Tensor::data<int32_t>() const;
 template int64_t* Tensor::data<int64_t>() const;
 template BFloat16* Tensor::data<BFloat16>() const;
+template Float16* Tensor::data<Float16>() const;
 
 template <class T>
 std::vector<T> Tensor::to_vector() const {

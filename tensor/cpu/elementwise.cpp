@@ -11,11 +11,14 @@
 namespace ssm::cpu {
 namespace {
 
-// Value conversion between element types; bfloat16 goes through float.
+// Value conversion between element types; the 16-bit float types go through float.
+template <class T>
+constexpr bool is_half_v = std::is_same_v<T, BFloat16> || std::is_same_v<T, Float16>;
+
 template <class To, class From>
 To convert(From v) {
-  if constexpr (std::is_same_v<From, BFloat16>) return convert<To>(static_cast<float>(v));
-  else if constexpr (std::is_same_v<To, BFloat16>) return BFloat16(static_cast<float>(v));
+  if constexpr (is_half_v<From>) return convert<To>(static_cast<float>(v));
+  else if constexpr (is_half_v<To>) return To(static_cast<float>(v));
   else return static_cast<To>(v);
 }
 
