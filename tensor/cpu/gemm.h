@@ -12,6 +12,11 @@
 // (AVX2+FMA when the CPU has it, chosen at run time; a portable C++ kernel otherwise) computes
 // MR×NR tiles of C. OpenMP threads share the tiles of C when the product is big enough to pay.
 //
+// Threads and reproducibility: a call opens its own OpenMP team only when M·N·K is worth it
+// (> ~64^3) and runs serially when made from inside a parallel region. Results are bitwise
+// identical from run to run and for any thread count (threads share out whole tiles of C; the
+// K blocking depends on K only). alpha == 0 or K == 0 leaves just C = beta·C (A, B not read).
+//
 // What it does not do: complex numbers, integer types, or anything but float/double.
 // Tests: tests/test_gemm.cpp (against a naive triple loop). Benchmark: benchmarks/bench_gemm.cpp.
 #pragma once

@@ -1,10 +1,10 @@
-// tensor/cpu/gemm_kernels.cpp — the GEMM micro-kernels (see gemm_kernels.h for the packed layout).
+// tensor/cpu/gemm_kernels.cpp — the GEMM micro-kernels and the row-transposing A pack (see
+// gemm_kernels.h for the packed layout).
 //
-// Two kernels per type, picked once at run time:
+// Two versions of each, picked once at run time:
 //   * AVX2+FMA: compiled with __attribute__((target)) so the library itself stays portable (no
 //     global -mavx2); used when __builtin_cpu_supports says the CPU has both extensions.
-//   * portable C++: plain loops over a small accumulator array that the compiler can vectorize
-//     for whatever ISA the build targets.
+//   * portable C++: plain loops that the compiler vectorizes for whatever ISA the build targets.
 #include "tensor/cpu/gemm_kernels.h"
 
 #if (defined(__x86_64__) || defined(__i386__)) && !defined(SSM_GEMM_PORTABLE_ONLY)
@@ -15,21 +15,32 @@
 namespace ssm::cpu::detail {
 namespace {
 
+// Portable kernel: the tile is done in column strips of 16 bytes (4 floats / 2 doubles: one
+// register on baseline x86-64 SSE2 or NEON), so each strip's MR×W accumulators fit in registers
+// and the inner loop vectorizes cleanly. (One pass over the whole MR×NR tile instead leaves GCC
+// with more accumulators than registers and a slow shuffle-and-spill loop: ~4x slower.)
 template <class T>
 void kernel_portable(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
                      int64_t ldc, T alpha, T beta) {
-  constexpr int MR = GemmTile<T>::MR, NR = GemmTile<T>::NR;
-  T acc[MR][NR] = {};
-  for (int64_t k = 0; k < kc; ++k, a += MR, b += NR)
-    for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
-  if (beta == T(0)) {  // write-only: old C (maybe NaN) must not leak in
-    for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) c[i * ldc + j] = alpha * acc[i][j];
-  } else {
-    for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) c[i * ldc + j] = alpha * acc[i][j] + beta * c[i * ldc + j];
+  constexpr int MR = GemmTile<T>::MR, NR = GemmTile<T>::NR, W = 16 / sizeof(T);
+  for (int v = 0; v < NR; v += W) {
+    T acc[MR][W] = {};
+    for (int64_t k = 0; k < kc; ++k)
+      for (int i = 0; i < MR; ++i)
+        for (int w = 0; w < W; ++w) acc[i][w] += a[k * MR + i] * b[k * NR + v + w];
+    for (int i = 0; i < MR; ++i) {
+      T* ci = c + i * ldc + v;
+      for (int w = 0; w < W; ++w)  // beta == 0: write-only, old C (maybe NaN) must not leak in
+        ci[w] = beta == T(0) ? alpha * acc[i][w] : alpha * acc[i][w] + beta * ci[w];
+    }
   }
+}
+
+template <class T>
+void pack_rows_portable(int64_t kc, const T* __restrict a, int64_t lda, T* __restrict dst) {
+  constexpr int MR = GemmTile<T>::MR;
+  for (int64_t k = 0; k < kc; ++k)
+    for (int i = 0; i < MR; ++i) dst[k * MR + i] = a[i * lda + k];
 }
 
 #ifdef SSM_GEMM_X86_AVX2
@@ -99,32 +110,95 @@ void kernel_avx2(int64_t kc, const T* __restrict a, const T* __restrict b, T* __
     }
   }
 }
-#undef SSM_AVX2
-#endif  // SSM_GEMM_X86_AVX2
-
-bool detect_avx2() {
-#ifdef SSM_GEMM_X86_AVX2
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  return false;
-#endif
+// Six rows × 8 k (float): load one vector per row, transpose in registers, and write the 48
+// packed values with 16-byte stores (4 rows) plus 8-byte stores (the other 2 rows) per k.
+__attribute__((target("avx2,fma")))
+void pack_rows_avx2(int64_t kc, const float* __restrict a, int64_t lda, float* __restrict dst) {
+  static_assert(GemmTile<float>::MR == 6);
+  const float* r[6];
+  for (int i = 0; i < 6; ++i) r[i] = a + i * lda;
+  int64_t k = 0;
+  for (; k + 8 <= kc; k += 8, dst += 48) {
+    const __m256 r0 = _mm256_loadu_ps(r[0] + k), r1 = _mm256_loadu_ps(r[1] + k);
+    const __m256 r2 = _mm256_loadu_ps(r[2] + k), r3 = _mm256_loadu_ps(r[3] + k);
+    const __m256 r4 = _mm256_loadu_ps(r[4] + k), r5 = _mm256_loadu_ps(r[5] + k);
+    // Per 128-bit lane (k+0..3 | k+4..7): t01a = r0[0] r1[0] r0[1] r1[1], t01b = r0[2] r1[2] ...
+    const __m256 t01a = _mm256_unpacklo_ps(r0, r1), t01b = _mm256_unpackhi_ps(r0, r1);
+    const __m256 t23a = _mm256_unpacklo_ps(r2, r3), t23b = _mm256_unpackhi_ps(r2, r3);
+    const __m256 t45a = _mm256_unpacklo_ps(r4, r5), t45b = _mm256_unpackhi_ps(r4, r5);
+    // Rows 0-3 of one k: u0 = k+0 | k+4, u1 = k+1 | k+5, u2 = k+2 | k+6, u3 = k+3 | k+7.
+    const __m256 u0 = _mm256_shuffle_ps(t01a, t23a, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 u1 = _mm256_shuffle_ps(t01a, t23a, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 u2 = _mm256_shuffle_ps(t01b, t23b, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 u3 = _mm256_shuffle_ps(t01b, t23b, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 rows03[4] = {u0, u1, u2, u3};
+    const __m256 rows45[2] = {t45a, t45b};  // rows 4-5: pairs for k+0,k+1 | k+4,k+5 and +2,+3
+    for (int half = 0; half < 2; ++half) {  // k+0..3, then k+4..7
+      float* d = dst + half * 24;
+      for (int q = 0; q < 4; ++q) {
+        const __m128 lo =
+            half ? _mm256_extractf128_ps(rows03[q], 1) : _mm256_castps256_ps128(rows03[q]);
+        const __m128 p = half ? _mm256_extractf128_ps(rows45[q / 2], 1)
+                              : _mm256_castps256_ps128(rows45[q / 2]);
+        _mm_storeu_ps(d + q * 6, lo);
+        if (q % 2 == 0)
+          _mm_storel_pi(reinterpret_cast<__m64*>(d + q * 6 + 4), p);
+        else
+          _mm_storeh_pi(reinterpret_cast<__m64*>(d + q * 6 + 4), p);
+      }
+    }
+  }
+  pack_rows_portable<float>(kc - k, a + k, lda, dst);
 }
+
+// Six rows × 4 k (double): same idea; each packed k is three 16-byte pairs.
+__attribute__((target("avx2,fma")))
+void pack_rows_avx2(int64_t kc, const double* __restrict a, int64_t lda, double* __restrict dst) {
+  static_assert(GemmTile<double>::MR == 6);
+  const double* r[6];
+  for (int i = 0; i < 6; ++i) r[i] = a + i * lda;
+  int64_t k = 0;
+  for (; k + 4 <= kc; k += 4, dst += 24) {
+    for (int pair = 0; pair < 3; ++pair) {  // rows 2p, 2p+1
+      const __m256d x = _mm256_loadu_pd(r[2 * pair] + k), y = _mm256_loadu_pd(r[2 * pair + 1] + k);
+      const __m256d lo = _mm256_unpacklo_pd(x, y);  // x[0] y[0] | x[2] y[2]
+      const __m256d hi = _mm256_unpackhi_pd(x, y);  // x[1] y[1] | x[3] y[3]
+      _mm_storeu_pd(dst + 0 * 6 + 2 * pair, _mm256_castpd256_pd128(lo));
+      _mm_storeu_pd(dst + 1 * 6 + 2 * pair, _mm256_castpd256_pd128(hi));
+      _mm_storeu_pd(dst + 2 * 6 + 2 * pair, _mm256_extractf128_pd(lo, 1));
+      _mm_storeu_pd(dst + 3 * 6 + 2 * pair, _mm256_extractf128_pd(hi, 1));
+    }
+  }
+  pack_rows_portable<double>(kc - k, a + k, lda, dst);
+}
+#undef SSM_AVX2
+
+bool use_avx2() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return yes;
+}
+#endif  // SSM_GEMM_X86_AVX2
 
 template <class T>
 MicroKernel<T> select_kernel() {
 #ifdef SSM_GEMM_X86_AVX2
-  if (gemm_use_avx2()) return &kernel_avx2<T>;
+  if (use_avx2()) return &kernel_avx2<T>;
 #endif
   return &kernel_portable<T>;
 }
 
-}  // namespace
-
-bool gemm_use_avx2() {
-  static const bool yes = detect_avx2();
-  return yes;
+template <class T>
+PackRows<T> select_pack_rows() {
+#ifdef SSM_GEMM_X86_AVX2
+  if (use_avx2()) return static_cast<void (*)(int64_t, const T*, int64_t, T*)>(&pack_rows_avx2);
+#endif
+  return &pack_rows_portable<T>;
 }
+
+}  // namespace
 
 template <class T>
 MicroKernel<T> micro_kernel() {
@@ -132,7 +206,15 @@ MicroKernel<T> micro_kernel() {
   return k;
 }
 
+template <class T>
+PackRows<T> pack_a_rows() {
+  static const PackRows<T> p = select_pack_rows<T>();
+  return p;
+}
+
 template MicroKernel<float> micro_kernel<float>();
 template MicroKernel<double> micro_kernel<double>();
+template PackRows<float> pack_a_rows<float>();
+template PackRows<double> pack_a_rows<double>();
 
 }  // namespace ssm::cpu::detail

@@ -18,13 +18,18 @@ template <> struct GemmTile<float>  { static constexpr int MR = 6, NR = 16; };
 template <> struct GemmTile<double> { static constexpr int MR = 6, NR = 8; };
 
 template <class T>
-using MicroKernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta);
+using MicroKernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha,
+                             T beta);
 
 // The best kernel this CPU can run, chosen once at first use (AVX2+FMA if present, else portable).
 // Compiling with -DSSM_GEMM_PORTABLE_ONLY forces the portable kernel (to test the fallback).
 template <class T> MicroKernel<T> micro_kernel();
 
-// Whether the AVX2+FMA paths (kernel and packing) are in use; packing has its own AVX2 fast paths.
-bool gemm_use_avx2();
+// Packs MR full rows of a row-major A (unit column stride, row stride lda) into the micro-panel
+// layout: dst[k*MR + i] = a[i*lda + k] for k < kc. This is a transpose, the one packing case that
+// plain loops do slowly (it dominates when N is small, e.g. N = 160), so it gets an AVX2 version.
+template <class T>
+using PackRows = void (*)(int64_t kc, const T* a, int64_t lda, T* dst);
+template <class T> PackRows<T> pack_a_rows();
 
 }  // namespace ssm::cpu::detail
