@@ -55,7 +55,9 @@ CausalConv1d::CausalConv1d(int64_t channels, int64_t kernel_size, bool with_bias
 Tensor CausalConv1d::forward(const Tensor& x) const { return causal_conv1d(x, weight, bias); }
 
 GatedMLP::GatedMLP(int64_t d_model, int64_t d_intermediate, Generator& gen, int64_t multiple_of)
-    : hidden((d_intermediate + multiple_of - 1) / multiple_of * multiple_of) {
+    : hidden(multiple_of > 0 ? (d_intermediate + multiple_of - 1) / multiple_of * multiple_of : 0) {
+  SSM_CHECK(multiple_of > 0 && d_intermediate > 0, "GatedMLP: d_intermediate (", d_intermediate, ") and multiple_of (",
+            multiple_of, ") must be positive");
   fc1 = register_module("fc1", std::make_shared<Linear>(d_model, 2 * hidden, false, gen));
   fc2 = register_module("fc2", std::make_shared<Linear>(hidden, d_model, false, gen));
 }

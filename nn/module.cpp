@@ -59,20 +59,25 @@ StateDict Module::state_dict() const {
 
 void Module::load_state_dict(const StateDict& state, const std::vector<std::string>& ignored_keys) {
   const auto named = named_parameters();
+  const auto ignored = [&](const std::string& name) {
+    return std::count(ignored_keys.begin(), ignored_keys.end(), name) > 0;
+  };
   std::set<std::string> expected;
   for (const auto& [name, p] : named) {
     expected.insert(name);
+    if (ignored(name)) continue;  // an ignored parameter may be absent, and is not loaded when present
     const auto it = state.find(name);
     SSM_CHECK(it != state.end(), "load_state_dict: missing key '", name, "' (expected shape ", shape_str(p.shape()), ")");
     SSM_CHECK(it->second.shape() == p.shape(), "load_state_dict: key '", name, "' has shape ",
               shape_str(it->second.shape()), " but the model expects ", shape_str(p.shape()));
   }
   for (const auto& [name, _] : state)
-    SSM_CHECK(expected.count(name) || std::count(ignored_keys.begin(), ignored_keys.end(), name),
+    SSM_CHECK(expected.count(name) || ignored(name),
               "load_state_dict: unexpected key '", name, "' (not a parameter of this model)");
   // Only after every check passed: a failed load leaves the model untouched.
   NoGradGuard no_grad;
-  for (const auto& [name, p] : named) p.copy_(state.at(name).to(p.device()));
+  for (const auto& [name, p] : named)
+    if (!ignored(name)) p.copy_(state.at(name).to(p.device()));
 }
 
 void Module::train(bool on) {

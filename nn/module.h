@@ -35,7 +35,7 @@ class Module {
   StateDict state_dict() const;
   // Copy `state` into the parameters. Strict: a missing or unexpected key, or a shape mismatch,
   // is an error naming the key (and both shapes). Values are converted to each parameter's dtype.
-  // `optional_keys` may be absent from `state` (e.g. a tied lm_head.weight) or present and ignored.
+  // `ignored_keys` may be absent from `state` (e.g. a tied lm_head.weight) or present and ignored.
   void load_state_dict(const StateDict& state, const std::vector<std::string>& ignored_keys = {});
 
   void train(bool on = true);

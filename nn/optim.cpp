@@ -75,6 +75,12 @@ void Optimizer::load_buffers(const StateDict& state,
               " but the parameter has ", shape_str(param->second.shape()));
     loaded.emplace_back(target, name, t.to(param->second.dtype()).contiguous().clone());
   }
+  // Each parameter's state is all of its kinds or none (exp_avg without exp_avg_sq is a broken checkpoint).
+  std::map<std::string, size_t> kinds_per_param;
+  for (const auto& entry : loaded) ++kinds_per_param[std::get<1>(entry)];
+  for (const auto& [name, n] : kinds_per_param)
+    SSM_CHECK(n == kinds.size(), "optimizer state: parameter '", name, "' has ", n, " of its ", kinds.size(),
+              " state entries");
   for (const auto& [kind, buffers] : kinds) buffers->clear();
   for (auto& [buffers, name, t] : loaded) buffers->emplace(name, t);
   step_count = step_it->second.item<int64_t>();
@@ -144,9 +150,14 @@ void SGD::step() {
       const Tensor g = p.grad();
       if (!g.defined()) continue;
       const Tensor grad = g.contiguous();
-      auto& buffer = momentum_buffer_[name];
-      const bool first = !buffer.defined();
-      if (first && momentum != 0) buffer = op::zeros_like(p);
+      Tensor buffer;  // plain SGD (momentum 0) keeps no buffer, so its state_dict holds only "step"
+      bool first = true;
+      if (momentum != 0) {
+        Tensor& slot = momentum_buffer_[name];
+        first = !slot.defined();
+        if (first) slot = op::zeros_like(p);
+        buffer = slot;
+      }
       dispatch_float(p.dtype(), "SGD", [&](auto t) {
         using T = decltype(t);
         T* pp = p.data<T>();
@@ -172,7 +183,7 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   NoGradGuard no_grad;
   double total_sq = 0;
   for (const Tensor& p : params)
-    if (p.grad().defined()) total_sq += op::sum(op::square(p.grad().to(DType::Float64))).item<double>();
+    if (p.grad().defined()) total_sq += op::sum(op::square(p.grad())).item<double>();  // sums accumulate in double
   const double total = std::sqrt(total_sq);
   if (total > max_norm && total > 0) {
     const double scale = max_norm / (total + 1e-6);  // as PyTorch: a hair under max_norm, never a division by 0

@@ -38,6 +38,7 @@ class Optimizer {
   int64_t step_count = 0;  // number of step() calls so far
 
   // State for checkpoints: "<kind>.<param name>" -> tensor, plus "step" as a 1-element int64 tensor.
+  // The buffers are the live ones (not copies): write them out before the next step().
   virtual StateDict state_dict() const = 0;
   virtual void load_state_dict(const StateDict& state) = 0;
 
@@ -51,6 +52,8 @@ class Optimizer {
 // AdamW (Loshchilov & Hutter): decoupled weight decay, bias-corrected moments.
 //   p ← p − lr·wd·p;  m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²
 //   p ← p − lr · (m / (1−β1ᵗ)) / (√(v / (1−β2ᵗ)) + eps)
+// t is the optimiser's step count (PyTorch counts per parameter; the two agree whenever every
+// parameter gets a gradient at every step, as in our models).
 class AdamW final : public Optimizer {
  public:
   AdamW(std::vector<ParamGroup> groups, double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8);
