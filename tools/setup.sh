@@ -18,3 +18,12 @@ if ((${#missing[@]})); then
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Python packages the tests use to read our checkpoints the way PyTorch users do (safetensors'
+# own parser). Best effort: without them that one test skips and says why.
+if ! python3 -c "import safetensors, numpy" 2>/dev/null; then
+  echo "setup: installing the Python packages safetensors and numpy"
+  python3 -m pip install --quiet safetensors numpy 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages safetensors numpy ||
+    echo "setup: warning: could not install safetensors/numpy; the Python read-back test will skip" >&2
+fi
