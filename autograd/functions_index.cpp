@@ -17,11 +17,13 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
 }
 
 // The token embedding: rows of weight [V, D] picked by ids (any shape) -> [..ids, D].
+// dweight[ids[i]] += g[i] (repeated ids accumulate)
 Tensor embedding(const Tensor& weight, const Tensor& ids) {
-  SSM_CHECK(weight.dim() == 2, "embedding: weight must be [vocab, dim], got ", weight.describe());
-  Shape shape = ids.shape();
-  shape.push_back(weight.size(1));
-  return reshape(index_select(weight, 0, ids.reshape({ids.numel()})), shape);
+  return record("embedding", {weight, ids}, op::embedding(weight, ids), {ids},
+                [shape = weight.shape()](const Tensor& g, const Node& n) {
+                  const Tensor flat_ids = n.saved()[0].reshape({-1});
+                  return Grads{op::index_add(shape, 0, flat_ids, g.reshape({flat_ids.numel(), shape[1]})), Tensor()};
+                });
 }
 
 // out[i][j][k] = x[i][index[i][j][k]][k] (dim 1):  dx = scatter_add(g) at the same places

@@ -23,8 +23,8 @@ static Tensor matmul_batched(const Tensor& a, const Tensor& b) {
     if (n.needs_input_grad(0)) grads[0] = op::sum_to(op::matmul(g, b.transpose(-1, -2)), a.shape());
     if (n.needs_input_grad(1)) {
       if (b.dim() == 2 && a.dim() > 2) {  // shared weight: fold the batch into the rows
-        const int64_t K = a.size(-1), N = g.size(-1);
-        grads[1] = op::matmul(a.reshape({-1, K}).transpose(0, 1), g.reshape({-1, N}));
+        const int64_t K = a.size(-1), N = g.size(-1), rows = numel(Shape(a.shape().begin(), a.shape().end() - 1));
+        grads[1] = op::matmul(a.reshape({rows, K}).transpose(0, 1), g.reshape({rows, N}));
       } else {
         grads[1] = op::sum_to(op::matmul(a.transpose(-1, -2), g), b.shape());
       }

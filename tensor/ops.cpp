@@ -131,7 +131,10 @@ void binary_(BinaryOp kind, const Tensor& a, const Tensor& b) {
   check_same_dtype(a, b, name);
   SSM_CHECK(broadcast_shapes(a.shape(), b.shape(), name) == a.shape(), name, "_: cannot broadcast ", b.describe(),
             " into ", a.describe(), " in place");
-  backend_of(a).binary(kind, a, b.expand(a.shape()), a);
+  a.check_writable(name);
+  // b reading memory that a overwrites (other than element for element) must be read from a copy
+  const bool overlaps = b.impl_ptr()->storage == a.impl_ptr()->storage && (b.offset() != a.offset() || b.strides() != a.strides());
+  backend_of(a).binary(kind, a, (overlaps ? b.clone() : b).expand(a.shape()), a);
   a.impl_ptr()->storage->bump_version();
 }
 
@@ -219,14 +222,14 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 }
 
 // logsumexp(x) = m + log(sum(exp(x - m))) with m = max(x): no overflow, exact for a single element.
-// A max of -inf (all entries -inf) is replaced by 0 so the result is -inf rather than NaN.
+// A max of -inf (all entries -inf) or +inf is replaced by 0 so the result is -inf / +inf rather than NaN.
 Tensor logsumexp(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   check_defined(x, "logsumexp");
   SSM_CHECK(x.dtype() == DType::Float32 || x.dtype() == DType::Float64, "logsumexp: needs float32 or float64, got ",
             x.describe());
   const auto rdims = reduced_dims(x, dims, "logsumexp");
   Tensor m = max(x, rdims, /*keepdim=*/true);
-  m = where(eq(m, scalar_like(m, -std::numeric_limits<double>::infinity())), scalar_like(m, 0.0), m);
+  m = where(eq(abs(m), scalar_like(m, std::numeric_limits<double>::infinity())), scalar_like(m, 0.0), m);
   Tensor out = add(log(sum(exp(sub(x, m)), rdims, /*keepdim=*/true)), m);
   return keepdim ? out : drop_reduced(out, rdims);
 }
@@ -276,8 +279,9 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
             " vs ", b.size(-2), ")");
   if (b.dim() == 2 && a.dim() > 2) {  // activations times a weight: one tall product instead of a batch of small ones
     Shape out_shape(a.shape().begin(), a.shape().end() - 1);
-    out_shape.push_back(N);
-    return matmul(a.reshape({-1, K}), b).view(out_shape);
+    const int64_t rows = numel(out_shape);       // explicit, not -1: K may be 0
+    if (b_in.dim() > 1) out_shape.push_back(N);  // a 1-d right operand drops its column dim, as in NumPy
+    return matmul(a.reshape({rows, K}), b).view(out_shape);
   }
   const Shape a_batch(a.shape().begin(), a.shape().end() - 2), b_batch(b.shape().begin(), b.shape().end() - 2);
   Shape batch = broadcast_shapes(a_batch, b_batch, "matmul");
@@ -323,10 +327,17 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
 }
 
 Tensor embedding(const Tensor& weight, const Tensor& ids) {
+  check_defined(weight, "embedding");
+  check_defined(ids, "embedding");
   SSM_CHECK(weight.dim() == 2, "embedding: weight must be [vocab, dim], got ", weight.describe());
+  check_index(ids, "embedding");  // checked here (not left to index_select) so errors name embedding
+  check_same_device(weight, ids, "embedding");
+  check_index_range(ids, weight.size(0), "embedding");
   Shape shape = ids.shape();
   shape.push_back(weight.size(1));
-  return index_select(weight, 0, ids.reshape({ids.numel()})).view(shape);
+  Tensor out = Tensor::empty({ids.numel(), weight.size(1)}, weight.dtype(), weight.device());
+  backend_of(weight).index_select(weight, 0, ids.reshape({ids.numel()}).contiguous(), out);
+  return out.view(shape);
 }
 
 Tensor index_add(const Shape& shape, int64_t dim, const Tensor& index, const Tensor& src) {

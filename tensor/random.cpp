@@ -46,6 +46,7 @@ namespace op {
 template <class Draw>
 static Tensor generate(const Shape& shape, DType dtype, Device device, const char* name, Draw draw) {
   SSM_CHECK(is_floating(dtype), name, ": needs a floating dtype, got ", dtype_name(dtype));
+  for (int64_t d : shape) SSM_CHECK(d >= 0, name, ": negative dimension in shape ", shape_str(shape));
   std::vector<double> values(static_cast<size_t>(numel(shape)));
   for (auto& v : values) v = draw();
   return Tensor::from_vector(values, shape).to(dtype).to(device);
@@ -62,6 +63,7 @@ Tensor normal(const Shape& shape, double mean, double std, Generator& gen, DType
 }
 
 Tensor randperm(int64_t n, Generator& gen) {
+  SSM_CHECK(n >= 0, "randperm: negative length ", n);
   std::vector<int64_t> perm(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) perm[i] = i;
   for (int64_t i = n - 1; i > 0; --i) std::swap(perm[i], perm[gen.next_u64() % static_cast<uint64_t>(i + 1)]);

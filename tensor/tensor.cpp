@@ -33,6 +33,7 @@ Tensor Tensor::ones(const Shape& shape, DType dtype, Device device) { return ful
 Tensor Tensor::scalar(double value, DType dtype, Device device) { return full({}, value, dtype, device); }
 
 Tensor Tensor::arange(int64_t n, DType dtype, Device device) {
+  SSM_CHECK(n >= 0, "arange: negative length ", n);
   std::vector<double> values(static_cast<size_t>(n));
   std::iota(values.begin(), values.end(), 0.0);
   return from_vector(values, {n}).to(dtype).to(device);
@@ -126,6 +127,19 @@ double Tensor::at(std::initializer_list<int64_t> index) const {
 // ---------------------------------------------------------------- views
 
 Tensor Tensor::as_strided(const Shape& shape, const Strides& strides, int64_t offset) const {
+  SSM_CHECK(shape.size() == strides.size(), "as_strided: shape ", shape_str(shape), " and strides ", shape_str(strides),
+            " differ in rank");
+  if (ssm::numel(shape) > 0) {  // every reachable element must lie inside the storage
+    int64_t lowest = offset, highest = offset;
+    for (size_t d = 0; d < shape.size(); ++d) {
+      SSM_CHECK(shape[d] >= 0, "as_strided: negative size in ", shape_str(shape));
+      const int64_t reach = (shape[d] - 1) * strides[d];
+      (reach < 0 ? lowest : highest) += reach;
+    }
+    const int64_t capacity = static_cast<int64_t>(impl().storage->bytes() / dtype_size(dtype()));
+    SSM_CHECK(lowest >= 0 && highest < capacity, "as_strided: shape ", shape_str(shape), " with strides ",
+              shape_str(strides), " and offset ", offset, " reaches outside the storage of ", capacity, " elements");
+  }
   auto v = std::make_shared<TensorImpl>();
   v->storage = impl().storage;
   v->shape = shape;
@@ -319,9 +333,19 @@ const Tensor& Tensor::copy_(const Tensor& src) const {
             " (move it with .to(device) first)");
   SSM_CHECK(broadcast_shapes(src.shape(), shape(), "copy_") == shape(), "copy_: cannot broadcast ", src.describe(),
             " to ", describe());
-  backend_for(device()).copy(src.expand(shape()), *this);
+  check_writable("copy_");
+  // Reading a view of the very memory being written (x.copy_(x.transpose(0, 1))) would read
+  // half-updated values: copy the source out first.
+  const bool overlaps = src.impl_ptr()->storage == impl().storage && (src.offset() != offset() || src.strides() != strides());
+  backend_for(device()).copy((overlaps ? src.clone() : src).expand(shape()), *this);
   impl().storage->bump_version();
   return *this;
+}
+
+void Tensor::check_writable(const char* op) const {
+  for (int64_t d = 0; d < dim(); ++d)
+    SSM_CHECK(strides()[d] != 0 || shape()[d] <= 1, op, ": cannot write in place into ", describe(),
+              ", a broadcast view whose elements share memory (dimension ", d, " has stride 0); write into a copy");
 }
 
 const Tensor& Tensor::fill_(double value) const {

@@ -99,6 +99,9 @@ class Tensor {
   const Tensor& copy_(const Tensor& src) const;  // broadcasts src to this shape; converts dtype
   const Tensor& fill_(double value) const;
   const Tensor& zero_() const { return fill_(0.0); }
+  // Throws if this is a broadcast view (a stride-0 dim of size > 1): an in-place op would write
+  // each memory cell several times. `op` names the caller in the message.
+  void check_writable(const char* op) const;
 
   // ---- autograd slots (see autograd/engine.h) ----
   bool requires_grad() const { return impl().requires_grad; }

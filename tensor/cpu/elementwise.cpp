@@ -3,6 +3,7 @@
 // Each kernel is "a scalar function applied along rows" (strided_loop.h finds the rows). The
 // scalar functions are written for numerical safety first: sigmoid and softplus never overflow.
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include "tensor/cpu/kernels.h"
@@ -15,11 +16,21 @@ namespace {
 template <class T>
 constexpr bool is_half_v = std::is_same_v<T, BFloat16> || std::is_same_v<T, Float16>;
 
+// Floating -> integer saturates (NaN -> 0) instead of the undefined behaviour of a plain cast.
 template <class To, class From>
 To convert(From v) {
-  if constexpr (is_half_v<From>) return convert<To>(static_cast<float>(v));
-  else if constexpr (is_half_v<To>) return To(static_cast<float>(v));
-  else return static_cast<To>(v);
+  if constexpr (is_half_v<From>) {
+    return convert<To>(static_cast<float>(v));
+  } else if constexpr (is_half_v<To>) {
+    return To(static_cast<float>(v));
+  } else if constexpr (std::is_integral_v<To> && std::is_floating_point_v<From>) {
+    if (v != v) return 0;
+    if (v <= static_cast<From>(std::numeric_limits<To>::lowest())) return std::numeric_limits<To>::lowest();
+    if (v >= static_cast<From>(std::numeric_limits<To>::max())) return std::numeric_limits<To>::max();
+    return static_cast<To>(v);
+  } else {
+    return static_cast<To>(v);
+  }
 }
 
 template <class T>
@@ -151,7 +162,7 @@ void fill(const Tensor& dst, double value) {
 void unary(UnaryOp op, const Tensor& x, const Tensor& out, double a, double b) {
   dispatch_numeric(x.dtype(), "unary", [&](auto t) {
     using T = decltype(t);
-    unary_typed<T>(op, x, out, static_cast<T>(a), static_cast<T>(b));
+    unary_typed<T>(op, x, out, convert<T>(a), convert<T>(b));
   });
 }
 
