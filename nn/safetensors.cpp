@@ -96,10 +96,10 @@ uint64_t header_length(std::span<const uint8_t> first8, uint64_t file_size, cons
 }
 
 // Parse the JSON text with nlohmann, refusing duplicate keys in the top-level object and in the
-// entries (nlohmann would silently keep one of them).
+// objects directly inside it, the entries and __metadata__ (nlohmann would silently keep the last).
 Json parse_json(std::span<const uint8_t> text, const std::string& source) {
   int depth = 0;                 // open objects and arrays
-  std::set<std::string> keys[2];  // keys seen in the open object at depth 0 (top level) and 1 (an entry)
+  std::set<std::string> keys[2];  // keys of the open object at nesting level 0 (top) and 1 (an entry)
   std::string duplicate;
   const Json::parser_callback_t check_keys = [&](int, Json::parse_event_t event, Json& parsed) {
     switch (event) {
