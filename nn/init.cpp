@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "autograd/grad_mode.h"
+#include "nn/layers.h"
 
 namespace ssm::nn::init {
 
@@ -26,6 +27,27 @@ void kaiming_uniform_(const Tensor& t, int64_t fan_in, Generator& gen) {
 void constant_(const Tensor& t, double value) {
   NoGradGuard no_grad;
   t.fill_(value);
+}
+
+static bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+void official_lm_init(Module& model, int64_t n_layer, Generator& gen) {
+  SSM_CHECK(n_layer > 0, "official_lm_init: n_layer must be positive, got ", n_layer);
+  for (auto& [name, module] : model.named_modules()) {
+    if (auto* linear = dynamic_cast<Linear*>(module)) {
+      if (linear->bias.defined()) constant_(linear->bias, 0.0);
+      const bool residual_output = name == "out_proj" || name == "fc2" || ends_with(name, ".out_proj") || ends_with(name, ".fc2");
+      if (residual_output) {
+        const int64_t fan_in = linear->weight.size(1);
+        const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in)) / std::sqrt(static_cast<double>(n_layer));
+        uniform_(linear->weight, -bound, bound, gen);
+      }
+    } else if (auto* embedding = dynamic_cast<Embedding*>(module)) {
+      normal_(embedding->weight, 0.0, 0.02, gen);
+    }
+  }
 }
 
 }  // namespace ssm::nn::init

@@ -51,6 +51,13 @@ int64_t Module::num_parameters() const {
   return n;
 }
 
+std::vector<std::pair<std::string, Module*>> Module::named_modules() {
+  std::vector<std::pair<std::string, Module*>> out{{"", this}};
+  for (auto& [name, child] : children_)
+    for (auto& [sub, module] : child->named_modules()) out.emplace_back(sub.empty() ? name : name + "." + sub, module);
+  return out;
+}
+
 StateDict Module::state_dict() const {
   StateDict out;
   for (auto& [name, p] : named_parameters()) out.emplace(name, p);

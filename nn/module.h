@@ -31,6 +31,9 @@ class Module {
   std::vector<Tensor> parameters() const;
   int64_t num_parameters() const;  // total element count
 
+  // Every module in the tree (this one first, named ""), depth first, with its dotted name.
+  std::vector<std::pair<std::string, Module*>> named_modules();
+
   // Name -> tensor (the parameters themselves, not copies).
   StateDict state_dict() const;
   // Copy `state` into the parameters. Strict: a missing or unexpected key, or a shape mismatch,

@@ -972,3 +972,41 @@ TEST(NnLayers, ErrorsNameTheOpAndShapes) {
 }
 
 }  // namespace
+
+// ---- the official LM initialisation rule (spec §4.3)
+namespace {
+class TinyLm : public ssm::nn::Module {
+ public:
+  explicit TinyLm(ssm::Generator& gen) {
+    embedding = register_module("embedding", std::make_shared<ssm::nn::Embedding>(64, 16, gen));
+    in_proj = register_module("in_proj", std::make_shared<ssm::nn::Linear>(16, 32, true, gen));
+    out_proj = register_module("out_proj", std::make_shared<ssm::nn::Linear>(32, 16, true, gen));
+    conv = register_module("conv", std::make_shared<ssm::nn::CausalConv1d>(8, 4, true, gen));
+  }
+  std::shared_ptr<ssm::nn::Embedding> embedding;
+  std::shared_ptr<ssm::nn::Linear> in_proj, out_proj;
+  std::shared_ptr<ssm::nn::CausalConv1d> conv;
+};
+}  // namespace
+
+TEST(NnLayers, OfficialLmInitFollowsTheSpec) {
+  ssm::Generator gen(3);
+  TinyLm model(gen);
+  const auto conv_bias_before = model.conv->bias.to_vector<float>();
+  const auto in_proj_before = model.in_proj->weight.to_vector<float>();
+  const int64_t n_layer = 4;
+  ssm::nn::init::official_lm_init(model, n_layer, gen);
+  for (float b : model.in_proj->bias.to_vector<float>()) EXPECT_EQ(b, 0.0f);   // Linear biases zeroed
+  for (float b : model.out_proj->bias.to_vector<float>()) EXPECT_EQ(b, 0.0f);
+  EXPECT_EQ(model.conv->bias.to_vector<float>(), conv_bias_before);            // conv untouched
+  EXPECT_EQ(model.in_proj->weight.to_vector<float>(), in_proj_before);         // other Linears keep their init
+  const double bound = 1.0 / std::sqrt(32.0) / std::sqrt(static_cast<double>(n_layer));
+  double largest = 0;
+  for (float w : model.out_proj->weight.to_vector<float>()) largest = std::max(largest, std::abs(double(w)));
+  EXPECT_LE(largest, bound);
+  EXPECT_GT(largest, 0.8 * bound);  // 512 draws fill the range
+  double sum_sq = 0;
+  const auto emb = model.embedding->weight.to_vector<float>();
+  for (float w : emb) sum_sq += double(w) * w;
+  EXPECT_NEAR(std::sqrt(sum_sq / emb.size()), 0.02, 0.002);  // N(0, 0.02) over 1024 draws
+}
