@@ -62,14 +62,18 @@ static Tensor extremum(const char* name, BinaryOp kind, BinaryOp wins, const Ten
 Tensor maximum(const Tensor& a, const Tensor& b) { return extremum("maximum", BinaryOp::Maximum, BinaryOp::Gt, a, b); }
 Tensor minimum(const Tensor& a, const Tensor& b) { return extremum("minimum", BinaryOp::Minimum, BinaryOp::Lt, a, b); }
 
-// out = a^b:  da = g * b * a^(b-1),  db = g * out * log(a)
+// out = a^b:  da = g * b * a^(b-1) (0 where b = 0: a^0 is constant, and 0 * 0^-1 would be NaN at a = 0),
+//             db = g * out * log(a)
 Tensor pow(const Tensor& a, const Tensor& b) {
   const Tensor out = op::pow(a, b);
   return record("pow", {a, b}, out, {a, b, out}, [](const Tensor& g, const Node& n) {
     const auto s = n.saved();
     Grads grads(2);
-    if (n.needs_input_grad(0))
-      grads[0] = op::sum_to(op::mul(g, op::mul(s[1], op::pow(s[0], op::add(s[1], -1.0)))), s[0].shape());
+    if (n.needs_input_grad(0)) {
+      const Tensor dout_da = op::mul(s[1], op::pow(s[0], op::add(s[1], -1.0)));
+      const Tensor zero = op::scalar_like(dout_da, 0.0);
+      grads[0] = op::sum_to(op::mul(g, op::where(op::eq(s[1], zero), zero, dout_da)), s[0].shape());
+    }
     if (n.needs_input_grad(1)) grads[1] = op::sum_to(op::mul(g, op::mul(s[2], op::log(s[0]))), s[1].shape());
     return grads;
   });
@@ -85,9 +89,10 @@ Tensor mul(const Tensor& a, double c) {
   return record("mul_scalar", {a}, op::mul(a, c), {}, [c](const Tensor& g, const Node&) { return Grads{op::mul(g, c)}; });
 }
 
-// out = x^p:  dx = g * p * x^(p-1)
+// out = x^p:  dx = g * p * x^(p-1)  (0 for p = 0: 0 * 0^-1 would be NaN at x = 0)
 Tensor pow(const Tensor& x, double p) {
   return record("pow_scalar", {x}, op::pow(x, p), {x}, [p](const Tensor& g, const Node& n) {
+    if (p == 0.0) return Grads{op::zeros_like(n.saved()[0])};
     return Grads{op::mul(op::mul(g, op::pow(n.saved()[0], p - 1.0)), p)};
   });
 }

@@ -5,6 +5,23 @@
 
 namespace ssm {
 
+// Dropping the last handle to a graph would free node after node through nested shared_ptr
+// destructors, one stack frame chain per node: a graph a million ops deep overflows the stack.
+// Instead, take over the producers this node solely owns and free them from a local worklist.
+Node::~Node() {
+  std::vector<std::shared_ptr<Node>> orphans;
+  auto adopt = [&orphans](std::vector<Edge>& edges) {
+    for (Edge& e : edges)
+      if (e.node && e.node.use_count() == 1) orphans.push_back(std::move(e.node));
+  };
+  adopt(next);
+  while (!orphans.empty()) {
+    std::shared_ptr<Node> node = std::move(orphans.back());
+    orphans.pop_back();
+    adopt(node->next);
+  }  // `node` is freed here, its sole-owned producers already moved out
+}
+
 void Node::save_for_backward(const std::vector<Tensor>& tensors) {
   saved_.clear();
   for (const Tensor& t : tensors) {

@@ -59,7 +59,7 @@ struct OutputInfo {
 class Node {
  public:
   explicit Node(std::string name) : name_(std::move(name)) {}
-  virtual ~Node() = default;
+  virtual ~Node();  // frees a long chain of producers iteratively, not recursively (no stack overflow)
   const std::string& name() const { return name_; }
 
   // gradients of the outputs -> gradients of the inputs (see file comment)
