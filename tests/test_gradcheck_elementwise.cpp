@@ -12,18 +12,13 @@
 #include "autograd/functions.h"
 #include "autograd/gradcheck.h"
 #include "tensor/random.h"
+#include "tests/gradcheck_helpers.h"
 
 namespace {
 
 using namespace ssm;
-using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
+using namespace ssm::testing;
 
-Tensor leaf(Tensor t, bool requires_grad = true) {
-  t.set_requires_grad(requires_grad);
-  return t;
-}
-Tensor randn(const Shape& s, Generator& g) { return leaf(op::normal(s, 0.0, 1.0, g, DType::Float64)); }
-Tensor randu(const Shape& s, double lo, double hi, Generator& g) { return leaf(op::uniform(s, lo, hi, g, DType::Float64)); }
 // Values with |x| in [lo, hi] and a random sign: away from the kink at 0.
 Tensor away_from_zero(const Shape& s, double lo, double hi, Generator& g) {
   Tensor mag = op::uniform(s, lo, hi, g, DType::Float64);
@@ -32,11 +27,6 @@ Tensor away_from_zero(const Shape& s, double lo, double hi, Generator& g) {
   // sign() of an exact 0 would give 0; the uniform draw never returns exactly 0 in practice, but be safe
   EXPECT_GT(op::min(op::abs(x)).item<double>(), 0.0);
   return leaf(x);
-}
-
-void expect_gradcheck(const Fn& f, const std::vector<Tensor>& inputs) {
-  const GradcheckResult r = gradcheck(f, inputs);
-  EXPECT_TRUE(r.ok) << r.message;
 }
 
 // ---------------------------------------------------------------- binary arithmetic

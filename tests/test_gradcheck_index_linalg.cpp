@@ -11,23 +11,14 @@
 #include "autograd/functions.h"
 #include "autograd/gradcheck.h"
 #include "tensor/random.h"
+#include "tests/gradcheck_helpers.h"
 
 namespace {
 
 using namespace ssm;
-using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
+using namespace ssm::testing;
 
-Tensor leaf(Tensor t, bool requires_grad = true) {
-  t.set_requires_grad(requires_grad);
-  return t;
-}
-Tensor randn(const Shape& s, Generator& g) { return leaf(op::normal(s, 0.0, 1.0, g, DType::Float64)); }
 Tensor ids(const std::vector<int64_t>& v, const Shape& s) { return Tensor::from_vector<int64_t>(v, s); }
-
-void expect_gradcheck(const Fn& f, const std::vector<Tensor>& inputs) {
-  const GradcheckResult r = gradcheck(f, inputs);
-  EXPECT_TRUE(r.ok) << r.message;
-}
 
 // ---------------------------------------------------------------- indexing
 

@@ -11,24 +11,14 @@
 #include "autograd/functions.h"
 #include "autograd/gradcheck.h"
 #include "tensor/random.h"
+#include "tests/gradcheck_helpers.h"
 
 namespace {
 
 using namespace ssm;
-using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
+using namespace ssm::testing;
 using Dims = std::vector<int64_t>;
 using ReduceFn = Tensor (*)(const Tensor&, const Dims&, bool);
-
-Tensor leaf(Tensor t) {
-  t.set_requires_grad(true);
-  return t;
-}
-Tensor randn(const Shape& s, Generator& g) { return leaf(op::normal(s, 0.0, 1.0, g, DType::Float64)); }
-
-void expect_gradcheck(const Fn& f, const std::vector<Tensor>& inputs) {
-  const GradcheckResult r = gradcheck(f, inputs);
-  EXPECT_TRUE(r.ok) << r.message;
-}
 
 std::string dims_str(const Dims& d) { return d.empty() ? std::string("all") : shape_str(d); }
 

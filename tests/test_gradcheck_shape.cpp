@@ -12,22 +12,12 @@
 #include "autograd/functions.h"
 #include "autograd/gradcheck.h"
 #include "tensor/random.h"
+#include "tests/gradcheck_helpers.h"
 
 namespace {
 
 using namespace ssm;
-using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
-
-Tensor leaf(Tensor t) {
-  t.set_requires_grad(true);
-  return t;
-}
-Tensor randn(const Shape& s, Generator& g) { return leaf(op::normal(s, 0.0, 1.0, g, DType::Float64)); }
-
-void expect_gradcheck(const Fn& f, const std::vector<Tensor>& inputs) {
-  const GradcheckResult r = gradcheck(f, inputs);
-  EXPECT_TRUE(r.ok) << r.message;
-}
+using namespace ssm::testing;
 
 TEST(GradcheckShape, ReshapeAndFlatten) {
   Generator g(31);

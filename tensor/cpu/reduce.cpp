@@ -86,13 +86,7 @@ void reduce_typed(ReduceOp op, const Tensor& x, const Tensor& out) {
     // Row mode: each output folds its own reduced index space.
     const int64_t rank = static_cast<int64_t>(kept.shape.size());
     parallel_for(n_out, n_out * n_reduced, [&](int64_t o) {
-      int64_t x_off = 0, out_off = 0;
-      for (int64_t d = rank - 1, r = o; d >= 0; --d) {
-        const int64_t i = r % kept.shape[d];
-        r /= kept.shape[d];
-        x_off += i * kept.strides[0][d];
-        out_off += i * kept.strides[1][d];
-      }
+      const auto [x_off, out_off] = offsets_of<2>(o, kept.shape, kept.strides, rank);
       Acc<T> acc = fold.init();
       for_each_offset(reduced.shape, reduced.strides[0], x_off, [&](int64_t off) { acc = fold(acc, px[off]); });
       po[out_off] = static_cast<T>(acc);
@@ -107,15 +101,10 @@ void reduce_typed(ReduceOp op, const Tensor& x, const Tensor& out) {
   const int64_t strips_per_row = (lanes + kStrip - 1) / kStrip;
   const int64_t outer = n_out / lanes;
   parallel_for(outer * strips_per_row, n_out * n_reduced, [&](int64_t task) {
-    int64_t r = task / strips_per_row;
     const int64_t first = (task % strips_per_row) * kStrip, width = std::min(kStrip, lanes - first);
-    int64_t x_off = first * lane_x, out_off = first * lane_out;
-    for (int64_t d = rank - 2; d >= 0; --d) {
-      const int64_t i = r % kept.shape[d];
-      r /= kept.shape[d];
-      x_off += i * kept.strides[0][d];
-      out_off += i * kept.strides[1][d];
-    }
+    auto [x_off, out_off] = offsets_of<2>(task / strips_per_row, kept.shape, kept.strides, rank - 1);
+    x_off += first * lane_x;
+    out_off += first * lane_out;
     Acc<T> acc[kStrip];
     std::fill(acc, acc + width, fold.init());
     for_each_offset(reduced.shape, reduced.strides[0], x_off, [&](int64_t off) {
@@ -147,13 +136,7 @@ void cumsum(const Tensor& x, int64_t dim, const Tensor& out) {
     const auto lines = collapse<2>(lines_shape, {lines_x, lines_out});
     const int64_t n_lines = numel(lines_shape), rank = static_cast<int64_t>(lines.shape.size());
     parallel_for(n_lines, n_lines * length, [&](int64_t line) {
-      int64_t x_off = 0, out_off = 0;
-      for (int64_t d = rank - 1, r = line; d >= 0; --d) {
-        const int64_t i = r % lines.shape[d];
-        r /= lines.shape[d];
-        x_off += i * lines.strides[0][d];
-        out_off += i * lines.strides[1][d];
-      }
+      const auto [x_off, out_off] = offsets_of<2>(line, lines.shape, lines.strides, rank);
       Acc<T> acc = 0;
       for (int64_t i = 0; i < length; ++i) {
         acc += static_cast<Acc<T>>(px[x_off + i * x_step]);

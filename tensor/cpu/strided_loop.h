@@ -41,6 +41,19 @@ CollapsedLayout<N> collapse(const Shape& shape, const std::array<Strides, N>& st
   return out;
 }
 
+// Element offsets, in each of N layouts, of the row-major position `flat` within the first
+// `dims` dimensions of `shape` (dims < rank leaves the inner dimensions at index 0).
+template <size_t N>
+std::array<int64_t, N> offsets_of(int64_t flat, const Shape& shape, const std::array<Strides, N>& strides, int64_t dims) {
+  std::array<int64_t, N> offsets{};
+  for (int64_t d = dims - 1; d >= 0; --d) {
+    const int64_t i = flat % shape[d];
+    flat /= shape[d];
+    for (size_t k = 0; k < N; ++k) offsets[k] += i * strides[k][d];
+  }
+  return offsets;
+}
+
 template <size_t N, class RowFn>
 void for_each_row(const Shape& shape, const std::array<Strides, N>& strides, RowFn&& row) {
   const int64_t total = numel(shape);
@@ -59,14 +72,8 @@ void for_each_row(const Shape& shape, const std::array<Strides, N>& strides, Row
   const int64_t rows = total / inner;
 
   parallel_for(rows * blocks_per_row, total, [&](int64_t task) {
-    int64_t r = task / blocks_per_row;
     const int64_t block = task % blocks_per_row;
-    std::array<int64_t, N> offsets{};
-    for (int64_t d = rank - 2; d >= 0; --d) {  // row index -> offsets through the outer dims
-      const int64_t i = r % layout.shape[d];
-      r /= layout.shape[d];
-      for (size_t k = 0; k < N; ++k) offsets[k] += i * layout.strides[k][d];
-    }
+    std::array<int64_t, N> offsets = offsets_of<N>(task / blocks_per_row, layout.shape, layout.strides, rank - 1);
     const int64_t start = block * kBlock;
     for (size_t k = 0; k < N; ++k) offsets[k] += start * inner_strides[k];
     row(std::min(kBlock, inner - start), offsets, inner_strides);
