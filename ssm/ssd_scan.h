@@ -29,4 +29,16 @@ struct ScanOutput {
 ScanOutput ssd_scan_reference(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& B, const Tensor& C,
                               const Tensor& D, const Tensor& initial_state = Tensor());
 
+// The chunked SSD (spec §2.4, backward §2.6): the same op and result as ssd_scan_reference, computed
+// chunk by chunk — an intra-chunk quadratic form (Q Kᵀ ⊙ decay mask) · V plus inter-chunk state
+// passing — keeping one state S_c per chunk (not per step) for the hand-written chunked backward.
+// L need not be a multiple of chunk_size (the last chunk is just shorter, which equals the spec's
+// zero padding). chunk_size must be positive. CPU only, float32 and float64.
+ScanOutput ssd_scan_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& B, const Tensor& C,
+                            const Tensor& D, const Tensor& initial_state, int64_t chunk_size);
+
+// Shape/dtype/device validation shared by the scan implementations (throws ssm::Error).
+void check_ssd_inputs(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& B, const Tensor& C,
+                      const Tensor& D, const Tensor& initial_state);
+
 }  // namespace ssm
