@@ -11,17 +11,11 @@
 #include <cmath>
 #include <vector>
 
-#include "autograd/node.h"
-#include "ssm/ssd_scan.h"
-#include "tensor/ops.h"
+#include "ssm/ssd_scan_function.h"
 
 namespace ssm {
 namespace {
 
-struct Sizes {
-  int64_t batch, L, H, P, G, N, Q, nchunks;
-  int64_t group_of(int64_t h) const { return h / (H / G); }
-};
 
 // Chunk-local quantities for one (batch, head, chunk), shared by forward and backward.
 template <class T>
@@ -30,7 +24,7 @@ struct ChunkLocal {
   std::vector<T> a, cs, seg;  // a_t, cs_t, seg_ts (q×q, row t, col s; only s ≤ t used)
   std::vector<T> V;           // V_t = dt_t x_t (q×P)
 
-  void build(const Sizes& s, int64_t b, int64_t h, int64_t t0, int64_t len, const T* x, const T* dt, const T* A) {
+  void build(const SsdSizes& s, int64_t b, int64_t h, int64_t t0, int64_t len, const T* x, const T* dt, const T* A) {
     q = len;
     a.assign(q, T(0));
     cs.assign(q, T(0));
@@ -56,59 +50,12 @@ struct ChunkLocal {
   }
 };
 
-class SsdScanChunked final : public Function {
- public:
-  explicit SsdScanChunked(int64_t chunk_size) : Function("ssd_scan_chunked"), chunk_size_(chunk_size) {}
-
-  std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
-    const Tensor x = in[0].contiguous(), dt = in[1].contiguous(), A = in[2].contiguous(), B = in[3].contiguous(),
-                 C = in[4].contiguous(), D = in[5].contiguous();
-    const Sizes s = sizes(x, B);
-    const Tensor h0 = in[6].defined() ? in[6].contiguous() : Tensor::zeros({s.batch, s.H, s.P, s.N}, x.dtype());
-    Tensor y = Tensor::empty(x.shape(), x.dtype());
-    Tensor states = Tensor::empty({s.batch, s.nchunks + 1, s.H, s.P, s.N}, x.dtype());  // states[:, c] = S_c
-    dispatch_float(x.dtype(), "ssd_scan_chunked", [&](auto tag) {
-      using T = decltype(tag);
-      run_forward<T>(s, x.data<T>(), dt.data<T>(), A.data<T>(), B.data<T>(), C.data<T>(), D.data<T>(), h0.data<T>(),
-                     y.data<T>(), states.data<T>());
-    });
-    save_for_backward({x, dt, A, B, C, D, states});
-    return {y, states.select(1, s.nchunks).contiguous()};
-  }
-
-  std::vector<Tensor> backward(const std::vector<Tensor>& grad_out) override {
-    const auto saved_tensors = saved();
-    const Tensor &x = saved_tensors[0], &dt = saved_tensors[1], &A = saved_tensors[2], &B = saved_tensors[3],
-                 &C = saved_tensors[4], &D = saved_tensors[5], &states = saved_tensors[6];
-    const Sizes s = sizes(x, B);
-    const Tensor dy = grad_out[0].defined() ? grad_out[0].contiguous() : op::zeros_like(x);
-    const Tensor dh_final = grad_out[1].defined() ? grad_out[1].contiguous()
-                                                  : Tensor::zeros({s.batch, s.H, s.P, s.N}, x.dtype());
-    std::vector<Tensor> grads = {op::zeros_like(x), op::zeros_like(dt), op::zeros_like(A), op::zeros_like(B),
-                                 op::zeros_like(C), op::zeros_like(D),
-                                 Tensor::zeros({s.batch, s.H, s.P, s.N}, x.dtype())};
-    dispatch_float(x.dtype(), "ssd_scan_chunked", [&](auto tag) {
-      using T = decltype(tag);
-      run_backward<T>(s, x.data<T>(), dt.data<T>(), A.data<T>(), B.data<T>(), C.data<T>(), D.data<T>(),
-                      states.data<T>(), dy.data<T>(), dh_final.data<T>(), grads[0].data<T>(), grads[1].data<T>(),
-                      grads[2].data<T>(), grads[3].data<T>(), grads[4].data<T>(), grads[5].data<T>(),
-                      grads[6].data<T>());
-    });
-    if (!needs_input_grad(6)) grads[6] = Tensor();
-    return grads;
-  }
-
- private:
-  int64_t chunk_size_;
-
-  Sizes sizes(const Tensor& x, const Tensor& B) const {
-    const int64_t L = x.size(1);
-    return {x.size(0), L, x.size(2), x.size(3), B.size(2), B.size(3), chunk_size_,
-            (L + chunk_size_ - 1) / chunk_size_};
-  }
+struct ChunkedKernel {
+  static constexpr const char* name = "ssd_scan_chunked";
+  static int64_t stored_states(const SsdSizes& s) { return s.nchunks + 1; }  // S_0 .. S_nchunks
 
   template <class T>
-  static void run_forward(const Sizes& s, const T* x, const T* dt, const T* A, const T* B, const T* C, const T* D,
+  static void forward(const SsdSizes& s, const T* x, const T* dt, const T* A, const T* B, const T* C, const T* D,
                           const T* h0, T* y, T* states) {
     const int64_t PN = s.P * s.N, P = s.P, N = s.N;
     ChunkLocal<T> cl;
@@ -157,7 +104,7 @@ class SsdScanChunked final : public Function {
   }
 
   template <class T>
-  static void run_backward(const Sizes& s, const T* x, const T* dt, const T* A, const T* B, const T* C, const T* D,
+  static void backward(const SsdSizes& s, const T* x, const T* dt, const T* A, const T* B, const T* C, const T* D,
                            const T* states, const T* dy, const T* dh_final, T* dx, T* ddt, T* dA, T* dB, T* dC, T* dD,
                            T* dh0) {
     const int64_t PN = s.P * s.N, P = s.P, N = s.N;
@@ -292,10 +239,7 @@ class SsdScanChunked final : public Function {
 
 ScanOutput ssd_scan_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& B, const Tensor& C,
                             const Tensor& D, const Tensor& initial_state, int64_t chunk_size) {
-  check_ssd_inputs(x, dt, A, B, C, D, initial_state);
-  SSM_CHECK(chunk_size > 0, "ssd_scan_chunked: chunk_size must be positive, got ", chunk_size);
-  const auto out = apply(std::make_shared<SsdScanChunked>(chunk_size), {x, dt, A, B, C, D, initial_state});
-  return {out[0], out[1]};
+  return run_ssd_scan<ChunkedKernel>(x, dt, A, B, C, D, initial_state, chunk_size);
 }
 
 }  // namespace ssm

@@ -9,65 +9,17 @@
 // and finally ∂ℒ/∂h_{−1} = G_next. dB and dC of a group sum over the heads that read it.
 #include <cmath>
 
-#include "autograd/node.h"
-#include "ssm/ssd_scan.h"
-#include "tensor/ops.h"
+#include "ssm/ssd_scan_function.h"
 
 namespace ssm {
 namespace {
 
-struct Sizes {
-  int64_t batch, L, H, P, G, N;
-  int64_t group_of(int64_t h) const { return h / (H / G); }
-};
-
-class SsdScanReference final : public Function {
- public:
-  SsdScanReference() : Function("ssd_scan_reference") {}
-
-  std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
-    const Tensor x = in[0].contiguous(), dt = in[1].contiguous(), A = in[2].contiguous(), B = in[3].contiguous(),
-                 C = in[4].contiguous(), D = in[5].contiguous();
-    const Sizes s = sizes(x, B);
-    const Tensor h0 = in[6].defined() ? in[6].contiguous() : Tensor::zeros({s.batch, s.H, s.P, s.N}, x.dtype());
-    Tensor y = Tensor::empty(x.shape(), x.dtype());
-    Tensor states = Tensor::empty({s.batch, s.L + 1, s.H, s.P, s.N}, x.dtype());  // states[:, t+1] = h_t
-    dispatch_float(x.dtype(), "ssd_scan_reference", [&](auto tag) {
-      using T = decltype(tag);
-      run_forward<T>(s, x.data<T>(), dt.data<T>(), A.data<T>(), B.data<T>(), C.data<T>(), D.data<T>(), h0.data<T>(),
-                     y.data<T>(), states.data<T>());
-    });
-    save_for_backward({x, dt, A, B, C, D, states});
-    return {y, states.select(1, s.L).contiguous()};
-  }
-
-  std::vector<Tensor> backward(const std::vector<Tensor>& grad_out) override {
-    const auto saved_tensors = saved();
-    const Tensor &x = saved_tensors[0], &dt = saved_tensors[1], &A = saved_tensors[2], &B = saved_tensors[3],
-                 &C = saved_tensors[4], &D = saved_tensors[5], &states = saved_tensors[6];
-    const Sizes s = sizes(x, B);
-    const Tensor dy = grad_out[0].contiguous(), dh_final = grad_out[1].contiguous();
-    std::vector<Tensor> grads = {op::zeros_like(x), op::zeros_like(dt), op::zeros_like(A), op::zeros_like(B),
-                                 op::zeros_like(C), op::zeros_like(D),
-                                 Tensor::zeros({s.batch, s.H, s.P, s.N}, x.dtype())};
-    dispatch_float(x.dtype(), "ssd_scan_reference", [&](auto tag) {
-      using T = decltype(tag);
-      run_backward<T>(s, x.data<T>(), dt.data<T>(), A.data<T>(), B.data<T>(), C.data<T>(), D.data<T>(),
-                      states.data<T>(), dy.data<T>(), dh_final.data<T>(), grads[0].data<T>(), grads[1].data<T>(),
-                      grads[2].data<T>(), grads[3].data<T>(), grads[4].data<T>(), grads[5].data<T>(),
-                      grads[6].data<T>());
-    });
-    if (!needs_input_grad(6)) grads[6] = Tensor();
-    return grads;
-  }
-
- private:
-  static Sizes sizes(const Tensor& x, const Tensor& B) {
-    return {x.size(0), x.size(1), x.size(2), x.size(3), B.size(2), B.size(3)};
-  }
+struct ReferenceKernel {
+  static constexpr const char* name = "ssd_scan_reference";
+  static int64_t stored_states(const SsdSizes& s) { return s.L + 1; }  // h_{-1}, h_0, ..., h_{L-1}
 
   template <class T>
-  static void run_forward(const Sizes& s, const T* x, const T* dt, const T* A, const T* B, const T* C, const T* D,
+  static void forward(const SsdSizes& s, const T* x, const T* dt, const T* A, const T* B, const T* C, const T* D,
                           const T* h0, T* y, T* states) {
     const int64_t PN = s.P * s.N;
     for (int64_t b = 0; b < s.batch; ++b)
@@ -97,7 +49,7 @@ class SsdScanReference final : public Function {
   }
 
   template <class T>
-  static void run_backward(const Sizes& s, const T* x, const T* dt, const T* A, const T* B, const T* C, const T* D,
+  static void backward(const SsdSizes& s, const T* x, const T* dt, const T* A, const T* B, const T* C, const T* D,
                            const T* states, const T* dy, const T* dh_final, T* dx, T* ddt, T* dA, T* dB, T* dC, T* dD,
                            T* dh0) {
     const int64_t PN = s.P * s.N;
@@ -143,9 +95,7 @@ class SsdScanReference final : public Function {
 
 ScanOutput ssd_scan_reference(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& B, const Tensor& C,
                               const Tensor& D, const Tensor& initial_state) {
-  check_ssd_inputs(x, dt, A, B, C, D, initial_state);
-  const auto out = apply(std::make_shared<SsdScanReference>(), {x, dt, A, B, C, D, initial_state});
-  return {out[0], out[1]};
+  return run_ssd_scan<ReferenceKernel>(x, dt, A, B, C, D, initial_state, /*chunk_size=*/1);
 }
 
 }  // namespace ssm
