@@ -29,16 +29,13 @@ void constant_(const Tensor& t, double value) {
   t.fill_(value);
 }
 
-static bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 void official_lm_init(Module& model, int64_t n_layer, Generator& gen) {
   SSM_CHECK(n_layer > 0, "official_lm_init: n_layer must be positive, got ", n_layer);
   for (auto& [name, module] : model.named_modules()) {
     if (auto* linear = dynamic_cast<Linear*>(module)) {
       if (linear->bias.defined()) constant_(linear->bias, 0.0);
-      const bool residual_output = name == "out_proj" || name == "fc2" || ends_with(name, ".out_proj") || ends_with(name, ".fc2");
+      const std::string leaf = name.substr(name.rfind('.') + 1);  // the module's own name (npos + 1 = 0)
+      const bool residual_output = leaf == "out_proj" || leaf == "fc2";
       if (residual_output) {
         const int64_t fan_in = linear->weight.size(1);
         const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in)) / std::sqrt(static_cast<double>(n_layer));
