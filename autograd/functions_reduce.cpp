@@ -85,11 +85,11 @@ Tensor norm(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   });
 }
 
-// out_i = Σ_{j≤i} x_j:  dx_j = Σ_{i≥j} g_i, a reversed cumulative sum, = total - cumsum(g) + g
+// out_i = Σ_{j≤i} x_j:  dx_j = Σ_{i≥j} g_i, a reversed cumulative sum
 Tensor cumsum(const Tensor& x, int64_t dim) {
   dim = wrap_dim(dim, x.dim(), "cumsum");
   return record("cumsum", {x}, op::cumsum(x, dim), {}, [dim](const Tensor& g, const Node&) {
-    return Grads{op::add(op::sub(op::sum(g, {dim}, /*keepdim=*/true), op::cumsum(g, dim)), g)};
+    return Grads{op::cumsum(g, dim, /*reverse=*/true)};
   });
 }
 

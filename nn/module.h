@@ -65,4 +65,19 @@ class Module {
   bool training_ = true;
 };
 
+// An indexed list of sub-modules named "0", "1", ... (so keys read `layers.3.mixer...`, as PyTorch's
+// nn.ModuleList gives them).
+template <class M>
+class ModuleList : public Module {
+ public:
+  void push_back(std::shared_ptr<M> item) { items_.push_back(register_module(std::to_string(items_.size()), item)); }
+  size_t size() const { return items_.size(); }
+  M& operator[](size_t i) const { return *items_.at(i); }
+  auto begin() const { return items_.begin(); }
+  auto end() const { return items_.end(); }
+
+ private:
+  std::vector<std::shared_ptr<M>> items_;
+};
+
 }  // namespace ssm::nn

@@ -52,7 +52,7 @@ class Backend {
   // ---- reductions and scans ----
   // out has x's rank with size 1 in every reduced dimension (keepdim form).
   virtual void reduce(ReduceOp op, const Tensor& x, const Tensor& out) = 0;
-  virtual void cumsum(const Tensor& x, int64_t dim, const Tensor& out) = 0;
+  virtual void cumsum(const Tensor& x, int64_t dim, bool reverse, const Tensor& out) = 0;
 
   // ---- linear algebra ----
   // Batched: x is [batch, M, K], y is [batch, K, N] (any strides, batch stride 0 allowed), out is [batch, M, N].

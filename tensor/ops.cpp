@@ -252,11 +252,11 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
 
 // ---------------------------------------------------------------- scans
 
-Tensor cumsum(const Tensor& x, int64_t dim) {
+Tensor cumsum(const Tensor& x, int64_t dim, bool reverse) {
   check_defined(x, "cumsum");
   dim = wrap_dim(dim, x.dim(), "cumsum");
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  backend_of(x).cumsum(x, dim, out);
+  backend_of(x).cumsum(x, dim, reverse, out);
   return out;
 }
 

@@ -77,7 +77,7 @@ Tensor reduce(ReduceOp kind, const Tensor& x, const std::vector<int64_t>& dims, 
 Tensor sum_to(const Tensor& x, const Shape& shape);
 
 // ---- scans ----
-Tensor cumsum(const Tensor& x, int64_t dim);
+Tensor cumsum(const Tensor& x, int64_t dim, bool reverse = false);  // reverse: suffix sums Σ_{j≥i}
 
 // ---- linear algebra ----
 // matmul: [.., M, K] x [.., K, N] -> [.., M, N] with broadcast batch dims; 1-d operands as in NumPy.

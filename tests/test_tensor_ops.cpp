@@ -789,33 +789,35 @@ TEST(TensorOps, SumToIsTheAdjointOfBroadcast) {
 
 // ---------------------------------------------------------------- cumsum
 
-TEST(TensorOps, CumsumAlongEveryDim) {
+TEST(TensorOps, CumsumAlongEveryDimBothDirections) {
   std::mt19937_64 rng(14);
   for (DType dt : {DType::Float64, DType::Float32, DType::Int32, DType::Int64}) {
     const Tensor contiguous = random_tensor({3, 4, 5}, dt, rng, -10, 10);
     const Tensor permuted = random_tensor({4, 5, 3}, dt, rng, -10, 10).permute({2, 0, 1});
     for (const Tensor& x : {contiguous, permuted}) {
-      const Ref rx = ref_of(x);
-      for (int64_t dim : {0, 1, 2, -1, -3}) {
-        SCOPED_TRACE(x.describe() + " dim " + std::to_string(dim));
-        const int64_t d = dim < 0 ? dim + 3 : dim;
-        Ref want = rx;
-        std::vector<double> scale(rx.v.size());
-        for (int64_t k = 0; k < count_of(rx.shape); ++k) {
-          auto idx = unravel(k, rx.shape);
-          const int64_t upto = idx[d];
-          double s = 0, m = 0;
-          for (int64_t j = 0; j <= upto; ++j) {
-            idx[d] = j;
-            s += rx.v[ravel(idx, rx.shape)];
-            m += std::abs(rx.v[ravel(idx, rx.shape)]);
+      for (bool reverse : {false, true}) {
+        const Ref rx = ref_of(x);
+        for (int64_t dim : {0, 1, 2, -1, -3}) {
+          SCOPED_TRACE(x.describe() + " dim " + std::to_string(dim) + (reverse ? " reverse" : ""));
+          const int64_t d = dim < 0 ? dim + 3 : dim;
+          Ref want = rx;
+          std::vector<double> scale(rx.v.size());
+          for (int64_t k = 0; k < count_of(rx.shape); ++k) {
+            auto idx = unravel(k, rx.shape);
+            const int64_t at = idx[d], from = reverse ? at : 0, to = reverse ? rx.shape[d] - 1 : at;
+            double s = 0, m = 0;
+            for (int64_t j = from; j <= to; ++j) {
+              idx[d] = j;
+              s += rx.v[ravel(idx, rx.shape)];
+              m += std::abs(rx.v[ravel(idx, rx.shape)]);
+            }
+            want.v[k] = s;
+            scale[k] = m;
           }
-          want.v[k] = s;
-          scale[k] = m;
+          const Tensor got = op::cumsum(x, dim, reverse);
+          EXPECT_EQ(got.dtype(), dt);
+          expect_close(got, want, rtol_for(dt), 0, &scale);
         }
-        const Tensor got = op::cumsum(x, dim);
-        EXPECT_EQ(got.dtype(), dt);
-        expect_close(got, want, rtol_for(dt), 0, &scale);
       }
     }
   }

@@ -46,7 +46,9 @@ class CpuBackend final : public Backend {
   void binary(BinaryOp op, const Tensor& x, const Tensor& y, const Tensor& out) override { cpu::binary(op, x, y, out); }
   void where(const Tensor& c, const Tensor& x, const Tensor& y, const Tensor& out) override { cpu::where(c, x, y, out); }
   void reduce(ReduceOp op, const Tensor& x, const Tensor& out) override { cpu::reduce(op, x, out); }
-  void cumsum(const Tensor& x, int64_t dim, const Tensor& out) override { cpu::cumsum(x, dim, out); }
+  void cumsum(const Tensor& x, int64_t dim, bool reverse, const Tensor& out) override {
+    cpu::cumsum(x, dim, reverse, out);
+  }
   void matmul(const Tensor& x, const Tensor& y, const Tensor& out) override { cpu::matmul(x, y, out); }
   void index_select(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) override {
     cpu::index_select(x, dim, index, out);

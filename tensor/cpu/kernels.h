@@ -17,7 +17,7 @@ void binary(BinaryOp op, const Tensor& x, const Tensor& y, const Tensor& out);
 void where(const Tensor& cond, const Tensor& x, const Tensor& y, const Tensor& out);
 
 void reduce(ReduceOp op, const Tensor& x, const Tensor& out);
-void cumsum(const Tensor& x, int64_t dim, const Tensor& out);
+void cumsum(const Tensor& x, int64_t dim, bool reverse, const Tensor& out);
 
 void index_select(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out);
 void index_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src);

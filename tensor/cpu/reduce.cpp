@@ -120,8 +120,9 @@ void reduce(ReduceOp op, const Tensor& x, const Tensor& out) {
   dispatch_numeric(x.dtype(), "reduce", [&](auto t) { reduce_typed<decltype(t)>(op, x, out); });
 }
 
-// cumsum along `dim`: out[.., i, ..] = sum_{j <= i} x[.., j, ..], accumulated in double/int64.
-void cumsum(const Tensor& x, int64_t dim, const Tensor& out) {
+// cumsum along `dim`: out[.., i, ..] = sum_{j <= i} x[.., j, ..] (reverse: sum_{j >= i}), accumulated in
+// double/int64.
+void cumsum(const Tensor& x, int64_t dim, bool reverse, const Tensor& out) {
   dispatch_numeric(x.dtype(), "cumsum", [&](auto t) {
     using T = decltype(t);
     const T* px = static_cast<const T*>(x.raw_data());
@@ -138,7 +139,8 @@ void cumsum(const Tensor& x, int64_t dim, const Tensor& out) {
     parallel_for(n_lines, n_lines * length, [&](int64_t line) {
       const auto [x_off, out_off] = offsets_of<2>(line, lines.shape, lines.strides, rank);
       Acc<T> acc = 0;
-      for (int64_t i = 0; i < length; ++i) {
+      for (int64_t k = 0; k < length; ++k) {
+        const int64_t i = reverse ? length - 1 - k : k;
         acc += static_cast<Acc<T>>(px[x_off + i * x_step]);
         po[out_off + i * out_step] = static_cast<T>(acc);
       }

@@ -1,0 +1,252 @@
+// benchmarks/bench_lm.cpp — the whole language model: training-step and decoding throughput, peak
+// memory, and CPU model-FLOPs utilisation; the same measurements, presets and flags as the PyTorch
+// peer (../shared/ref/peer_bench.py), so the two can run side by side (benchmarks/compare_peer.sh).
+//
+//   ./build/release/bench_lm [--preset default-1m|default-1m-mamba2 | --config config.json]
+//       [--threads N] [--batch 16] [--seqlen 256] [--steps 5] [--warmup 2]
+//       [--decode-batches 1,16] [--decode-tokens 64] [--scan chunked|reference]
+//
+// Training step = forward, next-token loss, backward, AdamW (lr 1e-3, weight decay 0.1), zero_grad;
+// the median over --steps timed steps. Decoding = greedy step() from an empty cache, --decode-tokens
+// per run, the median of 3 runs. Utilisation = 6 · parameters · tokens/s ÷ the GFLOP/s OpenBLAS sgemm
+// reaches on the model's own matmul shapes (forward, input-gradient and weight-gradient products of
+// in_proj, out_proj and the head) at the same thread count, measured in this run.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if SSM_HAVE_OPENBLAS
+#include <cblas.h>
+extern "C" void openblas_set_num_threads(int);
+#endif
+
+#include "autograd/engine.h"
+#include "autograd/grad_mode.h"
+#include "nn/optim.h"
+#include "ssm/lm.h"
+
+using namespace ssm;
+
+namespace {
+
+struct Options {
+  std::string preset = "default-1m", config_path, scan = "chunked";
+  int threads = 0, batch = 16, seqlen = 256, steps = 5, warmup = 2, decode_tokens = 64;
+  std::vector<int> decode_batches = {1, 16};
+};
+
+const char* kPresets[][2] = {
+    {"default-1m", R"({"d_model": 160, "n_layer": 5, "vocab_size": 256, "ssm_cfg": {"layer": "Mamba3", "d_state": 16,
+      "headdim": 16, "is_mimo": true, "mimo_rank": 2, "chunk_size": 32}})"},
+    {"default-1m-mamba2", R"({"d_model": 160, "n_layer": 5, "vocab_size": 256, "ssm_cfg": {"layer": "Mamba2",
+      "d_state": 16, "headdim": 16, "d_conv": 4, "chunk_size": 32}})"},
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+double median_seconds(const std::function<void()>& fn, int warmup, int reps) {
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> times;
+  for (int i = 0; i < reps; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    times.push_back(seconds_since(start));
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux: KiB
+}
+
+Tensor random_tokens(int64_t batch, int64_t L, int64_t vocab, Generator& gen) {
+  const auto u = op::uniform({batch * L}, 0, static_cast<double>(vocab), gen, DType::Float64).to_vector<double>();
+  std::vector<int64_t> ids(u.begin(), u.end());
+  return Tensor::from_vector(ids, {batch, L});
+}
+
+// The GFLOP/s of OpenBLAS sgemm on the model's matmuls (one training step's worth of each shape).
+double openblas_gflops(const LMConfig& c, int64_t tokens) {
+#if SSM_HAVE_OPENBLAS
+  const int64_t d = c.d_model, d_inner = c.mixer.expand * d, V = c.padded_vocab();
+  const int64_t heads = d_inner / c.mixer.headdim, R = c.mixer.rank(), GN = c.mixer.ngroups * c.mixer.d_state;
+  const int64_t in_proj = c.mixer.kind == MixerKind::Mamba2 ? 2 * d_inner + 2 * GN + heads
+                                                             : 2 * d_inner + 2 * GN * R + 3 * heads +
+                                                                   c.mixer.num_rope_angles();
+  struct Gemm {
+    int64_t M, N, K;
+    bool ta, tb;
+  };
+  std::vector<Gemm> shapes;
+  for (auto [out, in] : {std::pair{in_proj, d}, std::pair{d, d_inner}, std::pair{V, d}}) {
+    shapes.push_back({tokens, out, in, false, true});   // y = x Wᵀ
+    shapes.push_back({tokens, in, out, false, false});  // dx = dy W
+    shapes.push_back({out, in, tokens, true, false});   // dW = dyᵀ x
+  }
+  double flops = 0, seconds = 0;
+  for (const Gemm& g : shapes) {
+    std::vector<float> a(g.M * g.K, 0.5f), b(g.K * g.N, 0.25f), out(g.M * g.N);
+    const int lda = static_cast<int>(g.ta ? g.M : g.K), ldb = static_cast<int>(g.tb ? g.K : g.N);
+    const auto run = [&] {
+      cblas_sgemm(CblasRowMajor, g.ta ? CblasTrans : CblasNoTrans, g.tb ? CblasTrans : CblasNoTrans,
+                  static_cast<int>(g.M), static_cast<int>(g.N), static_cast<int>(g.K), 1.0f, a.data(), lda, b.data(),
+                  ldb, 0.0f, out.data(), static_cast<int>(g.N));
+    };
+    seconds += median_seconds(run, 2, 7);
+    flops += 2.0 * static_cast<double>(g.M * g.N * g.K);
+  }
+  return flops / seconds / 1e9;
+#else
+  (void)c;
+  (void)tokens;
+  return 0;
+#endif
+}
+
+// the most likely token of each row of logits [batch, V]
+Tensor greedy(const Tensor& logits) {
+  const int64_t rows = logits.size(0), V = logits.size(1);
+  const std::vector<float> values = logits.contiguous().to_vector<float>();
+  std::vector<int64_t> ids(rows);
+  for (int64_t r = 0; r < rows; ++r)
+    ids[r] = std::max_element(values.begin() + r * V, values.begin() + (r + 1) * V) - (values.begin() + r * V);
+  return Tensor::from_vector(ids, {rows});
+}
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: bench_lm [--preset default-1m|default-1m-mamba2 | --config config.json] [--threads N]\n"
+               "                [--batch 16] [--seqlen 256] [--steps 5] [--warmup 2] [--decode-batches 1,16]\n"
+               "                [--decode-tokens 64] [--scan chunked|reference]\n"
+               "Training-step and decoding tokens/s, peak RSS and CPU model-FLOPs utilisation of the LM.\n");
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "bench_lm: %s needs a value\n", arg.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    const auto number = [&]() {
+      const std::string v = value();
+      char* end = nullptr;
+      const long n = std::strtol(v.c_str(), &end, 10);
+      if (*end != '\0' || n < 0) {
+        std::fprintf(stderr, "bench_lm: %s needs a non-negative integer, got '%s'\n", arg.c_str(), v.c_str());
+        std::exit(2);
+      }
+      return static_cast<int>(n);
+    };
+    if (arg == "--help" || arg == "-h") {
+      usage(stdout);
+      std::exit(0);
+    } else if (arg == "--preset") o.preset = value();
+    else if (arg == "--config") o.config_path = value();
+    else if (arg == "--scan") o.scan = value();
+    else if (arg == "--threads") o.threads = number();
+    else if (arg == "--batch") o.batch = number();
+    else if (arg == "--seqlen") o.seqlen = number();
+    else if (arg == "--steps") o.steps = number();
+    else if (arg == "--warmup") o.warmup = number();
+    else if (arg == "--decode-tokens") o.decode_tokens = number();
+    else if (arg == "--decode-batches") {
+      o.decode_batches.clear();
+      std::string list = value();
+      for (size_t at = 0; at < list.size();) {
+        const size_t comma = std::min(list.find(',', at), list.size());
+        o.decode_batches.push_back(std::atoi(list.substr(at, comma - at).c_str()));
+        at = comma + 1;
+      }
+    } else {
+      std::fprintf(stderr, "bench_lm: unknown option '%s' (see --help)\n", arg.c_str());
+      std::exit(2);
+    }
+  }
+  return o;
+}
+
+LMConfig config_of(const Options& o) {
+  if (!o.config_path.empty()) return LMConfig::load(o.config_path);
+  for (const auto& [name, json] : kPresets)
+    if (o.preset == name) return LMConfig::from_json(json, name);
+  throw Error("bench_lm: unknown preset '" + o.preset + "' (default-1m, default-1m-mamba2)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const Options o = parse(argc, argv);
+  int threads = 1;
+#ifdef _OPENMP
+  if (o.threads > 0) omp_set_num_threads(o.threads);
+  threads = omp_get_max_threads();
+#endif
+#if SSM_HAVE_OPENBLAS
+  openblas_set_num_threads(threads);
+#endif
+  const LMConfig config = config_of(o);
+  Generator gen(0);
+  MambaLM model(config, gen);
+  model.set_scan_path(o.scan == "reference" ? ScanPath::Reference : ScanPath::Chunked);
+  const std::string name = o.config_path.empty() ? o.preset : o.config_path;
+  const int64_t params = model.num_parameters();
+
+  nn::AdamW optimizer(nn::decay_groups(model.named_parameters(), 0.1), 1e-3);
+  const Tensor tokens = random_tokens(o.batch, o.seqlen, config.vocab_size, gen);
+  const double step_s = median_seconds(
+      [&] {
+        backward(lm_loss(model.forward(tokens), tokens));
+        optimizer.step();
+        optimizer.zero_grad();
+      },
+      o.warmup, o.steps);
+  const double train_tps = static_cast<double>(o.batch * o.seqlen) / step_s;
+  const double gflops = openblas_gflops(config, static_cast<int64_t>(o.batch) * o.seqlen);
+  const double mfu = gflops > 0 ? 6.0 * static_cast<double>(params) * train_tps / (gflops * 1e9) : 0;
+  std::printf("[ours] train  %s %lld params  B=%d L=%d  %.0f tok/s  (%.1f ms/step)  cpu x%d fp32  peak %.0f MiB\n",
+              name.c_str(), static_cast<long long>(params), o.batch, o.seqlen, train_tps, step_s * 1e3, threads,
+              peak_rss_mib());
+  if (gflops > 0)
+    std::printf("[ours] mfu    %.1f%%  (6 x %lld params x %.0f tok/s / OpenBLAS sgemm %.1f GFLOP/s on the model's shapes)\n",
+                100 * mfu, static_cast<long long>(params), train_tps, gflops);
+
+  NoGradGuard no_grad;
+  for (int batch : o.decode_batches) {
+    if (batch <= 0) continue;
+    const double decode_s = median_seconds(
+        [&] {
+          LMCache cache = model.empty_cache(batch);
+          Tensor token = Tensor::zeros({batch}, DType::Int64);
+          for (int t = 0; t < o.decode_tokens; ++t) {
+            const Tensor logits = model.step(token, cache).narrow(1, 0, config.vocab_size);
+            token = greedy(logits);
+          }
+        },
+        1, 3);
+    std::printf("[ours] decode %s B=%d  %.0f tok/s  (%.3f ms/token)\n", name.c_str(), batch,
+                batch * o.decode_tokens / decode_s, 1e3 * decode_s / o.decode_tokens);
+  }
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bench_lm: %s\n", e.what());
+  return 1;
+}

@@ -1,0 +1,32 @@
+// ssm/mamba2.h — the Mamba-2 block (spec §2): in_proj → causal conv + SiLU over (x, B, C) → SSD scan
+// → gated RMSNorm → out_proj. Parameter names and layouts are the official state_dict's (§2.1):
+//   dt_bias [H], A_log [H], D [H], in_proj.weight [2·d_inner + 2·G·N + H, d_model],
+//   conv1d.weight [conv_dim, 1, d_conv], conv1d.bias [conv_dim], norm.weight [d_inner],
+//   out_proj.weight [d_model, d_inner]       (conv_dim = d_inner + 2·G·N)
+#pragma once
+#include "nn/layers.h"
+#include "ssm/mixer.h"
+
+namespace ssm {
+
+// The decoding state of one layer (§2.5).
+struct Mamba2Cache : MixerCache {
+  Tensor conv;  // [batch, d_conv, conv_dim]: the last d_conv pre-conv (x, B, C) columns, oldest first
+  Tensor ssm;   // [batch, H, P, N]
+};
+
+class Mamba2 : public Mixer {
+ public:
+  Mamba2(int64_t d_model, const MixerConfig& cfg, Generator& gen);
+  Tensor forward(const Tensor& u, MixerCache* cache = nullptr) const override;
+  std::unique_ptr<MixerCache> empty_cache(int64_t batch) const override;
+
+  const int64_t d_model, d_inner, heads, headdim, d_state, groups, conv_dim, chunk_size;
+  Tensor dt_bias, A_log, D;
+  std::shared_ptr<nn::Linear> in_proj;
+  std::shared_ptr<nn::CausalConv1d> conv1d;
+  std::shared_ptr<nn::GatedRMSNorm> norm;
+  std::shared_ptr<nn::Linear> out_proj;
+};
+
+}  // namespace ssm

@@ -1,0 +1,151 @@
+// ssm/mamba3.cpp — see mamba3.h. The forward follows spec §3.3–§3.7 step by step; everything but
+// the rotation and the scan is ordinary autograd.
+#include "ssm/mamba3.h"
+
+#include <cmath>
+#include <limits>
+#include <numbers>
+
+#include "autograd/functions.h"
+#include "ssm/mamba3_scan.h"
+
+namespace ssm {
+namespace {
+
+// f(x) = 1 + x for x ≥ 0 and 1/(1 − x) for x < 0 (spec §3.3 step 2): the heavy-tailed, always
+// positive decay rate, written as relu(x) + 1/(1 − min(x, 0)).
+Tensor heavy_tail(const Tensor& x) {
+  const Tensor negative_part = clamp(x, -std::numeric_limits<double>::infinity(), 0.0);
+  return relu(x) + pow(-negative_part + 1.0, -1.0);
+}
+
+// θ mod 2π, elementwise (the angle state's range; cos and sin do not change, §6.16)
+Tensor wrap_angle(const Tensor& theta) {
+  const double two_pi = 2 * std::numbers::pi;
+  std::vector<double> values = theta.to(DType::Float64).to_vector<double>();
+  for (double& v : values) v -= two_pi * std::floor(v / two_pi);
+  return Tensor::from_vector(values, theta.shape()).to(theta.dtype());
+}
+
+}  // namespace
+
+Mamba3::Mamba3(int64_t d_model, const MixerConfig& cfg, Generator& gen)
+    : d_model(d_model),
+      d_inner(cfg.expand * d_model),
+      heads(d_inner / cfg.headdim),
+      headdim(cfg.headdim),
+      d_state(cfg.d_state),
+      groups(cfg.ngroups),
+      rank(cfg.rank()),
+      angles(cfg.num_rope_angles()),
+      chunk_size(cfg.chunk_size),
+      is_mimo(cfg.is_mimo),
+      is_outproj_norm(cfg.is_outproj_norm),
+      A_floor(cfg.A_floor) {
+  const int64_t H = heads, R = rank, N = d_state, P = headdim;
+  dt_bias = register_parameter("dt_bias", initial_dt_bias(H, cfg, gen));
+  B_bias = register_parameter("B_bias", Tensor::ones({H, R, N}));
+  C_bias = register_parameter("C_bias", Tensor::ones({H, R, N}));
+  if (is_mimo) {
+    mimo_x = register_parameter("mimo_x", op::mul(Tensor::ones({H, R, P}), 1.0 / static_cast<double>(R)));
+    mimo_z = register_parameter("mimo_z", Tensor::ones({H, R, P}));
+    mimo_o = register_parameter("mimo_o", op::mul(Tensor::ones({H, R, P}), 1.0 / static_cast<double>(R)));
+  }
+  D = register_parameter("D", Tensor::ones({H}));
+  in_proj = register_module(
+      "in_proj", std::make_shared<nn::Linear>(d_model, 2 * d_inner + 2 * N * groups * R + 3 * H + angles, false, gen));
+  B_norm = register_module("B_norm", std::make_shared<nn::RMSNorm>(N, 1e-5));
+  C_norm = register_module("C_norm", std::make_shared<nn::RMSNorm>(N, 1e-5));
+  if (is_outproj_norm)  // rmsnorm over each head's P channels, then ⊙ silu(z) (norm_before_gate = true)
+    norm = register_module("norm", std::make_shared<nn::GatedRMSNorm>(d_inner, 1e-5, P, true));
+  out_proj = register_module("out_proj", std::make_shared<nn::Linear>(d_inner, d_model, false, gen));
+}
+
+std::unique_ptr<MixerCache> Mamba3::empty_cache(int64_t batch) const {
+  const DType dtype = in_proj->weight.dtype();
+  auto cache = std::make_unique<Mamba3Cache>();
+  cache->angle = Tensor::zeros({batch, heads, angles}, dtype);
+  cache->ssm = Tensor::zeros({batch, heads, headdim, d_state}, dtype);
+  cache->k = Tensor::zeros({batch, rank, heads, d_state}, dtype);
+  cache->v = Tensor::zeros({batch, heads, headdim}, dtype);
+  return cache;
+}
+
+Tensor Mamba3::values(const Tensor& x) const {
+  const Tensor v = unsqueeze(x, -3);  // [.., 1, H, P]
+  return is_mimo ? v * permute(mimo_x, {1, 0, 2}) : v;
+}
+
+// raw [b, L, R·G·N] → RMSNorm over N (one weight for all ranks and groups) → each head reads its
+// group g(h) = h / (H/G) → + bias[h, r]  (§3.3 steps 5–6)   ⇒  [b, L, R, H, N]
+Tensor Mamba3::keys_or_queries(const Tensor& raw, const nn::RMSNorm& rms, const Tensor& bias) const {
+  const int64_t batch = raw.size(0), L = raw.size(1), per_group = heads / groups;
+  const Tensor normed = rms.forward(reshape(raw, {batch, L, rank, groups, 1, d_state}));
+  const Tensor per_head = reshape(expand(normed, {batch, L, rank, groups, per_group, d_state}),
+                                  {batch, L, rank, heads, d_state});
+  return per_head + permute(bias, {1, 0, 2});
+}
+
+// §3.6/§3.7: MIMO y = Σ_r φ_r ⊙ [norm?(o_r)] ⊙ silu(z ⊙ ζ_r); SISO y = o ⊙ silu(z) or rmsnorm(o) ⊙ w ⊙ silu(z)
+Tensor Mamba3::gate(const Tensor& o, const Tensor& z) const {
+  const int64_t batch = o.size(0), L = o.size(1);
+  if (!is_mimo) {
+    const Tensor o_flat = reshape(o, {batch, L, d_inner}), z_flat = reshape(z, {batch, L, d_inner});
+    return is_outproj_norm ? norm->forward(o_flat, z_flat) : o_flat * silu(z_flat);
+  }
+  Tensor o_r = o;
+  if (is_outproj_norm)  // RMSNorm over P of each (t, h, r), weight w_h = norm.weight[h·P:(h+1)·P]
+    o_r = reshape(nn::rms_norm(reshape(o, {batch, L, rank, d_inner}), norm->weight, norm->eps, headdim),
+                  o.shape());
+  const Tensor z_r = unsqueeze(z, 2) * permute(mimo_z, {1, 0, 2});
+  const Tensor y = sum(o_r * silu(z_r) * permute(mimo_o, {1, 0, 2}), {2});  // contract the ranks
+  return reshape(y, {batch, L, d_inner});
+}
+
+Tensor Mamba3::forward(const Tensor& u, MixerCache* cache_base) const {
+  auto* cache = static_cast<Mamba3Cache*>(cache_base);
+  const int64_t batch = u.size(0), L = u.size(1), H = heads, P = headdim, RGN = rank * groups * d_state;
+  // §3.3 step 1: [z | x | B | C | dd_dt | dd_A | trap | ang]
+  const auto parts = split(in_proj->forward(u), {d_inner, d_inner, RGN, RGN, H, H, H, angles}, -1);
+  const Tensor z = reshape(parts[0], {batch, L, H, P}), x = reshape(parts[1], {batch, L, H, P});
+  const Tensor &dd_dt = parts[4], &dd_A = parts[5], &trap = parts[6], &ang = parts[7];
+  // steps 2–4: A = min(−f(dd_A), −A_floor), DT = softplus(dd_dt + dt_bias), γ = DT·σ, η = DT·(1−σ)
+  const Tensor A = clamp(-heavy_tail(dd_A), -std::numeric_limits<double>::infinity(), -A_floor);
+  const Tensor DT = softplus(dd_dt + dt_bias);
+  const Tensor adt = A * DT;
+  const Tensor gamma = DT * sigmoid(trap);
+  const Tensor eta = DT - gamma;
+  // steps 5–6: normalised keys (B) and queries (C) per head, with their biases
+  const Tensor k_unrotated = keys_or_queries(parts[2], *B_norm, B_bias);
+  const Tensor q_unrotated = keys_or_queries(parts[3], *C_norm, C_bias);
+  // step 7: θ_{t,h} = θ_init + Σ_{τ≤t} π·tanh(ang_τ)·DT_{τ,h}
+  const Tensor increment = unsqueeze(DT, 3) * unsqueeze(tanh(ang) * std::numbers::pi, 2);  // [b, L, H, S]
+  Tensor theta = cumsum(increment, 1);
+  if (cache) theta = theta + unsqueeze(cache->angle, 1);
+  // step 8: rotate keys and queries by the same angles (SISO adjacent pairs, MIMO half-split; §3.4)
+  const RotaryPairing pairing = is_mimo ? RotaryPairing::HalfSplit : RotaryPairing::Adjacent;
+  const Tensor k = rotate_pairs(k_unrotated, theta, pairing);
+  const Tensor q = rotate_pairs(q_unrotated, theta, pairing);
+  const Tensor v = values(x);  // [b, L, R, H, P]
+  // the scan (§3.5/§3.6), from the cache's state when there is one
+  Tensor h0, k_prev, v_prev;
+  if (cache) {
+    h0 = cache->ssm;
+    k_prev = cache->k;
+    v_prev = values(cache->v);
+  }
+  // TODO(issue 5): the chunked scan (spec §3.8); until it lands both scan paths run the reference.
+  const ScanOutput scan = mamba3_scan_reference(q, k, v, adt, gamma, eta, h0, k_prev, v_prev);
+  // o_{t,r} = h_t q̃_{t,r} + D·v_{t,r}, then the gate and out_proj (§3.7)
+  const Tensor o = scan.y + v * reshape(D, {H, 1});
+  const Tensor y = gate(o, z);
+  if (cache) {  // the four final states of §3.8
+    cache->angle = wrap_angle(theta.detach().select(1, L - 1));
+    cache->ssm = scan.final_state.detach();
+    cache->k = k.detach().select(1, L - 1).contiguous();
+    cache->v = x.detach().select(1, L - 1).contiguous();
+  }
+  return out_proj->forward(y);
+}
+
+}  // namespace ssm

@@ -1,0 +1,40 @@
+// ssm/mixer.h — what every sequence mixer (Mamba-2, Mamba-3) offers the language model.
+//
+// One forward serves training, prefill and decoding (spec §2.5, §3.9):
+//   forward(u)            the parallel pass from a zero state;
+//   forward(u, &cache)    starts from the cache's state and leaves the final state in it. Prefill is
+//                         this on a fresh cache; a decoding step is this with L = 1. Because both are
+//                         the same code, "step-by-step decoding equals the full forward" tests the
+//                         state hand-off itself: the final states, the previous-token terms, the angles.
+// The cache holds tensors detached from the graph (decoding does not back-propagate).
+#pragma once
+#include <memory>
+
+#include "nn/module.h"
+#include "ssm/config.h"
+#include "tensor/random.h"
+
+namespace ssm {
+
+// Which scan implementation the mixer runs: the chunked fast path, or the sequential reference
+// (for checking and teaching). Both compute the same function.
+enum class ScanPath { Chunked, Reference };
+
+struct MixerCache {
+  virtual ~MixerCache() = default;
+};
+
+class Mixer : public nn::Module {
+ public:
+  // u [batch, L, d_model] → [batch, L, d_model]
+  virtual Tensor forward(const Tensor& u, MixerCache* cache = nullptr) const = 0;
+  // A zero state (a fresh sequence) for `batch` sequences.
+  virtual std::unique_ptr<MixerCache> empty_cache(int64_t batch) const = 0;
+  ScanPath scan_path = ScanPath::Chunked;
+};
+
+// dt_bias, per head (spec §1): dt = exp(U(ln dt_min, ln dt_max)), floored at dt_init_floor, stored as
+// softplus⁻¹(dt) = dt + ln(−expm1(−dt)) so that softplus(dt_bias) = dt at initialisation.
+Tensor initial_dt_bias(int64_t heads, const MixerConfig& cfg, Generator& gen);
+
+}  // namespace ssm
