@@ -1,7 +1,8 @@
 // benchmarks/bench_ssd_scan.cpp — the Mamba-2 SSD scan, chunked fast path vs sequential reference,
-// forward+backward, at the ~1M model's head sizes (H 20, P 16, N 16, G 1), batch 1, chunk 64.
-// Tokens/s is reported per L; the chunked cost should grow linearly in L.
-//   OMP_NUM_THREADS=1 ./build/release/bench_ssd_scan
+// forward+backward, at the ~1M model's head sizes (H 20, P 16, N 16, G 1), batch 1.
+// Tokens/s is reported per L (256 .. 8192); the chunked cost should grow linearly in L. The chunked
+// scan runs at chunk sizes 32, 64 and 128 (second argument) to pick the default.
+//   OMP_NUM_THREADS=1 ./build/release/bench_ssd_scan --benchmark_min_time=0.2
 #include <benchmark/benchmark.h>
 
 #include "autograd/functions.h"
@@ -12,11 +13,11 @@ using namespace ssm;
 
 namespace {
 
-constexpr int64_t kHeads = 20, kHeadDim = 16, kState = 16, kChunk = 64;
+constexpr int64_t kHeads = 20, kHeadDim = 16, kState = 16;
 
 template <bool Chunked>
 void BM_ssd_scan_fwd_bwd(benchmark::State& state) {
-  const int64_t L = state.range(0);
+  const int64_t L = state.range(0), chunk = Chunked ? state.range(1) : 0;
   Generator gen(0);
   const Tensor x = op::normal({1, L, kHeads, kHeadDim}, 0, 1, gen).set_requires_grad(true);
   const Tensor dt = op::uniform({1, L, kHeads}, 0.001, 0.1, gen).set_requires_grad(true);
@@ -25,7 +26,7 @@ void BM_ssd_scan_fwd_bwd(benchmark::State& state) {
   const Tensor C = op::normal({1, L, 1, kState}, 0, 1, gen).set_requires_grad(true);
   const Tensor D = op::normal({kHeads}, 0, 1, gen).set_requires_grad(true);
   for (auto _ : state) {
-    const ScanOutput out = Chunked ? ssd_scan_chunked(x, dt, A, B, C, D, Tensor(), kChunk)
+    const ScanOutput out = Chunked ? ssd_scan_chunked(x, dt, A, B, C, D, Tensor(), chunk)
                                    : ssd_scan_reference(x, dt, A, B, C, D, Tensor());
     backward(sum(out.y));
     for (const Tensor& t : {x, dt, A, B, C, D}) t.set_grad(Tensor());
@@ -35,7 +36,15 @@ void BM_ssd_scan_fwd_bwd(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_ssd_scan_fwd_bwd<false>)->Name("ssd_scan_reference/fwd_bwd")->RangeMultiplier(4)->Range(256, 4096)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_ssd_scan_fwd_bwd<true>)->Name("ssd_scan_chunked/fwd_bwd")->RangeMultiplier(4)->Range(256, 4096)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ssd_scan_fwd_bwd<false>)
+    ->Name("ssd_scan_reference/fwd_bwd")
+    ->ArgNames({"L"})
+    ->ArgsProduct({{256, 1024, 4096, 8192}})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ssd_scan_fwd_bwd<true>)
+    ->Name("ssd_scan_chunked/fwd_bwd")
+    ->ArgNames({"L", "chunk"})
+    ->ArgsProduct({{256, 1024, 4096, 8192}, {32, 64, 128}})
+    ->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

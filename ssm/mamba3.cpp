@@ -7,6 +7,8 @@
 #include <numbers>
 
 #include "autograd/functions.h"
+#include "ssm/mamba3_keys.h"
+#include "ssm/mamba3_output.h"
 #include "ssm/mamba3_scan.h"
 
 namespace ssm {
@@ -76,27 +78,15 @@ Tensor Mamba3::values(const Tensor& x) const {
   return is_mimo ? v * permute(mimo_x, {1, 0, 2}) : v;
 }
 
-// raw [b, L, R·G·N] → RMSNorm over N (one weight for all ranks and groups) → each head reads its
-// group g(h) = h / (H/G) → + bias[h, r]  (§3.3 steps 5–6)   ⇒  [b, L, R, H, N]
-Tensor Mamba3::keys_or_queries(const Tensor& raw, const nn::RMSNorm& rms, const Tensor& bias) const {
-  const int64_t batch = raw.size(0), L = raw.size(1), per_group = heads / groups;
-  const Tensor normed = rms.forward(reshape(raw, {batch, L, rank, groups, 1, d_state}));
-  const Tensor per_head = reshape(expand(normed, {batch, L, rank, groups, per_group, d_state}),
-                                  {batch, L, rank, heads, d_state});
-  return per_head + permute(bias, {1, 0, 2});
-}
-
-// §3.6/§3.7: MIMO y = Σ_r φ_r ⊙ [norm?(o_r)] ⊙ silu(z ⊙ ζ_r); SISO y = o ⊙ silu(z) or rmsnorm(o) ⊙ w ⊙ silu(z)
-Tensor Mamba3::gate(const Tensor& o, const Tensor& z) const {
+// §3.6/§3.7 with the output-projection norm (o = h q̃ + D v already formed):
+//   MIMO y = Σ_r φ_r ⊙ rmsnorm_P(o_r) ⊙ w_h ⊙ silu(z ⊙ ζ_r);  SISO y = rmsnorm_P(o) ⊙ w ⊙ silu(z)
+// (without the norm the fused mamba3_output_gate does all of it)
+Tensor Mamba3::normed_gate(const Tensor& o, const Tensor& z) const {
   const int64_t batch = o.size(0), L = o.size(1);
-  if (!is_mimo) {
-    const Tensor o_flat = reshape(o, {batch, L, d_inner}), z_flat = reshape(z, {batch, L, d_inner});
-    return is_outproj_norm ? norm->forward(o_flat, z_flat) : o_flat * silu(z_flat);
-  }
-  Tensor o_r = o;
-  if (is_outproj_norm)  // RMSNorm over P of each (t, h, r), weight w_h = norm.weight[h·P:(h+1)·P]
-    o_r = reshape(nn::rms_norm(reshape(o, {batch, L, rank, d_inner}), norm->weight, norm->eps, headdim),
-                  o.shape());
+  if (!is_mimo) return norm->forward(reshape(o, {batch, L, d_inner}), reshape(z, {batch, L, d_inner}));
+  // RMSNorm over P of each (t, h, r), weight w_h = norm.weight[h·P:(h+1)·P]
+  const Tensor o_r = reshape(nn::rms_norm(reshape(o, {batch, L, rank, d_inner}), norm->weight, norm->eps, headdim),
+                             o.shape());
   const Tensor z_r = unsqueeze(z, 2) * permute(mimo_z, {1, 0, 2});
   const Tensor y = sum(o_r * silu(z_r) * permute(mimo_o, {1, 0, 2}), {2});  // contract the ranks
   return reshape(y, {batch, L, d_inner});
@@ -115,17 +105,15 @@ Tensor Mamba3::forward(const Tensor& u, MixerCache* cache_base) const {
   const Tensor adt = A * DT;
   const Tensor gamma = DT * sigmoid(trap);
   const Tensor eta = DT - gamma;
-  // steps 5–6: normalised keys (B) and queries (C) per head, with their biases
-  const Tensor k_unrotated = keys_or_queries(parts[2], *B_norm, B_bias);
-  const Tensor q_unrotated = keys_or_queries(parts[3], *C_norm, C_bias);
   // step 7: θ_{t,h} = θ_init + Σ_{τ≤t} π·tanh(ang_τ)·DT_{τ,h}
   const Tensor increment = unsqueeze(DT, 3) * unsqueeze(tanh(ang) * std::numbers::pi, 2);  // [b, L, H, S]
   Tensor theta = cumsum(increment, 1);
   if (cache) theta = theta + unsqueeze(cache->angle, 1);
-  // step 8: rotate keys and queries by the same angles (SISO adjacent pairs, MIMO half-split; §3.4)
+  // steps 5, 6, 8: normalised, biased keys (from B) and queries (from C) per head, rotated by θ
+  // (SISO adjacent pairs, MIMO half-split; §3.4)
   const RotaryPairing pairing = is_mimo ? RotaryPairing::HalfSplit : RotaryPairing::Adjacent;
-  const Tensor k = rotate_pairs(k_unrotated, theta, pairing);
-  const Tensor q = rotate_pairs(q_unrotated, theta, pairing);
+  const Tensor k = mamba3_keys(parts[2], B_norm->weight, B_bias, theta, pairing, B_norm->eps);
+  const Tensor q = mamba3_keys(parts[3], C_norm->weight, C_bias, theta, pairing, C_norm->eps);
   const Tensor v = values(x);  // [b, L, R, H, P]
   // the scan (§3.5/§3.6), from the cache's state when there is one
   Tensor h0, k_prev, v_prev;
@@ -134,11 +122,13 @@ Tensor Mamba3::forward(const Tensor& u, MixerCache* cache_base) const {
     k_prev = cache->k;
     v_prev = values(cache->v);
   }
-  // TODO(issue 5): the chunked scan (spec §3.8); until it lands both scan paths run the reference.
-  const ScanOutput scan = mamba3_scan_reference(q, k, v, adt, gamma, eta, h0, k_prev, v_prev);
-  // o_{t,r} = h_t q̃_{t,r} + D·v_{t,r}, then the gate and out_proj (§3.7)
-  const Tensor o = scan.y + v * reshape(D, {H, 1});
-  const Tensor y = gate(o, z);
+  const ScanOutput scan = scan_path == ScanPath::Chunked
+                              ? mamba3_scan_chunked(q, k, v, adt, gamma, eta, h0, k_prev, v_prev, chunk_size)
+                              : mamba3_scan_reference(q, k, v, adt, gamma, eta, h0, k_prev, v_prev);
+  // o_{t,r} = h_t q̃_{t,r} + D·v_{t,r}, then the gate (and rank contraction) and out_proj (§3.7)
+  const Tensor y = is_outproj_norm ? normed_gate(scan.y + v * reshape(D, {H, 1}), z)
+                                   : reshape(mamba3_output_gate(scan.y, x, z, D, mimo_x, mimo_z, mimo_o),
+                                             {batch, L, d_inner});
   if (cache) {  // the four final states of §3.8
     cache->angle = wrap_angle(theta.detach().select(1, L - 1));
     cache->ssm = scan.final_state.detach();

@@ -8,7 +8,6 @@
 #pragma once
 #include "nn/layers.h"
 #include "ssm/mixer.h"
-#include "ssm/rotary.h"
 
 namespace ssm {
 
@@ -37,8 +36,7 @@ class Mamba3 : public Mixer {
 
  private:
   Tensor values(const Tensor& x) const;  // x [.., H, P] → v [.., R, H, P] = x ⊙ ψ_r (SISO: x)
-  Tensor keys_or_queries(const Tensor& raw, const nn::RMSNorm& norm, const Tensor& bias) const;
-  Tensor gate(const Tensor& o, const Tensor& z) const;  // o [b, L, R, H, P], z [b, L, H, P] → [b, L, d_inner]
+  Tensor normed_gate(const Tensor& o, const Tensor& z) const;  // o [b, L, R, H, P], z [b, L, H, P] → [b, L, d_inner]
 };
 
 }  // namespace ssm

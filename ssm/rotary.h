@@ -1,20 +1,45 @@
-// ssm/rotary.h — Mamba-3's data-dependent rotation of the keys and queries (spec §3.3 step 8, §3.4).
+// ssm/rotary.h — Mamba-3's data-dependent rotation of one key or query row (spec §3.3 step 8, §3.4).
 //
 // Pair m (m < S) of the state dimension is rotated by the angle θ_m; the other dimensions pass through:
 //   (a, b) → (a cos θ − b sin θ,  a sin θ + b cos θ)
 // SISO pairs adjacent dimensions (2m, 2m+1); MIMO pairs the halves (m, m + N/2). The two conventions
 // give different models (a checkpoint must run with the one it was trained with).
 //
-// Backward (y the rotated output, dy its gradient): dx = Rot(θ)ᵀ dy, and since ∂y_a/∂θ = −y_b and
-// ∂y_b/∂θ = y_a, dθ_m = Σ_r (y_a dy_b − y_b dy_a) — summed over the ranks that share one angle.
+// Backward (y the rotated row, dy its gradient): dx = Rot(θ)ᵀ dy = Rot(−θ) dy, and since ∂y_a/∂θ = −y_b
+// and ∂y_b/∂θ = y_a, dθ_m = y_a dy_b − y_b dy_a. These row functions serve the fused key/query op
+// (ssm/mamba3_keys.h), forward and backward alike.
 #pragma once
-#include "tensor/tensor.h"
+#include <cmath>
+#include <cstdint>
 
 namespace ssm {
 
 enum class RotaryPairing { Adjacent, HalfSplit };
 
-// x [batch, L, R, H, N], angles [batch, L, H, S] (2S ≤ N) → x rotated; one autograd node.
-Tensor rotate_pairs(const Tensor& x, const Tensor& angles, RotaryPairing pairing);
+struct RotaryPairs {
+  RotaryPairing pairing;
+  int64_t N, S;  // row width, rotated pairs (2S ≤ N)
+  int64_t first(int64_t m) const { return pairing == RotaryPairing::Adjacent ? 2 * m : m; }
+  int64_t second(int64_t m) const { return pairing == RotaryPairing::Adjacent ? 2 * m + 1 : m + N / 2; }
+
+  // dst = Rot(sign·θ) src (in place allowed); sign −1 applies Rotᵀ
+  template <class T>
+  void rotate(const T* src, const T* theta, T* dst, T sign = T(1)) const {
+    if (dst != src)
+      for (int64_t n = 0; n < N; ++n) dst[n] = src[n];
+    for (int64_t m = 0; m < S; ++m) {
+      const T c = std::cos(theta[m]), s = sign * std::sin(theta[m]);
+      const T a = dst[first(m)], b = dst[second(m)];
+      dst[first(m)] = a * c - b * s;
+      dst[second(m)] = a * s + b * c;
+    }
+  }
+
+  // dθ_m += y_a dy_b − y_b dy_a for the rotated row y and its gradient dy
+  template <class T>
+  void add_angle_grad(const T* y, const T* dy, T* dtheta) const {
+    for (int64_t m = 0; m < S; ++m) dtheta[m] += y[first(m)] * dy[second(m)] - y[second(m)] * dy[first(m)];
+  }
+};
 
 }  // namespace ssm

@@ -1,6 +1,8 @@
-// The Mamba-3 sequential scan reference (ssm/mamba3_scan_reference.cpp): float64 gradcheck over all nine
-// inputs, values and gradients against a twin composed of differentiable tensor ops, the hand-off of
+// The Mamba-3 scans. The sequential reference (ssm/mamba3_scan_reference.cpp): float64 gradcheck over all
+// nine inputs, values and gradients against a twin composed of differentiable tensor ops, the hand-off of
 // (state, k_prev, v_prev) across a split sequence, float32 against float64, and argument validation.
+// The chunked fast path (ssm/mamba3_scan_chunked.cpp): equal to the reference in value and every gradient
+// over chunk sizes (1, 2, 3, > L, L not a multiple), ranks and initial states; its own gradcheck; float32.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -52,6 +54,12 @@ using ScanFn = std::function<ScanOutput(const std::vector<Tensor>&)>;
 
 ScanOutput reference_scan(const std::vector<Tensor>& in) {
   return mamba3_scan_reference(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], in[8]);
+}
+
+ScanFn chunked_scan(int64_t chunk) {
+  return [chunk](const std::vector<Tensor>& in) {
+    return mamba3_scan_chunked(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], in[8], chunk);
+  };
 }
 
 // ---- the test-only twin: §3.6 step by step, from differentiable ops, so autograd derives its backward ----
@@ -275,4 +283,44 @@ TEST(Mamba3Scan, RejectsBadShapes) {
   } catch (const Error& e) {  // the message names the shapes involved
     EXPECT_NE(std::string(e.what()).find("[2, 5, 2, 2, 3]"), std::string::npos) << e.what();
   }
+}
+
+// ---- the chunked fast path against the reference ----
+
+TEST(Mamba3ScanChunked, EqualsTheReferenceInValueAndEveryGradient) {
+  uint64_t seed = 300;
+  for (int64_t L : {1, 5, 13})
+    for (int64_t chunk : {1, 2, 3, 4, 8, 20})
+      for (int64_t R : {1, 2, 3})
+        for (bool with_state : {false, true}) {
+          SCOPED_TRACE("L=" + std::to_string(L) + " chunk=" + std::to_string(chunk) + " R=" + std::to_string(R) +
+                       " state=" + std::to_string(with_state));
+          const Mamba3Inputs in = random_inputs(seed++, L, R, with_state);
+          const RunResult want = run_with_grads(in, DType::Float64, reference_scan);
+          const RunResult got = run_with_grads(in, DType::Float64, chunked_scan(chunk));
+          expect_same_run(got, want, 1e-9, "chunked vs reference");
+        }
+}
+
+TEST(Mamba3ScanChunked, PassesGradcheckOverAllInputs) {
+  const Mamba3Inputs in = random_inputs(31, /*L=*/6, /*R=*/2, /*with_state=*/true);
+  std::vector<Tensor> leaves = in.scan_inputs();
+  for (Tensor& t : leaves) t.set_requires_grad(true);
+  const ScanFn scan = chunked_scan(4);
+  auto f = [&in, &scan](const std::vector<Tensor>& x) {
+    const ScanOutput out = scan(x);
+    return cat({reshape(mul(out.y, in.wy), {-1}), reshape(mul(out.final_state, in.wf), {-1})}, 0);
+  };
+  const GradcheckResult r = gradcheck(f, leaves);
+  EXPECT_TRUE(r.ok) << r.message;
+}
+
+TEST(Mamba3ScanChunked, Float32AgreesWithTheFloat64Reference) {
+  const Mamba3Inputs in = random_inputs(32, /*L=*/70, /*R=*/2, /*with_state=*/true);
+  const RunResult want = run_with_grads(in, DType::Float64, reference_scan);
+  const RunResult got = run_with_grads(in, DType::Float32, chunked_scan(16));
+  expect_close(got.y, want.y, 1e-5 * max_abs(want.y), 0, "y");
+  expect_close(got.final_state, want.final_state, 1e-5 * max_abs(want.final_state), 0, "final state");
+  for (size_t i = 0; i < want.grads.size(); ++i)
+    expect_close(got.grads[i], want.grads[i], 1e-5 * max_abs(want.grads[i]), 0, kNames[i]);
 }

@@ -1,0 +1,155 @@
+// ssm/mamba3_keys.cpp — see mamba3_keys.h. Forward and backward walk the same (row = (b, t), r, g, h)
+// loops; backward recomputes the normalised row and the rotated keys instead of saving them.
+#include "ssm/mamba3_keys.h"
+
+#include <cmath>
+#include <vector>
+
+#include "autograd/node.h"
+#include "ssm/row_blocks.h"
+#include "tensor/ops.h"
+
+namespace ssm {
+namespace {
+
+struct KeySizes {
+  int64_t rows, R, G, H, N;  // rows = batch · L
+  RotaryPairs pairs;
+  int64_t heads_per_group() const { return H / G; }
+  int64_t raw_offset(int64_t row, int64_t r, int64_t g) const { return ((row * R + r) * G + g) * N; }
+  int64_t out_offset(int64_t row, int64_t r, int64_t h) const { return ((row * R + r) * H + h) * N; }
+  int64_t theta_offset(int64_t row, int64_t h) const { return (row * H + h) * pairs.S; }
+};
+
+KeySizes sizes_of(const Tensor& raw, const Tensor& bias, const Tensor& theta, RotaryPairing pairing) {
+  const int64_t H = bias.size(0), R = bias.size(1), N = bias.size(2);
+  return {raw.size(0) * raw.size(1), R, raw.size(2) / (R * N), H, N, {pairing, N, theta.size(3)}};
+}
+
+// x̂ = raw·ρ and ρ = (mean(raw²) + eps)^(−1/2) of one N-row
+template <class T>
+T normalise(const T* raw, int64_t N, double eps, T* xhat) {
+  T squares = 0;
+  for (int64_t n = 0; n < N; ++n) squares += raw[n] * raw[n];
+  const T rho = T(1) / std::sqrt(squares / T(N) + T(eps));
+  for (int64_t n = 0; n < N; ++n) xhat[n] = raw[n] * rho;
+  return rho;
+}
+
+// k̃ = Rot(θ)(x̂ ⊙ w + bias_row) into out
+template <class T>
+void rotated_key(const KeySizes& s, const T* xhat, const T* w, const T* bias_row, const T* theta, T* out) {
+  for (int64_t n = 0; n < s.N; ++n) out[n] = xhat[n] * w[n] + bias_row[n];
+  s.pairs.rotate(out, theta, out);
+}
+
+class KeysFunction final : public Function {
+ public:
+  KeysFunction(RotaryPairing pairing, double eps) : Function("mamba3_keys"), pairing_(pairing), eps_(eps) {}
+
+  std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
+    const Tensor raw = in[0].contiguous(), w = in[1].contiguous(), bias = in[2].contiguous(),
+                 theta = in[3].contiguous();
+    const KeySizes s = sizes_of(raw, bias, theta, pairing_);
+    Tensor out = Tensor::empty({raw.size(0), raw.size(1), s.R, s.H, s.N}, raw.dtype());
+    dispatch_float(raw.dtype(), "mamba3_keys", [&](auto tag) {
+      using T = decltype(tag);
+      const T *praw = raw.data<T>(), *pw = w.data<T>(), *pbias = bias.data<T>(), *ptheta = theta.data<T>();
+      T* pout = out.data<T>();
+      cpu::parallel_for(s.rows, s.rows * s.R * s.H * s.N * 4, [&](int64_t row) {
+        std::vector<T> xhat(s.N);
+        for (int64_t r = 0; r < s.R; ++r)
+          for (int64_t g = 0; g < s.G; ++g) {
+            normalise(praw + s.raw_offset(row, r, g), s.N, eps_, xhat.data());
+            for (int64_t h = g * s.heads_per_group(); h < (g + 1) * s.heads_per_group(); ++h)
+              rotated_key(s, xhat.data(), pw, pbias + (h * s.R + r) * s.N, ptheta + s.theta_offset(row, h),
+                          pout + s.out_offset(row, r, h));
+          }
+      });
+    });
+    save_for_backward({raw, w, bias, theta});
+    return {out};
+  }
+
+  std::vector<Tensor> backward(const std::vector<Tensor>& grad_out) override {
+    const std::vector<Tensor> c = saved();
+    const Tensor &raw = c[0], &w = c[1], &bias = c[2], &theta = c[3];
+    const Tensor dout = grad_out[0].contiguous();
+    const KeySizes s = sizes_of(raw, bias, theta, pairing_);
+    const int64_t HRN = s.H * s.R * s.N;
+    Tensor draw = Tensor::empty(raw.shape(), raw.dtype()), dtheta = op::zeros_like(theta);
+    Tensor partial = Tensor::zeros({kRowBlocks, s.N + HRN}, raw.dtype());  // per block: dw [N], dbias [H, R, N]
+    dispatch_float(raw.dtype(), "mamba3_keys", [&](auto tag) {
+      using T = decltype(tag);
+      const T *praw = raw.data<T>(), *pw = w.data<T>(), *pbias = bias.data<T>(), *ptheta = theta.data<T>();
+      const T* pdout = dout.data<T>();
+      T *pdraw = draw.data<T>(), *pdtheta = dtheta.data<T>();
+      for_row_blocks(s.rows, s.rows * s.R * s.H * s.N * 8, [&](int64_t block, int64_t row_begin, int64_t row_end) {
+        T* dw = partial.data<T>() + block * (s.N + HRN);
+        T* dbias = dw + s.N;
+        std::vector<T> xhat(s.N), key(s.N), dkey(s.N), dn(s.N);
+        for (int64_t row = row_begin; row < row_end; ++row)
+          for (int64_t r = 0; r < s.R; ++r)
+            for (int64_t g = 0; g < s.G; ++g) {
+              const int64_t raw_at = s.raw_offset(row, r, g);
+              const T rho = normalise(praw + raw_at, s.N, eps_, xhat.data());
+              for (int64_t n = 0; n < s.N; ++n) dn[n] = 0;
+              for (int64_t h = g * s.heads_per_group(); h < (g + 1) * s.heads_per_group(); ++h) {
+                const T* th = ptheta + s.theta_offset(row, h);
+                const T* dk_rot = pdout + s.out_offset(row, r, h);
+                T* bias_grad = dbias + (h * s.R + r) * s.N;
+                rotated_key(s, xhat.data(), pw, pbias + (h * s.R + r) * s.N, th, key.data());
+                s.pairs.add_angle_grad(key.data(), dk_rot, pdtheta + s.theta_offset(row, h));
+                s.pairs.rotate(dk_rot, th, dkey.data(), T(-1));  // dk = Rot(θ)ᵀ dk̃
+                for (int64_t n = 0; n < s.N; ++n) {
+                  bias_grad[n] += dkey[n];
+                  dn[n] += dkey[n];
+                }
+              }
+              // through n = x̂ ⊙ w and the RMS normalisation
+              T mean_dxhat_xhat = 0;
+              for (int64_t n = 0; n < s.N; ++n) {
+                dw[n] += dn[n] * xhat[n];
+                mean_dxhat_xhat += dn[n] * pw[n] * xhat[n];
+              }
+              mean_dxhat_xhat /= T(s.N);
+              for (int64_t n = 0; n < s.N; ++n)
+                pdraw[raw_at + n] = rho * (dn[n] * pw[n] - xhat[n] * mean_dxhat_xhat);
+            }
+      });
+    });
+    const Tensor totals = op::sum(partial, {0});
+    return {draw, totals.narrow(0, 0, s.N).contiguous(), totals.narrow(0, s.N, HRN).view(bias.shape()).contiguous(),
+            dtheta};
+  }
+
+ private:
+  RotaryPairing pairing_;
+  double eps_;
+};
+
+}  // namespace
+
+Tensor mamba3_keys(const Tensor& raw, const Tensor& norm_weight, const Tensor& bias, const Tensor& theta,
+                   RotaryPairing pairing, double eps) {
+  SSM_CHECK(raw.defined() && norm_weight.defined() && bias.defined() && theta.defined(),
+            "mamba3_keys: undefined input");
+  SSM_CHECK(bias.dim() == 3, "mamba3_keys: bias must be [H, R, N], got ", bias.describe());
+  const int64_t H = bias.size(0), R = bias.size(1), N = bias.size(2);
+  SSM_CHECK(norm_weight.shape() == Shape{N}, "mamba3_keys: norm weight must be [", N, "], got ",
+            norm_weight.describe());
+  SSM_CHECK(raw.dim() == 3 && raw.size(2) % (R * N) == 0 && H % (raw.size(2) / (R * N)) == 0,
+            "mamba3_keys: raw must be [batch, L, R·G·N] with R = ", R, ", N = ", N, " and G dividing ", H,
+            " heads, got ", raw.describe());
+  SSM_CHECK(theta.dim() == 4 && theta.size(0) == raw.size(0) && theta.size(1) == raw.size(1) && theta.size(2) == H &&
+                2 * theta.size(3) <= N,
+            "mamba3_keys: theta must be [", raw.size(0), ", ", raw.size(1), ", ", H, ", S ≤ ", N / 2, "], got ",
+            theta.describe());
+  SSM_CHECK(pairing == RotaryPairing::Adjacent || N % 2 == 0, "mamba3_keys: half-split pairs need an even N");
+  for (const Tensor& t : {norm_weight, bias, theta})
+    SSM_CHECK(t.dtype() == raw.dtype() && t.device().is_cpu() && raw.device().is_cpu(), "mamba3_keys: ",
+              t.describe(), " must be a cpu tensor of raw's dtype ", dtype_name(raw.dtype()));
+  return apply(std::make_shared<KeysFunction>(pairing, eps), {raw, norm_weight, bias, theta})[0];
+}
+
+}  // namespace ssm

@@ -1,0 +1,335 @@
+// ssm/ssd_chunk_core.cpp — the generic chunked SSD of one sequence as GEMMs (contract in ssd_chunk_core.h).
+//
+// Notation per chunk: q time steps starting at t0, m = q·R rows starting at row i0 = t0·R; row i of the
+// chunk belongs to step t(i) = i / R. Matrices are chunk-local and row-major:
+//   Q, K  m×N     V, Y, dY  m×P     S_c, dS  P×N     Λ, M, dM  m×m
+// Λ is kept at row level (Λ_ij = e^{cs_t(i) − cs_t(j)} for t(j) ≤ t(i)), so every masked product is a
+// plain elementwise pass over the lower block triangle j < (t(i)+1)·R, whatever R is.
+//
+// Why Λ is built by products, not by exp: Λ has m² entries but only q distinct decay factors e^{a_t};
+// one exp per entry (what a direct exp(seg_ts) costs) would take longer than all the GEMMs of the chunk.
+// Row (t, 0) of Λ is row (t−1, 0) times e^{a_t}, with 1 on the diagonal block; the ranks of one step
+// share the row. Every factor is e^{a} (≤ 1 for a ≤ 0), so nothing overflows — unlike the factorised
+// e^{cs_t}·e^{−cs_s}, which overflows once cs_s < −88 (float) — and the relative error grows only by
+// one rounding per step of distance (≤ chunk roundings, far inside every tolerance we test).
+#include "ssm/ssd_chunk_core.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "tensor/cpu/gemm.h"
+
+namespace ssm::ssd {
+namespace {
+
+// Per-thread scratch, sized for the largest chunk seen so far and reused (grow-only: resize to a
+// smaller size never reallocates), so that steady-state calls never allocate.
+template <class T>
+struct Scratch {
+  std::vector<T> lam, mm, dm;          // m×m: Λ (row level), M = (Q Kᵀ) ⊙ Λ, dM
+  std::vector<T> kq, vw;               // m×N: w-scaled K / e^{cs}-scaled Q;  m×P: w-scaled V
+  std::vector<T> dql, dkl, dvl;        // chunk-local dQ, dK (m×N) and dV (m×P)
+  std::vector<T> ds, dsc;              // P×N: dS = ∂ℒ/∂S_{c+1}, dS_c = ∂ℒ/∂S_c
+  std::vector<T> ecs, dcs, rsum, csum; // e^{cs_t}, ∂ℒ/∂cs_t (q); row and column sums of Ξ (m)
+
+  void fit(int64_t m, int64_t q, int64_t N, int64_t P) {
+    auto grow = [](std::vector<T>& v, int64_t n) {
+      if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+    };
+    for (auto* v : {&lam, &mm, &dm}) grow(*v, m * m);
+    for (auto* v : {&kq, &dql, &dkl}) grow(*v, m * N);
+    for (auto* v : {&vw, &dvl}) grow(*v, m * P);
+    for (auto* v : {&ds, &dsc}) grow(*v, P * N);
+    for (auto* v : {&ecs, &dcs}) grow(*v, q);
+    for (auto* v : {&rsum, &csum}) grow(*v, m);
+  }
+};
+
+template <class T>
+Scratch<T>& thread_scratch(int64_t m, int64_t q, int64_t N, int64_t P) {
+  thread_local Scratch<T> s;
+  s.fit(m, q, N, P);
+  return s;
+}
+
+// The chunk of time steps [t0, t0+q) of a problem, with views into the caller's rows.
+template <class T>
+struct Chunk {
+  int64_t t0, q, m;    // first step, steps, rows (q·R)
+  const T *Q, *K, *V;  // first row of the chunk in each input
+  int64_t q_rs, k_rs, v_rs;
+
+  Chunk(const ChunkProblem<T>& p, int64_t c)
+      : t0(c * p.chunk), q(std::min(p.chunk, p.steps - c * p.chunk)), m(q * p.rank),
+        Q(p.q.row(t0 * p.rank)), K(p.k.row(t0 * p.rank)), V(p.v.row(t0 * p.rank)),
+        q_rs(p.q.row_stride), k_rs(p.k.row_stride), v_rs(p.v.row_stride) {}
+};
+
+// x·e, flushed to 0 once it falls below the smallest normal number. A decay that small contributes
+// nothing (relative 1e-38 in float), but left alone the products would go on as subnormals, which
+// the CPU handles in slow microcode — and in float that happens within a chunk (cs < −87, e.g.
+// 64 steps of dt·A = −1.4).
+template <class T>
+inline T decay_product(T x, T e) {
+  const T v = x * e;
+  return v < std::numeric_limits<T>::min() ? T(0) : v;
+}
+
+// ecs[t] = e^{cs_t} (cs = chunk-local inclusive cumsum of a, §2.4 step 1) and the row-level mask Λ
+// (m×m, row stride m; only the lower block triangle j < (t(i)+1)·R is written, §2.4 step 2).
+template <class T>
+void build_decay(const ChunkProblem<T>& p, const Chunk<T>& ch, T* ecs, T* lam) {
+  const int64_t R = p.rank, m = ch.m;
+  for (int64_t t = 0; t < ch.q; ++t) {
+    const T e = std::exp(p.a[ch.t0 + t]);
+    ecs[t] = t == 0 ? e : decay_product(ecs[t - 1], e);  // e^{cs_t}, by the same products as Λ
+    T* row = lam + t * R * m;
+    if (t > 0) {  // Λ_{t,s} = Λ_{t−1,s} · e^{a_t} for s < t
+      const T* prev = row - R * m;
+      for (int64_t j = 0; j < t * R; ++j) row[j] = decay_product(prev[j], e);
+    }
+    std::fill(row + t * R, row + (t + 1) * R, T(1));  // s = t: e^0, for every rank pair
+    for (int64_t r = 1; r < R; ++r) std::memcpy(row + r * m, row, static_cast<size_t>((t + 1) * R) * sizeof(T));
+  }
+}
+
+// M = G ⊙ Λ in place on the lower block triangle, 0 above it (so full GEMMs with M stay causal).
+template <class T>
+void apply_mask(int64_t m, int64_t R, const T* lam, T* g) {
+  for (int64_t i = 0; i < m; ++i) {
+    const int64_t jmax = (i / R + 1) * R;
+    T* gi = g + i * m;
+    const T* li = lam + i * m;
+    for (int64_t j = 0; j < jmax; ++j) gi[j] *= li[j];
+    std::fill(gi + jmax, gi + m, T(0));
+  }
+}
+
+// dst rows (view) = or += src (m×w, row stride w).
+template <class T>
+void store_rows(int64_t m, int64_t w, const T* src, RowsView<T> dst, bool accumulate) {
+  for (int64_t i = 0; i < m; ++i) {
+    T* d = dst.row(i);
+    const T* s = src + i * w;
+    if (accumulate)
+      for (int64_t j = 0; j < w; ++j) d[j] += s[j];
+    else
+      std::memcpy(d, s, static_cast<size_t>(w) * sizeof(T));
+  }
+}
+
+// Causal products touch only the lower block triangle of the m×m matrices. Splitting the rows into
+// bands of ~kBandRows (R-aligned, so a band never cuts a step's diagonal block) lets each band's GEMM
+// stop at the band's last column (or start at its first row, for the transposed products): about
+// 5/8 of the full work at m = 128, 3/4 at m = 64, for a few more (small) GEMM calls.
+constexpr int64_t kBandRows = 32;  // measured: 16 and 64 were no better at chunk 32..128 (P = N = 16)
+
+template <class F>
+void for_each_band(int64_t m, int64_t R, F&& band) {
+  const int64_t h = std::max<int64_t>(R, (kBandRows / R) * R);
+  for (int64_t r0 = 0; r0 < m; r0 += h) band(r0, std::min(m, r0 + h));
+}
+
+// Ask for `rows` rows (of `width` values, row stride rs) to be brought into L2: the next chunk's rows
+// while this chunk computes. Rows of a strided view (one head inside [L, H, P]) sit a page apart, so
+// the hardware prefetchers do not see them coming and every first touch would wait on memory.
+template <class T>
+void prefetch_rows(const T* base, int64_t rows, int64_t rs, int64_t width) {
+  const int64_t bytes = width * static_cast<int64_t>(sizeof(T));
+  for (int64_t i = 0; i < rows; ++i) {
+    const char* row = reinterpret_cast<const char*>(base + i * rs);
+    for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(row + off, 0, 2);
+  }
+}
+
+template <class T>
+void prefetch_chunk(const ChunkProblem<T>& p, int64_t c, const T* dy, int64_t dy_rs) {
+  if (c < 0 || c >= p.nchunks()) return;
+  const Chunk<T> ch(p, c);
+  prefetch_rows(ch.Q, ch.m, ch.q_rs, p.N);
+  prefetch_rows(ch.K, ch.m, ch.k_rs, p.N);
+  prefetch_rows(ch.V, ch.m, ch.v_rs, p.P);
+  if (dy) prefetch_rows(dy + ch.t0 * p.rank * dy_rs, ch.m, dy_rs, p.P);
+}
+
+}  // namespace
+
+template <class T>
+void chunk_forward(const ChunkProblem<T>& p, const T* s0, RowsView<T> y, T* states, int64_t state_stride,
+                   bool accumulate) {
+  const int64_t N = p.N, P = p.P, R = p.rank, PN = P * N;
+  if (s0 == nullptr)
+    std::fill(states, states + PN, T(0));
+  else if (s0 != states)
+    std::memcpy(states, s0, static_cast<size_t>(PN) * sizeof(T));
+  if (p.steps <= 0) return;
+  const int64_t max_q = std::min(p.chunk, p.steps);
+  Scratch<T>& w = thread_scratch<T>(max_q * R, max_q, N, P);
+
+  for (int64_t c = 0; c < p.nchunks(); ++c) {
+    const Chunk<T> ch(p, c);
+    const int64_t m = ch.m;
+    const T* Sc = states + c * state_stride;
+    T* Sn = states + (c + 1) * state_stride;
+    T* Y = y.row(ch.t0 * R);
+    T *lam = w.lam.data(), *M = w.mm.data(), *ecs = w.ecs.data();
+    prefetch_chunk(p, c + 1, y.data, y.row_stride);  // Y rows are written: fetch them too
+    build_decay(p, ch, ecs, lam);
+
+    // §2.4 step 3: M = (Q Kᵀ) ⊙ Λ (band rows [r0, r1) need columns < r1 only).
+    for_each_band(m, R, [&](int64_t r0, int64_t r1) {
+      cpu::gemm(r1 - r0, r1, N, T(1), ch.Q + r0 * ch.q_rs, ch.q_rs, 1, ch.K, 1, ch.k_rs, T(0), M + r0 * m, m);
+    });
+    apply_mask(m, R, lam, M);
+
+    // §2.4 steps 3 and 6: Y (+)= M V, then Y += (diag(e^{cs_t}) Q) S_cᵀ.
+    for_each_band(m, R, [&](int64_t r0, int64_t r1) {
+      cpu::gemm(r1 - r0, P, r1, T(1), M + r0 * m, m, 1, ch.V, ch.v_rs, 1, accumulate ? T(1) : T(0),
+                Y + r0 * y.row_stride, y.row_stride);
+    });
+    T* qe = w.kq.data();
+    for (int64_t i = 0; i < m; ++i) {
+      const T e = ecs[i / R];
+      for (int64_t n = 0; n < N; ++n) qe[i * N + n] = e * ch.Q[i * ch.q_rs + n];
+    }
+    cpu::gemm(m, P, N, T(1), qe, N, 1, Sc, 1, N, T(1), Y, y.row_stride);
+
+    // §2.4 steps 4–5: S_{c+1} = e^T S_c + Vᵀ diag(w) K with w_i = e^{T − cs_t(i)} = Λ_{last row, i}.
+    const T* wrow = lam + (m - 1) * m;
+    T* kw = w.kq.data();
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t n = 0; n < N; ++n) kw[i * N + n] = wrow[i] * ch.K[i * ch.k_rs + n];
+    const T eT = ecs[ch.q - 1];
+    for (int64_t e = 0; e < PN; ++e) Sn[e] = eT * Sc[e];
+    cpu::gemm(P, N, m, T(1), ch.V, 1, ch.v_rs, kw, N, 1, T(1), Sn, N);
+  }
+}
+
+template <class T>
+void chunk_backward(const ChunkProblem<T>& p, const T* states, int64_t state_stride, RowsView<const T> dy,
+                    const T* ds_final, const ChunkGrads<T>& grads) {
+  const int64_t N = p.N, P = p.P, R = p.rank, PN = P * N;
+  const bool acc = grads.accumulate;
+  const int64_t max_q = std::max<int64_t>(1, std::min(p.chunk, p.steps));
+  Scratch<T>& w = thread_scratch<T>(max_q * R, max_q, N, P);
+  T* dS = w.ds.data();   // ∂ℒ/∂S_{c+1}
+  T* dSc = w.dsc.data(); // ∂ℒ/∂S_c, built during chunk c
+  if (ds_final)
+    std::memcpy(dS, ds_final, static_cast<size_t>(PN) * sizeof(T));
+  else
+    std::fill(dS, dS + PN, T(0));
+
+  for (int64_t c = p.nchunks() - 1; c >= 0; --c) {
+    const Chunk<T> ch(p, c);
+    const int64_t m = ch.m, q = ch.q;
+    const T* Sc = states + c * state_stride;
+    const T* dY = dy.row(ch.t0 * R);
+    const int64_t dy_rs = dy.row_stride;
+    T *lam = w.lam.data(), *M = w.mm.data(), *dM = w.dm.data(), *ecs = w.ecs.data(), *dcs = w.dcs.data();
+    T *kq = w.kq.data(), *vw = w.vw.data(), *dQ = w.dql.data(), *dK = w.dkl.data(), *dV = w.dvl.data();
+    T *rsum = w.rsum.data(), *csum = w.csum.data();
+    prefetch_chunk(p, c - 1, dy.data, dy_rs);
+    if (c > 0) prefetch_rows(states + (c - 1) * state_stride, 1, 0, PN);  // S_{c−1}, written long ago
+    build_decay(p, ch, ecs, lam);
+    for_each_band(m, R, [&](int64_t r0, int64_t r1) {  // recompute M = (Q Kᵀ) ⊙ Λ
+      cpu::gemm(r1 - r0, r1, N, T(1), ch.Q + r0 * ch.q_rs, ch.q_rs, 1, ch.K, 1, ch.k_rs, T(0), M + r0 * m, m);
+    });
+    apply_mask(m, R, lam, M);
+    std::fill(dcs, dcs + q, T(0));
+    const T eT = ecs[q - 1];
+    T dT = 0;
+
+    // Step 1, the state update S_{c+1} = e^T S_c + Σ_s w_s V_s K_sᵀ (w_s = e^{T−cs_s} = Λ_{last, s}):
+    //   dV_s = w_s dS K_s  → dV = diag(w) K dSᵀ;    dK_s = w_s dSᵀ V_s  → dK = diag(w) V dS;
+    //   g_s = w_s V_sᵀ dS K_s = V_s · dV_s;  dcs_s −= g_s;  dT += Σ g_s + e^T <dS, S_c>;  dS_c = e^T dS.
+    const T* wrow = lam + (m - 1) * m;
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t n = 0; n < N; ++n) kq[i * N + n] = wrow[i] * ch.K[i * ch.k_rs + n];
+      for (int64_t j = 0; j < P; ++j) vw[i * P + j] = wrow[i] * ch.V[i * ch.v_rs + j];
+    }
+    cpu::gemm(m, P, N, T(1), kq, N, 1, dS, 1, N, T(0), dV, P);
+    cpu::gemm(m, N, P, T(1), vw, P, 1, dS, N, 1, T(0), dK, N);
+    for (int64_t i = 0; i < m; ++i) {
+      const T* vi = ch.V + i * ch.v_rs;
+      const T g = dot(vi, dV + i * P, P);
+      dcs[i / R] -= g;
+      dT += g;
+    }
+    for (int64_t e = 0; e < PN; ++e) dSc[e] = eT * dS[e];
+    dT += eT * dot(dS, Sc, PN);
+
+    // Step 2, Y_off_t = e^{cs_t} S_c Q_t:
+    //   dQ_t = e^{cs_t} S_cᵀ dY_t  → dQ = diag(e^{cs}) dY S_c;   dcs_t += e^{cs_t} dY_tᵀ S_c Q_t = dQ_t · Q_t;
+    //   dS_c += Σ_t e^{cs_t} dY_t Q_tᵀ  → dS_c += dYᵀ diag(e^{cs}) Q.
+    cpu::gemm(m, N, P, T(1), dY, dy_rs, 1, Sc, N, 1, T(0), dQ, N);
+    for (int64_t i = 0; i < m; ++i) {
+      const T e = ecs[i / R];
+      const T* qi = ch.Q + i * ch.q_rs;
+      T* dqi = dQ + i * N;
+      for (int64_t n = 0; n < N; ++n) {
+        dqi[n] *= e;
+        kq[i * N + n] = e * qi[n];  // kq now holds diag(e^{cs}) Q
+      }
+      dcs[i / R] += dot(dqi, qi, N);
+    }
+    cpu::gemm(P, N, m, T(1), dY, 1, dy_rs, kq, N, 1, T(1), dSc, N);
+
+    // Step 3, Y_diag = M V with M = (Q Kᵀ) ⊙ Λ:
+    //   dM = (dY Vᵀ) ⊙ causal;  dV += Mᵀ dY;  Ξ = dM ⊙ M: dcs_t += Σ_s Ξ_ts, dcs_s −= Σ_t Ξ_ts;
+    //   dQ += (dM ⊙ Λ) K;  dK += (dM ⊙ Λ)ᵀ Q.
+    // Bands: rows [r0, r1) of dM need columns < r1; rows [r0, r1) of Mᵀ (columns of M) need M's rows ≥ r0.
+    for_each_band(m, R, [&](int64_t r0, int64_t r1) {
+      cpu::gemm(r1 - r0, r1, P, T(1), dY + r0 * dy_rs, dy_rs, 1, ch.V, 1, ch.v_rs, T(0), dM + r0 * m, m);
+      cpu::gemm(r1 - r0, P, m - r0, T(1), M + r0 * m + r0, 1, m, dY + r0 * dy_rs, dy_rs, 1, T(1), dV + r0 * P, P);
+    });
+    std::fill(csum, csum + m, T(0));
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t jmax = (i / R + 1) * R;
+      T* dmi = dM + i * m;
+      const T* mi = M + i * m;
+      const T* li = lam + i * m;
+      rsum[i] = dot(dmi, mi, jmax);
+      for (int64_t j = 0; j < jmax; ++j) {
+        csum[j] += dmi[j] * mi[j];
+        dmi[j] *= li[j];
+      }
+      std::fill(dmi + jmax, dmi + m, T(0));
+    }
+    for (int64_t i = 0; i < m; ++i) dcs[i / R] += rsum[i] - csum[i];
+    for_each_band(m, R, [&](int64_t r0, int64_t r1) {
+      cpu::gemm(r1 - r0, N, r1, T(1), dM + r0 * m, m, 1, ch.K, ch.k_rs, 1, T(1), dQ + r0 * N, N);
+      cpu::gemm(r1 - r0, N, m - r0, T(1), dM + r0 * m + r0, 1, m, ch.Q + r0 * ch.q_rs, ch.q_rs, 1, T(1),
+                dK + r0 * N, N);
+    });
+
+    // Step 4: dcs_{q−1} += dT, then da_τ = Σ_{t≥τ} dcs_t (a reverse cumsum inside the chunk).
+    dcs[q - 1] += dT;
+    T run = 0;
+    for (int64_t t = q - 1; t >= 0; --t) {
+      run += dcs[t];
+      T& da = grads.da[ch.t0 + t];
+      da = acc ? da + run : run;
+    }
+    const int64_t i0 = ch.t0 * R;
+    store_rows(m, N, dQ, RowsView<T>{grads.dq.row(i0), grads.dq.row_stride}, acc);
+    store_rows(m, N, dK, RowsView<T>{grads.dk.row(i0), grads.dk.row_stride}, acc);
+    store_rows(m, P, dV, RowsView<T>{grads.dv.row(i0), grads.dv.row_stride}, acc);
+
+    // Step 5: carry ∂ℒ/∂S_c to the previous chunk.
+    std::swap(dS, dSc);
+  }
+  store_rows(1, PN, dS, RowsView<T>{grads.ds0, PN}, acc);
+}
+
+template void chunk_forward<float>(const ChunkProblem<float>&, const float*, RowsView<float>, float*, int64_t, bool);
+template void chunk_forward<double>(const ChunkProblem<double>&, const double*, RowsView<double>, double*, int64_t,
+                                    bool);
+template void chunk_backward<float>(const ChunkProblem<float>&, const float*, int64_t, RowsView<const float>,
+                                    const float*, const ChunkGrads<float>&);
+template void chunk_backward<double>(const ChunkProblem<double>&, const double*, int64_t, RowsView<const double>,
+                                     const double*, const ChunkGrads<double>&);
+
+}  // namespace ssm::ssd
