@@ -16,17 +16,26 @@ struct OutputSizes {
   int64_t rows, R, H, P;  // rows = batch · L
 };
 
-// The per-(h, r, p) parameters; undefined ones (SISO) read as 1.
+// The per-(h, r, p) parameters ψ, ζ, φ as plain arrays; SISO's undefined ones read a buffer of ones,
+// so the inner loops over p are branch-free.
 template <class T>
 struct RankParams {
+  std::vector<T> ones;
   const T *psi, *zeta, *phi;
-  T at(const T* p, int64_t i) const { return p ? p[i] : T(1); }
+  RankParams(const std::vector<Tensor>& c, const OutputSizes& s) {
+    if (!c[4].defined()) ones.assign(s.H * s.R * s.P, T(1));
+    psi = c[4].defined() ? c[4].data<T>() : ones.data();
+    zeta = c[5].defined() ? c[5].data<T>() : ones.data();
+    phi = c[6].defined() ? c[6].data<T>() : ones.data();
+  }
 };
 
 template <class T>
 T sigmoid(T s) {
   return T(1) / (T(1) + std::exp(-s));
 }
+
+OutputSizes sizes_of(const Tensor& y) { return {y.size(0) * y.size(1), y.size(2), y.size(3), y.size(4)}; }
 
 class OutputGateFunction final : public Function {
  public:
@@ -35,22 +44,28 @@ class OutputGateFunction final : public Function {
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
     std::vector<Tensor> c;
     for (const Tensor& t : in) c.push_back(t.defined() ? t.contiguous() : Tensor());
-    const OutputSizes s{c[0].size(0) * c[0].size(1), c[0].size(2), c[0].size(3), c[0].size(4)};
+    const OutputSizes s = sizes_of(c[0]);
     Tensor out = Tensor::zeros(c[1].shape(), c[1].dtype());
     dispatch_float(c[0].dtype(), "mamba3_output_gate", [&](auto tag) {
       using T = decltype(tag);
       const T *y = c[0].data<T>(), *x = c[1].data<T>(), *z = c[2].data<T>(), *D = c[3].data<T>();
-      const RankParams<T> rp{ptr<T>(c[4]), ptr<T>(c[5]), ptr<T>(c[6])};
+      const RankParams<T> rp(c, s);
       T* po = out.data<T>();
       cpu::parallel_for(s.rows, s.rows * s.R * s.H * s.P * 8, [&](int64_t row) {
-        for (int64_t h = 0; h < s.H; ++h)
-          for (int64_t r = 0; r < s.R; ++r)
+        for (int64_t h = 0; h < s.H; ++h) {
+          const int64_t at = (row * s.H + h) * s.P;
+          const T *xh = x + at, *zh = z + at;
+          T* oh = po + at;
+          for (int64_t r = 0; r < s.R; ++r) {
+            const int64_t hr = (h * s.R + r) * s.P;
+            const T *yr = y + ((row * s.R + r) * s.H + h) * s.P, *psi = rp.psi + hr, *zeta = rp.zeta + hr,
+                    *phi = rp.phi + hr;
             for (int64_t p = 0; p < s.P; ++p) {
-              const int64_t hp = row * s.H * s.P + h * s.P + p, hrp = (h * s.R + r) * s.P + p;
-              const T o = y[((row * s.R + r) * s.H + h) * s.P + p] + D[h] * rp.at(rp.psi, hrp) * x[hp];
-              const T gate_in = z[hp] * rp.at(rp.zeta, hrp);
-              po[hp] += rp.at(rp.phi, hrp) * o * gate_in * sigmoid(gate_in);
+              const T o = yr[p] + D[h] * psi[p] * xh[p], gate_in = zh[p] * zeta[p];
+              oh[p] += phi[p] * o * gate_in * sigmoid(gate_in);
             }
+          }
+        }
       });
     });
     save_for_backward(c);
@@ -60,39 +75,45 @@ class OutputGateFunction final : public Function {
   std::vector<Tensor> backward(const std::vector<Tensor>& grad_out) override {
     const std::vector<Tensor> c = saved();
     const Tensor dout = grad_out[0].contiguous();
-    const OutputSizes s{c[0].size(0) * c[0].size(1), c[0].size(2), c[0].size(3), c[0].size(4)};
+    const OutputSizes s = sizes_of(c[0]);
     const int64_t HRP = s.H * s.R * s.P;
-    Tensor dy = op::zeros_like(c[0]), dx = op::zeros_like(c[1]), dz = op::zeros_like(c[2]);
+    Tensor dy = Tensor::empty(c[0].shape(), c[0].dtype()), dx = op::zeros_like(c[1]), dz = op::zeros_like(c[2]);
     // per block: dD [H], dψ, dζ, dφ [H, R, P]
     Tensor partial = Tensor::zeros({kRowBlocks, s.H + 3 * HRP}, c[0].dtype());
     dispatch_float(c[0].dtype(), "mamba3_output_gate", [&](auto tag) {
       using T = decltype(tag);
       const T *y = c[0].data<T>(), *x = c[1].data<T>(), *z = c[2].data<T>(), *D = c[3].data<T>();
       const T* g = dout.data<T>();
-      const RankParams<T> rp{ptr<T>(c[4]), ptr<T>(c[5]), ptr<T>(c[6])};
+      const RankParams<T> rp(c, s);
       T *pdy = dy.data<T>(), *pdx = dx.data<T>(), *pdz = dz.data<T>();
       for_row_blocks(s.rows, s.rows * HRP * 16, [&](int64_t block, int64_t row_begin, int64_t row_end) {
         T* dD = partial.data<T>() + block * (s.H + 3 * HRP);
-        T *dpsi = dD + s.H, *dzeta = dpsi + HRP, *dphi = dzeta + HRP;
         for (int64_t row = row_begin; row < row_end; ++row)
-          for (int64_t h = 0; h < s.H; ++h)
-            for (int64_t r = 0; r < s.R; ++r)
+          for (int64_t h = 0; h < s.H; ++h) {
+            const int64_t at = (row * s.H + h) * s.P;
+            const T *xh = x + at, *zh = z + at, *gh = g + at;
+            T *dxh = pdx + at, *dzh = pdz + at;
+            for (int64_t r = 0; r < s.R; ++r) {
+              const int64_t hr = (h * s.R + r) * s.P, yi = ((row * s.R + r) * s.H + h) * s.P;
+              const T *yr = y + yi, *psi = rp.psi + hr, *zeta = rp.zeta + hr, *phi = rp.phi + hr;
+              T *dyr = pdy + yi, *dpsi = dD + s.H + hr, *dzeta = dpsi + HRP, *dphi = dzeta + HRP;
+              T dD_h = 0;
               for (int64_t p = 0; p < s.P; ++p) {
-                const int64_t hp = row * s.H * s.P + h * s.P + p, hrp = (h * s.R + r) * s.P + p;
-                const int64_t yi = ((row * s.R + r) * s.H + h) * s.P + p;
-                const T psi = rp.at(rp.psi, hrp), zeta = rp.at(rp.zeta, hrp), phi = rp.at(rp.phi, hrp);
-                const T o = y[yi] + D[h] * psi * x[hp];
-                const T gate_in = z[hp] * zeta, sig = sigmoid(gate_in), gate = gate_in * sig;
-                const T d_o = g[hp] * phi * gate;
-                pdy[yi] = d_o;
-                pdx[hp] += D[h] * psi * d_o;
-                dD[h] += d_o * psi * x[hp];
-                dpsi[hrp] += D[h] * d_o * x[hp];
-                dphi[hrp] += g[hp] * o * gate;
-                const T d_gate_in = g[hp] * phi * o * sig * (T(1) + gate_in * (T(1) - sig));  // silu'
-                pdz[hp] += zeta * d_gate_in;
-                dzeta[hrp] += z[hp] * d_gate_in;
+                const T o = yr[p] + D[h] * psi[p] * xh[p];
+                const T gate_in = zh[p] * zeta[p], sig = sigmoid(gate_in), gate = gate_in * sig;
+                const T d_o = gh[p] * phi[p] * gate;
+                dyr[p] = d_o;
+                dxh[p] += D[h] * psi[p] * d_o;
+                dD_h += d_o * psi[p] * xh[p];
+                dpsi[p] += D[h] * d_o * xh[p];
+                dphi[p] += gh[p] * o * gate;
+                const T d_gate_in = gh[p] * phi[p] * o * sig * (T(1) + gate_in * (T(1) - sig));  // silu'
+                dzh[p] += zeta[p] * d_gate_in;
+                dzeta[p] += zh[p] * d_gate_in;
               }
+              dD[h] += dD_h;
+            }
+          }
       });
     });
     const Tensor totals = op::sum(partial, {0});
@@ -100,12 +121,6 @@ class OutputGateFunction final : public Function {
     for (int i = 0; i < 3 && c[4].defined(); ++i)
       grads[4 + i] = totals.narrow(0, s.H + i * HRP, HRP).view(c[4].shape()).contiguous();
     return grads;
-  }
-
- private:
-  template <class T>
-  static const T* ptr(const Tensor& t) {
-    return t.defined() ? t.data<T>() : nullptr;
   }
 };
 

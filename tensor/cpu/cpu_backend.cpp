@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "tensor/cpu/block_cache.h"
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/kernels.h"
 
@@ -25,14 +26,8 @@ class CpuBackend final : public Backend {
  public:
   const char* name() const override { return "cpu"; }
 
-  // 64-byte alignment: a cache line, and what AVX-512 loads like.
-  void* allocate(size_t bytes) override {
-    if (bytes == 0) return nullptr;
-    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-    SSM_CHECK(p != nullptr, "cpu: out of memory allocating ", bytes, " bytes");
-    return p;
-  }
-  void deallocate(void* ptr, size_t) noexcept override { std::free(ptr); }
+  void* allocate(size_t bytes) override { return bytes == 0 ? nullptr : blocks_.allocate(bytes); }
+  void deallocate(void* ptr, size_t bytes) noexcept override { blocks_.deallocate(ptr, bytes); }
   void copy_to_host(const Tensor& src, void* host) override {
     std::memcpy(host, src.raw_data(), src.numel() * dtype_size(src.dtype()));
   }
@@ -62,13 +57,17 @@ class CpuBackend final : public Backend {
   void scatter_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) override {
     cpu::scatter_add(out, dim, index, src);
   }
+
+ private:
+  BlockCache blocks_;
 };
 
 }  // namespace cpu
 
+// Never destroyed: tensors released during static destruction must still find their allocator.
 Backend& cpu_backend() {
-  static cpu::CpuBackend backend;
-  return backend;
+  static cpu::CpuBackend* const backend = new cpu::CpuBackend();
+  return *backend;
 }
 
 }  // namespace ssm
