@@ -146,16 +146,16 @@ Options parse(int argc, char** argv) {
       }
       return argv[++i];
     };
-    const auto number = [&]() {
-      const std::string v = value();
+    const auto integer = [&](const std::string& v) {
       char* end = nullptr;
       const long n = std::strtol(v.c_str(), &end, 10);
-      if (*end != '\0' || n < 0) {
+      if (v.empty() || *end != '\0' || n < 0) {
         std::fprintf(stderr, "bench_lm: %s needs a non-negative integer, got '%s'\n", arg.c_str(), v.c_str());
         std::exit(2);
       }
       return static_cast<int>(n);
     };
+    const auto number = [&]() { return integer(value()); };
     if (arg == "--help" || arg == "-h") {
       usage(stdout);
       std::exit(0);
@@ -173,13 +173,17 @@ Options parse(int argc, char** argv) {
       std::string list = value();
       for (size_t at = 0; at < list.size();) {
         const size_t comma = std::min(list.find(',', at), list.size());
-        o.decode_batches.push_back(std::atoi(list.substr(at, comma - at).c_str()));
+        o.decode_batches.push_back(integer(list.substr(at, comma - at)));
         at = comma + 1;
       }
     } else {
       std::fprintf(stderr, "bench_lm: unknown option '%s' (see --help)\n", arg.c_str());
       std::exit(2);
     }
+  }
+  if (o.steps < 1 || o.batch < 1 || o.seqlen < 2) {
+    std::fprintf(stderr, "bench_lm: --steps and --batch must be at least 1 and --seqlen at least 2\n");
+    std::exit(2);
   }
   return o;
 }

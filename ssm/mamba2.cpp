@@ -8,14 +8,7 @@
 namespace ssm {
 
 Mamba2::Mamba2(int64_t d_model, const MixerConfig& cfg, Generator& gen)
-    : d_model(d_model),
-      d_inner(cfg.expand * d_model),
-      heads(d_inner / cfg.headdim),
-      headdim(cfg.headdim),
-      d_state(cfg.d_state),
-      groups(cfg.ngroups),
-      conv_dim(d_inner + 2 * cfg.ngroups * cfg.d_state),
-      chunk_size(cfg.chunk_size) {
+    : Mixer(d_model, cfg), conv_dim(d_inner + 2 * cfg.ngroups * cfg.d_state) {
   dt_bias = register_parameter("dt_bias", initial_dt_bias(heads, cfg, gen));
   A_log = register_parameter("A_log", op::log(op::uniform({heads}, cfg.A_init_min, cfg.A_init_max, gen)));  // A ~ U(1,16)
   D = register_parameter("D", Tensor::ones({heads}));

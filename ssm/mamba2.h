@@ -21,7 +21,7 @@ class Mamba2 : public Mixer {
   Tensor forward(const Tensor& u, MixerCache* cache = nullptr) const override;
   std::unique_ptr<MixerCache> empty_cache(int64_t batch) const override;
 
-  const int64_t d_model, d_inner, heads, headdim, d_state, groups, conv_dim, chunk_size;
+  const int64_t conv_dim;  // d_inner + 2·G·N: the channels convolved together (x, B, C)
   Tensor dt_bias, A_log, D;
   std::shared_ptr<nn::Linear> in_proj;
   std::shared_ptr<nn::CausalConv1d> conv1d;

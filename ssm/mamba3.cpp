@@ -32,15 +32,9 @@ Tensor wrap_angle(const Tensor& theta) {
 }  // namespace
 
 Mamba3::Mamba3(int64_t d_model, const MixerConfig& cfg, Generator& gen)
-    : d_model(d_model),
-      d_inner(cfg.expand * d_model),
-      heads(d_inner / cfg.headdim),
-      headdim(cfg.headdim),
-      d_state(cfg.d_state),
-      groups(cfg.ngroups),
+    : Mixer(d_model, cfg),
       rank(cfg.rank()),
       angles(cfg.num_rope_angles()),
-      chunk_size(cfg.chunk_size),
       is_mimo(cfg.is_mimo),
       is_outproj_norm(cfg.is_outproj_norm),
       A_floor(cfg.A_floor) {

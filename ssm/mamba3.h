@@ -25,7 +25,7 @@ class Mamba3 : public Mixer {
   Tensor forward(const Tensor& u, MixerCache* cache = nullptr) const override;
   std::unique_ptr<MixerCache> empty_cache(int64_t batch) const override;
 
-  const int64_t d_model, d_inner, heads, headdim, d_state, groups, rank, angles, chunk_size;
+  const int64_t rank, angles;  // R (1 for SISO) and S, the rotary angles per head
   const bool is_mimo, is_outproj_norm;
   const double A_floor;
   Tensor dt_bias, B_bias, C_bias, mimo_x, mimo_z, mimo_o, D;  // mimo_* undefined for SISO

@@ -26,10 +26,21 @@ struct MixerCache {
 
 class Mixer : public nn::Module {
  public:
+  // The sizes every mixer derives from its config: d_inner = expand·d_model, heads = d_inner / headdim.
+  Mixer(int64_t d_model, const MixerConfig& cfg)
+      : d_model(d_model),
+        d_inner(cfg.expand * d_model),
+        heads(cfg.expand * d_model / cfg.headdim),
+        headdim(cfg.headdim),
+        d_state(cfg.d_state),
+        groups(cfg.ngroups),
+        chunk_size(cfg.chunk_size) {}
+
   // u [batch, L, d_model] → [batch, L, d_model]
   virtual Tensor forward(const Tensor& u, MixerCache* cache = nullptr) const = 0;
   // A zero state (a fresh sequence) for `batch` sequences.
   virtual std::unique_ptr<MixerCache> empty_cache(int64_t batch) const = 0;
+  const int64_t d_model, d_inner, heads, headdim, d_state, groups, chunk_size;
   ScanPath scan_path = ScanPath::Chunked;
 };
 

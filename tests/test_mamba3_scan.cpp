@@ -13,10 +13,13 @@
 #include "autograd/engine.h"
 #include "autograd/functions.h"
 #include "autograd/gradcheck.h"
+#include "compare_helpers.h"
 #include "ssm/mamba3_scan.h"
 #include "tensor/random.h"
 
 using namespace ssm;
+using ssm::testing::expect_close;
+using ssm::testing::max_abs;
 
 namespace {
 
@@ -121,25 +124,6 @@ RunResult run_with_grads(const Mamba3Inputs& in, DType dtype, const ScanFn& fn) 
       r.grads.push_back(leaf.grad());
     }
   return r;
-}
-
-// max |a − b| / (atol + rtol·|b|) ≤ 1 elementwise
-void expect_close(const Tensor& a, const Tensor& b, double atol, double rtol, const std::string& what) {
-  ASSERT_EQ(a.shape(), b.shape()) << what;
-  const auto va = a.to(DType::Float64).to_vector<double>(), vb = b.to(DType::Float64).to_vector<double>();
-  double worst = 0;
-  size_t worst_i = 0;
-  for (size_t i = 0; i < va.size(); ++i) {
-    const double r = std::abs(va[i] - vb[i]) / (atol + rtol * std::abs(vb[i]));
-    if (r > worst) worst = r, worst_i = i;
-  }
-  EXPECT_LE(worst, 1.0) << what << ": element " << worst_i << " got " << va[worst_i] << " expected " << vb[worst_i];
-}
-
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (double x : t.to(DType::Float64).to_vector<double>()) m = std::max(m, std::abs(x));
-  return m;
 }
 
 void expect_same_run(const RunResult& got, const RunResult& want, double atol, const std::string& what) {
