@@ -3,7 +3,7 @@
 # Used by tools/quickstart.sh and tools/test.sh; safe to run repeatedly.
 set -euo pipefail
 
-packages=(cmake g++ make libgtest-dev libbenchmark-dev libopenblas-dev nlohmann-json3-dev libtomlplusplus-dev)
+packages=(cmake g++ make libgtest-dev libbenchmark-dev libopenblas-dev nlohmann-json3-dev libtomlplusplus-dev libcurl4-openssl-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
