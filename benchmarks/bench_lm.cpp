@@ -14,11 +14,13 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #ifdef _OPENMP
@@ -33,6 +35,7 @@ extern "C" void openblas_set_num_threads(int);
 #include "autograd/grad_mode.h"
 #include "nn/optim.h"
 #include "ssm/lm.h"
+#include "tasks/flags.h"
 
 using namespace ssm;
 
@@ -40,8 +43,8 @@ namespace {
 
 struct Options {
   std::string preset = "default-1m", config_path, scan = "chunked";
-  int threads = 0, batch = 16, seqlen = 256, steps = 5, warmup = 2, decode_tokens = 64;
-  std::vector<int> decode_batches = {1, 16};
+  int64_t threads = 0, batch = 16, seqlen = 256, steps = 5, warmup = 2, decode_tokens = 64;
+  std::vector<int64_t> decode_batches;
 };
 
 const char* kPresets[][2] = {
@@ -55,10 +58,10 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-double median_seconds(const std::function<void()>& fn, int warmup, int reps) {
-  for (int i = 0; i < warmup; ++i) fn();
+double median_seconds(const std::function<void()>& fn, int64_t warmup, int64_t reps) {
+  for (int64_t i = 0; i < warmup; ++i) fn();
   std::vector<double> times;
-  for (int i = 0; i < reps; ++i) {
+  for (int64_t i = 0; i < reps; ++i) {
     const auto start = std::chrono::steady_clock::now();
     fn();
     times.push_back(seconds_since(start));
@@ -127,62 +130,58 @@ Tensor greedy(const Tensor& logits) {
   return Tensor::from_vector(ids, {rows});
 }
 
-void usage(FILE* out) {
-  std::fprintf(out,
-               "usage: bench_lm [--preset default-1m|default-1m-mamba2 | --config config.json] [--threads N]\n"
-               "                [--batch 16] [--seqlen 256] [--steps 5] [--warmup 2] [--decode-batches 1,16]\n"
-               "                [--decode-tokens 64] [--scan chunked|reference]\n"
-               "Training-step and decoding tokens/s, peak RSS and CPU model-FLOPs utilisation of the LM.\n");
+// "1,16" → {1, 16}
+std::vector<int64_t> batch_sizes(const std::string& list) {
+  std::vector<int64_t> sizes;
+  for (size_t at = 0; at < list.size();) {
+    const size_t comma = std::min(list.find(',', at), list.size());
+    const std::string item = list.substr(at, comma - at);
+    int64_t n = -1;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), n);
+    SSM_CHECK(ec == std::errc() && end == item.data() + item.size() && n >= 0,
+              "--decode-batches needs non-negative integers, got '", item, "'");
+    sizes.push_back(n);
+    at = comma + 1;
+  }
+  return sizes;
 }
 
+// Usage errors exit with status 2, --help with 0.
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    const auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "bench_lm: %s needs a value\n", arg.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    const auto integer = [&](const std::string& v) {
-      char* end = nullptr;
-      const long n = std::strtol(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0' || n < 0) {
-        std::fprintf(stderr, "bench_lm: %s needs a non-negative integer, got '%s'\n", arg.c_str(), v.c_str());
-        std::exit(2);
-      }
-      return static_cast<int>(n);
-    };
-    const auto number = [&]() { return integer(value()); };
-    if (arg == "--help" || arg == "-h") {
-      usage(stdout);
+  std::string decode_batches = "1,16";
+  tasks::FlagParser flags("bench_lm", "[--preset NAME | --config config.json] [options]",
+                          "Training-step and decoding tokens/s, peak RSS and CPU model-FLOPs utilisation of the LM.");
+  flags.option("preset", &o.preset, "NAME", "the model: default-1m or default-1m-mamba2");
+  flags.option("config", &o.config_path, "FILE", "the model from an official config.json instead of a preset");
+  flags.option("scan", &o.scan, "PATH", "the scan implementation: chunked or reference");
+  flags.option("threads", &o.threads, "N", "OpenMP and OpenBLAS threads; 0 = OpenMP's default");
+  flags.section("training step");
+  flags.option("batch", &o.batch, "B", "sequences per step");
+  flags.option("seqlen", &o.seqlen, "L", "tokens per sequence");
+  flags.option("steps", &o.steps, "N", "timed steps (the median is reported)");
+  flags.option("warmup", &o.warmup, "N", "untimed steps before them");
+  flags.section("decoding");
+  flags.option("decode-batches", &decode_batches, "LIST", "comma-separated batch sizes, one run each");
+  flags.option("decode-tokens", &o.decode_tokens, "N", "tokens per run");
+  try {
+    const tasks::FlagParser::Result args = flags.parse(argc, argv);
+    if (args.help) {
+      std::printf("%s", flags.help().c_str());
       std::exit(0);
-    } else if (arg == "--preset") o.preset = value();
-    else if (arg == "--config") o.config_path = value();
-    else if (arg == "--scan") o.scan = value();
-    else if (arg == "--threads") o.threads = number();
-    else if (arg == "--batch") o.batch = number();
-    else if (arg == "--seqlen") o.seqlen = number();
-    else if (arg == "--steps") o.steps = number();
-    else if (arg == "--warmup") o.warmup = number();
-    else if (arg == "--decode-tokens") o.decode_tokens = number();
-    else if (arg == "--decode-batches") {
-      o.decode_batches.clear();
-      std::string list = value();
-      for (size_t at = 0; at < list.size();) {
-        const size_t comma = std::min(list.find(',', at), list.size());
-        o.decode_batches.push_back(integer(list.substr(at, comma - at)));
-        at = comma + 1;
-      }
-    } else {
-      std::fprintf(stderr, "bench_lm: unknown option '%s' (see --help)\n", arg.c_str());
-      std::exit(2);
     }
-  }
-  if (o.steps < 1 || o.batch < 1 || o.seqlen < 2) {
-    std::fprintf(stderr, "bench_lm: --steps and --batch must be at least 1 and --seqlen at least 2\n");
+    SSM_CHECK(args.positional.empty(), "unexpected argument '", args.positional.front(), "' (see --help)");
+    SSM_CHECK(args.passthrough.empty(), "unexpected arguments after -- (see --help)");
+    const std::pair<const char*, int64_t> counts[] = {{"threads", o.threads}, {"batch", o.batch},
+                                                      {"seqlen", o.seqlen},   {"steps", o.steps},
+                                                      {"warmup", o.warmup},   {"decode-tokens", o.decode_tokens}};
+    for (const auto& [name, value] : counts)
+      SSM_CHECK(value >= 0, "--", name, " needs a non-negative integer, got ", value);
+    o.decode_batches = batch_sizes(decode_batches);
+    SSM_CHECK(o.steps >= 1 && o.batch >= 1 && o.seqlen >= 2,
+              "--steps and --batch must be at least 1 and --seqlen at least 2");
+  } catch (const Error& e) {
+    std::fprintf(stderr, "bench_lm: %s\n", e.what());
     std::exit(2);
   }
   return o;
@@ -201,7 +200,7 @@ int main(int argc, char** argv) try {
   const Options o = parse(argc, argv);
   int threads = 1;
 #ifdef _OPENMP
-  if (o.threads > 0) omp_set_num_threads(o.threads);
+  if (o.threads > 0) omp_set_num_threads(static_cast<int>(o.threads));
   threads = omp_get_max_threads();
 #endif
 #if SSM_HAVE_OPENBLAS
@@ -224,30 +223,31 @@ int main(int argc, char** argv) try {
       },
       o.warmup, o.steps);
   const double train_tps = static_cast<double>(o.batch * o.seqlen) / step_s;
-  const double gflops = openblas_gflops(config, static_cast<int64_t>(o.batch) * o.seqlen);
+  const double gflops = openblas_gflops(config, o.batch * o.seqlen);
   const double mfu = gflops > 0 ? 6.0 * static_cast<double>(params) * train_tps / (gflops * 1e9) : 0;
-  std::printf("[ours] train  %s %lld params  B=%d L=%d  %.0f tok/s  (%.1f ms/step)  cpu x%d fp32  peak %.0f MiB\n",
-              name.c_str(), static_cast<long long>(params), o.batch, o.seqlen, train_tps, step_s * 1e3, threads,
-              peak_rss_mib());
+  std::printf("[ours] train  %s %lld params  B=%lld L=%lld  %.0f tok/s  (%.1f ms/step)  cpu x%d fp32  peak %.0f MiB\n",
+              name.c_str(), static_cast<long long>(params), static_cast<long long>(o.batch),
+              static_cast<long long>(o.seqlen), train_tps, step_s * 1e3, threads, peak_rss_mib());
   if (gflops > 0)
     std::printf("[ours] mfu    %.1f%%  (6 x %lld params x %.0f tok/s / OpenBLAS sgemm %.1f GFLOP/s on the model's shapes)\n",
                 100 * mfu, static_cast<long long>(params), train_tps, gflops);
 
   NoGradGuard no_grad;
-  for (int batch : o.decode_batches) {
+  for (const int64_t batch : o.decode_batches) {
     if (batch <= 0) continue;
     const double decode_s = median_seconds(
         [&] {
           LMCache cache = model.empty_cache(batch);
           Tensor token = Tensor::zeros({batch}, DType::Int64);
-          for (int t = 0; t < o.decode_tokens; ++t) {
+          for (int64_t t = 0; t < o.decode_tokens; ++t) {
             const Tensor logits = model.step(token, cache).narrow(1, 0, config.vocab_size);
             token = greedy(logits);
           }
         },
         1, 3);
-    std::printf("[ours] decode %s B=%d  %.0f tok/s  (%.3f ms/token)\n", name.c_str(), batch,
-                batch * o.decode_tokens / decode_s, 1e3 * decode_s / o.decode_tokens);
+    std::printf("[ours] decode %s B=%lld  %.0f tok/s  (%.3f ms/token)\n", name.c_str(), static_cast<long long>(batch),
+                static_cast<double>(batch * o.decode_tokens) / decode_s,
+                1e3 * decode_s / static_cast<double>(o.decode_tokens));
   }
   return 0;
 } catch (const std::exception& e) {

@@ -8,10 +8,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <string>
 
 #include "autograd/functions.h"
+#include "tasks/flags.h"
 #include "tensor/random.h"
 
 using namespace ssm;
@@ -19,41 +18,29 @@ using namespace ssm;
 namespace {
 
 struct Options {
-  int steps = 3000;
-  int hidden = 32;
+  int64_t steps = 3000;
+  int64_t hidden = 32;
   double lr = 0.03;
-  uint64_t seed = 0;
+  int64_t seed = 0;
 };
-
-void usage(FILE* out) {
-  std::fprintf(out,
-               "usage: ssm-autograd-demo [--steps N] [--hidden H] [--lr LR] [--seed S]\n"
-               "Fits y = sin(x) with a two-layer tanh network trained by this engine's autograd.\n"
-               "  --steps N   gradient-descent steps (default 3000)\n"
-               "  --hidden H  hidden units (default 32)\n"
-               "  --lr LR     learning rate (default 0.03)\n"
-               "  --seed S    random seed (default 0)\n");
-}
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") {
-      usage(stdout);
-      std::exit(0);
-    }
-    SSM_CHECK(i + 1 < argc, "flag ", flag, " needs a value (see --help)");
-    const std::string value = argv[++i];
-    char* end = nullptr;
-    if (flag == "--steps") o.steps = static_cast<int>(std::strtol(value.c_str(), &end, 10));
-    else if (flag == "--hidden") o.hidden = static_cast<int>(std::strtol(value.c_str(), &end, 10));
-    else if (flag == "--lr") o.lr = std::strtod(value.c_str(), &end);
-    else if (flag == "--seed") o.seed = std::strtoull(value.c_str(), &end, 10);
-    else throw Error("unknown flag " + flag + " (see --help)");
-    SSM_CHECK(end && *end == '\0', "flag ", flag, ": '", value, "' is not a number");
+  tasks::FlagParser flags("ssm-autograd-demo", "[--steps N] [--hidden H] [--lr LR] [--seed S]",
+                          "Fits y = sin(x) with a two-layer tanh network trained by this engine's autograd.");
+  flags.option("steps", &o.steps, "N", "gradient-descent steps");
+  flags.option("hidden", &o.hidden, "H", "hidden units");
+  flags.option("lr", &o.lr, "LR", "learning rate");
+  flags.option("seed", &o.seed, "S", "random seed");
+  const tasks::FlagParser::Result args = flags.parse(argc, argv);
+  if (args.help) {
+    std::printf("%s", flags.help().c_str());
+    std::exit(0);
   }
+  SSM_CHECK(args.positional.empty(), "unexpected argument '", args.positional.front(), "' (see --help)");
+  SSM_CHECK(args.passthrough.empty(), "unexpected arguments after -- (see --help)");
   SSM_CHECK(o.steps > 0 && o.hidden > 0 && o.lr > 0, "--steps, --hidden and --lr must be positive");
+  SSM_CHECK(o.seed >= 0, "--seed must be non-negative, got ", o.seed);
   return o;
 }
 
@@ -61,7 +48,7 @@ Options parse(int argc, char** argv) {
 
 int main(int argc, char** argv) try {
   const Options opt = parse(argc, argv);
-  Generator gen(opt.seed);
+  Generator gen(static_cast<uint64_t>(opt.seed));
 
   // data: 64 points x in [-3, 3], targets sin(x); shapes [64, 1]
   const Tensor x = op::uniform({64, 1}, -3.0, 3.0, gen);
@@ -80,7 +67,7 @@ int main(int argc, char** argv) try {
     return mean(square(pred - y));              // scalar
   };
 
-  for (int step = 0; step <= opt.steps; ++step) {
+  for (int64_t step = 0; step <= opt.steps; ++step) {
     for (const Tensor& p : params) p.set_grad(Tensor());
     const Tensor loss = loss_of();
     backward(loss);
@@ -96,7 +83,7 @@ int main(int argc, char** argv) try {
                   (up - down) / (2 * eps));
     }
     if (step % (opt.steps / 10 > 0 ? opt.steps / 10 : 1) == 0)
-      std::printf("step %5d  loss %.6f\n", step, loss.item<float>());
+      std::printf("step %5lld  loss %.6f\n", static_cast<long long>(step), loss.item<float>());
     NoGradGuard no_grad;
     for (const Tensor& p : params) op::binary_(BinaryOp::Sub, p, op::mul(p.grad(), opt.lr));  // p -= lr * grad
   }

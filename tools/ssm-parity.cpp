@@ -5,59 +5,47 @@
 // Prints the relative error of every compared tensor and exits 0 when all are within tolerance,
 // 1 when any is not, 2 on a usage error (a case that cannot be read counts as a failure).
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "ssm/parity.h"
+#include "tasks/flags.h"
+#include "tensor/error.h"
 
 using namespace ssm;
 
-static void usage(FILE* out) {
-  std::fprintf(out,
-               "usage: ssm-parity CASE_DIR [CASE_DIR ...] [--tolerance T] [--scan chunked|reference]\n"
-               "  Loads each case (config.json, model.safetensors, io.safetensors), runs the forward pass,\n"
-               "  the backward pass and token-by-token decoding in float32, and prints the relative error\n"
-               "  max|ours - ref| / max|ref| of the logits, the loss, every parameter's gradient and the\n"
-               "  decoded logits.\n"
-               "  --tolerance T   the largest relative error that passes (default 1e-4)\n"
-               "  --scan PATH     the scan implementation to run: chunked (default) or reference\n"
-               "  Exit status: 0 all cases pass, 1 a case fails or cannot be read, 2 usage error.\n");
-}
-
 int main(int argc, char** argv) {
   ParityOptions options;
+  std::string scan = "chunked";
+  tasks::FlagParser flags(
+      "ssm-parity", "CASE_DIR [CASE_DIR ...] [--tolerance T] [--scan chunked|reference]",
+      "Loads each case (config.json, model.safetensors, io.safetensors), runs the forward pass,\n"
+      "the backward pass and token-by-token decoding in float32, and prints the relative error\n"
+      "max|ours - ref| / max|ref| of the logits, the loss, every parameter's gradient and the\n"
+      "decoded logits.\n\n"
+      "Exit status: 0 all cases pass, 1 a case fails or cannot be read, 2 usage error.");
+  flags.option("tolerance", &options.tolerance, "T", "the largest relative error that passes");
+  flags.option("scan", &scan, "PATH", "the scan implementation to run: chunked or reference");
   std::vector<std::string> cases;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      usage(stdout);
+  try {
+    const tasks::FlagParser::Result args = flags.parse(argc, argv);
+    if (args.help) {
+      std::printf("%s", flags.help().c_str());
       return 0;
-    } else if (arg == "--tolerance" && i + 1 < argc) {
-      char* end = nullptr;
-      options.tolerance = std::strtod(argv[++i], &end);
-      if (*end != '\0' || !(options.tolerance > 0)) {
-        std::fprintf(stderr, "ssm-parity: --tolerance needs a positive number, got '%s'\n", argv[i]);
-        return 2;
-      }
-    } else if (arg == "--scan" && i + 1 < argc) {
-      const std::string path = argv[++i];
-      if (path != "chunked" && path != "reference") {
-        std::fprintf(stderr, "ssm-parity: --scan must be chunked or reference, got '%s'\n", path.c_str());
-        return 2;
-      }
-      options.scan_path = path == "chunked" ? ScanPath::Chunked : ScanPath::Reference;
-    } else if (!arg.empty() && arg[0] == '-') {
-      std::fprintf(stderr, "ssm-parity: unknown option '%s' (see --help)\n", arg.c_str());
-      return 2;
-    } else {
-      cases.push_back(arg);
     }
-  }
-  if (cases.empty()) {
-    usage(stderr);
+    SSM_CHECK(options.tolerance > 0, "--tolerance needs a positive number, got ", options.tolerance);
+    SSM_CHECK(scan == "chunked" || scan == "reference", "--scan must be chunked or reference, got '", scan, "'");
+    SSM_CHECK(args.passthrough.empty(), "unexpected arguments after -- (see --help)");
+    cases = args.positional;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "ssm-parity: %s\n", e.what());
     return 2;
   }
+  if (cases.empty()) {
+    std::fprintf(stderr, "%s", flags.help().c_str());
+    return 2;
+  }
+  options.scan_path = scan == "chunked" ? ScanPath::Chunked : ScanPath::Reference;
   bool all_ok = true;
   for (const std::string& dir : cases) {
     try {
