@@ -150,4 +150,21 @@ int run_tool(const std::string& program, const std::function<int()>& body) {
   }
 }
 
+FlagParser::Result parse_tool_flags(const FlagParser& parser, int argc, char** argv, bool flags_after_dashes) {
+  try {
+    FlagParser::Result result = parser.parse(argc, argv);
+    if (flags_after_dashes && !result.passthrough.empty()) {
+      const FlagParser::Result after = parser.parse(result.passthrough);
+      result.help = result.help || after.help;
+      result.positional.insert(result.positional.end(), after.positional.begin(), after.positional.end());
+      result.passthrough.clear();
+    }
+    if (!result.positional.empty() || !result.passthrough.empty())
+      throw Error("unexpected argument \"" + (result.positional.empty() ? result.passthrough : result.positional)[0] + "\"");
+    return result;
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+}
+
 }  // namespace ssm::tasks

@@ -75,4 +75,9 @@ struct UsageError : std::runtime_error {
 };
 int run_tool(const std::string& program, const std::function<int()>& body);
 
+// Parse a tool's command line with `parser`: flag errors and stray arguments become UsageErrors. The
+// arguments after a bare "--" are parsed with the same flags when `flags_after_dashes` (ssm-train's
+// low-level flags), else refused.
+FlagParser::Result parse_tool_flags(const FlagParser& parser, int argc, char** argv, bool flags_after_dashes = false);
+
 }  // namespace ssm::tasks

@@ -26,18 +26,12 @@ int main(int argc, char** argv) {
     request.declare_flags(parser);
     parser.option("checkpoint", &checkpoint, "DIR", "a checkpoint folder (model.safetensors with its config)");
     generation.declare_flags(parser, "Generation");
-    try {
-      const FlagParser::Result args = parser.parse(argc, argv);
-      if (args.help) {
-        std::fputs(parser.help().c_str(), stdout);
-        return kExitOk;
-      }
-      if (!args.positional.empty() || !args.passthrough.empty())
-        throw ssm::Error("unexpected argument \"" + (args.positional.empty() ? args.passthrough : args.positional)[0] + "\"");
-      if (request.experiment.empty() && checkpoint.empty()) throw ssm::Error("give --experiment NAME or --checkpoint DIR");
-    } catch (const ssm::Error& e) {
-      throw UsageError(e.what());
+    const FlagParser::Result args = parse_tool_flags(parser, argc, argv);
+    if (args.help) {
+      std::fputs(parser.help().c_str(), stdout);
+      return kExitOk;
     }
+    if (request.experiment.empty() && checkpoint.empty()) throw UsageError("give --experiment NAME or --checkpoint DIR");
     request.adhoc_task = "generate";
     for (const std::string& o : generation.overrides()) request.overrides.push_back(o);
     const ExperimentSpec spec = resolve_request(request);

@@ -63,19 +63,13 @@ int main(int argc, char** argv) {
     parser.option("checkpoint", &checkpoint, "DIR", "a checkpoint folder (default: the experiment's best)");
     parser.repeated("text", &texts, "TEXT", "the input (repeat for several)");
     parser.option("max-new-tokens", &max_new_tokens, "N", "longest answer or continuation");
-    try {
-      const FlagParser::Result args = parser.parse(argc, argv);
-      if (args.help) {
-        std::fputs(parser.help().c_str(), stdout);
-        return kExitOk;
-      }
-      if (!args.positional.empty() || !args.passthrough.empty())
-        throw ssm::Error("unexpected argument \"" + (args.positional.empty() ? args.passthrough : args.positional)[0] + "\"");
-      if (request.experiment.empty() && checkpoint.empty()) throw ssm::Error("give --experiment NAME or --checkpoint DIR");
-      if (texts.empty()) throw ssm::Error("give the input with --text TEXT");
-    } catch (const ssm::Error& e) {
-      throw UsageError(e.what());
+    const FlagParser::Result args = parse_tool_flags(parser, argc, argv);
+    if (args.help) {
+      std::fputs(parser.help().c_str(), stdout);
+      return kExitOk;
     }
+    if (request.experiment.empty() && checkpoint.empty()) throw UsageError("give --experiment NAME or --checkpoint DIR");
+    if (texts.empty()) throw UsageError("give the input with --text TEXT");
     request.adhoc_task = "infer";
     const ExperimentSpec spec = resolve_request(request);
     apply_target(spec.target, stderr);

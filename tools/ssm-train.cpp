@@ -28,14 +28,7 @@ int main(int argc, char** argv) {
     parser.flag("resume", &resume, "continue from <output dir>/last (weights, optimiser, data position)");
     parser.option("task", &task, "pretrain|finetune", "the task when there is no --experiment");
     low_level.declare_flags(parser, "Low-level flags (bypass experiments.toml; each sets the key in brackets)");
-    FlagParser::Result args;
-    try {
-      args = parser.parse(argc, argv);
-      if (!args.passthrough.empty()) parser.parse(args.passthrough);
-      if (!args.positional.empty()) throw ssm::Error("unexpected argument \"" + args.positional[0] + "\"");
-    } catch (const ssm::Error& e) {
-      throw UsageError(e.what());
-    }
+    const FlagParser::Result args = parse_tool_flags(parser, argc, argv, /*flags_after_dashes=*/true);
     if (args.help) {
       std::fputs(parser.help().c_str(), stdout);
       return kExitOk;
