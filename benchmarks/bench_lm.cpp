@@ -36,6 +36,7 @@ extern "C" void openblas_set_num_threads(int);
 #include "nn/optim.h"
 #include "ssm/lm.h"
 #include "tasks/flags.h"
+#include "tasks/session.h"
 
 using namespace ssm;
 
@@ -165,13 +166,10 @@ Options parse(int argc, char** argv) {
   flags.option("decode-batches", &decode_batches, "LIST", "comma-separated batch sizes, one run each");
   flags.option("decode-tokens", &o.decode_tokens, "N", "tokens per run");
   try {
-    const tasks::FlagParser::Result args = flags.parse(argc, argv);
-    if (args.help) {
+    if (tasks::parse_tool_flags(flags, argc, argv).help) {
       std::printf("%s", flags.help().c_str());
       std::exit(0);
     }
-    SSM_CHECK(args.positional.empty(), "unexpected argument '", args.positional.front(), "' (see --help)");
-    SSM_CHECK(args.passthrough.empty(), "unexpected arguments after -- (see --help)");
     const std::pair<const char*, int64_t> counts[] = {{"threads", o.threads}, {"batch", o.batch},
                                                       {"seqlen", o.seqlen},   {"steps", o.steps},
                                                       {"warmup", o.warmup},   {"decode-tokens", o.decode_tokens}};

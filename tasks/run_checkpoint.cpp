@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "tensor/error.h"
 
@@ -38,12 +39,25 @@ std::string metadata_value(const safetensors::Metadata& metadata, const std::str
   return it->second;
 }
 
+// A number stored as metadata text; anything else is an error naming the file and key.
+template <class Number>
+Number metadata_number(const std::string& text, const std::string& key, const std::string& path) {
+  try {
+    size_t used = 0;
+    const Number value = std::is_integral_v<Number> ? Number(std::stoll(text, &used)) : Number(std::stod(text, &used));
+    if (used == text.size()) return value;
+  } catch (const std::exception&) {
+  }
+  throw Error(path + ": metadata \"" + key + "\" is not a number: \"" + text.substr(0, 40) + "\"");
+}
+
 CheckpointInfo info_from(const safetensors::Metadata& metadata, const std::string& path) {
   CheckpointInfo info;
   info.experiment = metadata.count("experiment") ? metadata.at("experiment") : "";
   info.data_kind = metadata.count("data_kind") ? metadata.at("data_kind") : "";
-  info.step = std::stoll(metadata_value(metadata, "step", path));
-  info.valid_loss = metadata.count("valid_loss") ? std::stod(metadata.at("valid_loss")) : std::nan("");
+  info.step = metadata_number<int64_t>(metadata_value(metadata, "step", path), "step", path);
+  info.valid_loss =
+      metadata.count("valid_loss") ? metadata_number<double>(metadata.at("valid_loss"), "valid_loss", path) : std::nan("");
   return info;
 }
 

@@ -8,12 +8,12 @@
 #pragma once
 #include <cstdio>
 #include <functional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "tasks/experiment.h"
 #include "tasks/flags.h"
+#include "tensor/error.h"
 
 namespace ssm::tasks {
 
@@ -70,8 +70,8 @@ std::string checkpoint_to_use(const ExperimentSpec& spec);
 
 // Step 4: runs `body`, returning its exit code; an exception becomes "PROGRAM: error: message" on stderr and
 // kExitError (kExitUsage for `usage_errors`, which the caller throws while reading its command line).
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
+struct UsageError : Error {
+  using Error::Error;
 };
 int run_tool(const std::string& program, const std::function<int()>& body);
 

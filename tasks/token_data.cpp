@@ -99,7 +99,10 @@ TokenData TokenData::open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY);
   SSM_CHECK(fd >= 0, "cannot open token file ", path, ": ", std::strerror(errno));
   struct stat info {};
-  ::fstat(fd, &info);
+  if (::fstat(fd, &info) != 0) {
+    ::close(fd);
+    throw Error("cannot read token file " + path + ": " + std::strerror(errno));
+  }
   const size_t size = static_cast<size_t>(info.st_size);
   void* map = size > 0 ? ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
   ::close(fd);
@@ -190,7 +193,10 @@ TokenData tokenize_cached(const std::string& text_path, int64_t begin, int64_t e
   SSM_CHECK(!error, "cannot create ", folder.string(), ": ", error.message());
   std::FILE* text = std::fopen(text_path.c_str(), "rb");
   SSM_CHECK(text != nullptr, label, ": cannot open ", text_path, ": ", std::strerror(errno));
-  std::fseek(text, static_cast<long>(begin), SEEK_SET);
+  if (std::fseek(text, static_cast<long>(begin), SEEK_SET) != 0) {
+    std::fclose(text);
+    throw Error(label + ": cannot seek to byte " + std::to_string(begin) + " of " + text_path);
+  }
 
   TokenFileWriter writer(token_path, tokenizer);
   ProgressLine progress(stderr, 5.0);

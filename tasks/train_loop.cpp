@@ -101,7 +101,11 @@ TrainOutcome train(const ExperimentSpec& spec, MambaLM& model, const Tokenizer& 
   const fs::path out_dir = spec.output_dir();
   const std::string last_dir = (out_dir / "last").string(), best_dir = (out_dir / "best").string();
   fs::create_directories(out_dir);
-  std::ofstream(out_dir / "resolved.toml") << to_toml(spec);
+  {
+    std::ofstream resolved(out_dir / "resolved.toml");
+    resolved << to_toml(spec);
+    SSM_CHECK(resolved.good(), "cannot write ", (out_dir / "resolved.toml").string());
+  }
 
   nn::AdamW optimizer(nn::decay_groups(model.named_parameters(), args.weight_decay), args.lr, args.beta1, args.beta2);
   const auto schedule = make_schedule(args);

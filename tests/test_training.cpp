@@ -191,6 +191,17 @@ TEST(Training, CheckpointsRoundTripAndRefuseAnotherTokenizerOrArchitecture) {
     EXPECT_NE(std::string(e.what()).find("tokenizer"), std::string::npos) << e.what();
   }
   EXPECT_THROW(load_checkpoint(dir / "nothing"), Error);
+
+  // Hostile metadata: a step that is not a number is an error naming the file and the key.
+  safetensors::Contents contents = safetensors::load(dir / "ckpt/model.safetensors");
+  contents.metadata["step"] = "12abc";
+  safetensors::save(dir / "ckpt/model.safetensors", contents.tensors, contents.metadata);
+  try {
+    load_checkpoint(dir / "ckpt");
+    ADD_FAILURE() << "a non-numeric step was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("metadata \"step\" is not a number"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Finetune, BatchesTakeTheLossOnTheAnswerOnly) {

@@ -11,6 +11,7 @@
 
 #include "autograd/functions.h"
 #include "tasks/flags.h"
+#include "tasks/session.h"
 #include "tensor/random.h"
 
 using namespace ssm;
@@ -32,13 +33,10 @@ Options parse(int argc, char** argv) {
   flags.option("hidden", &o.hidden, "H", "hidden units");
   flags.option("lr", &o.lr, "LR", "learning rate");
   flags.option("seed", &o.seed, "S", "random seed");
-  const tasks::FlagParser::Result args = flags.parse(argc, argv);
-  if (args.help) {
+  if (tasks::parse_tool_flags(flags, argc, argv).help) {
     std::printf("%s", flags.help().c_str());
     std::exit(0);
   }
-  SSM_CHECK(args.positional.empty(), "unexpected argument '", args.positional.front(), "' (see --help)");
-  SSM_CHECK(args.passthrough.empty(), "unexpected arguments after -- (see --help)");
   SSM_CHECK(o.steps > 0 && o.hidden > 0 && o.lr > 0, "--steps, --hidden and --lr must be positive");
   SSM_CHECK(o.seed >= 0, "--seed must be non-negative, got ", o.seed);
   return o;
