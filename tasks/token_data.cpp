@@ -22,6 +22,9 @@ constexpr char kMagic[8] = {'S', 'S', 'M', 'T', 'O', 'K', '1', '\n'};
 constexpr size_t kHeaderBytes = 8 + 4 + 4 + 8 + 8 + 8;
 constexpr int64_t kReadChunk = 16 << 20;  // tokenise 16 MiB of text at a time
 
+// Where the ids start: after the header and the JSON, rounded up to 8 bytes so they are aligned.
+size_t ids_offset(size_t json_length) { return (kHeaderBytes + json_length + 7) / 8 * 8; }
+
 int bytes_per_id(const Tokenizer& tokenizer) { return tokenizer.vocab_size() <= 65536 ? 2 : 4; }
 
 // FNV-1a: a stable 64-bit fingerprint for cache file names (not security, only identity).
@@ -84,6 +87,8 @@ class TokenFileWriter {
     write(&src, 8);
     write(&json_length, 8);
     write(json_.data(), json_.size());
+    const char zeros[8] = {};
+    write(zeros, ids_offset(json_.size()) - kHeaderBytes - json_.size());
   }
 
   std::string path_, temp_;
@@ -121,14 +126,14 @@ TokenData TokenData::open(const std::string& path) {
   std::memcpy(&json_length, bytes + 32, 8);
   SSM_CHECK(width == 2 || width == 4, broken, "id width ", width);
   SSM_CHECK(json_length <= size - kHeaderBytes, broken, "tokenizer length ", json_length);
-  const size_t ids_offset = kHeaderBytes + json_length;
-  SSM_CHECK(count <= (size - ids_offset) / width && ids_offset + count * width == size, broken, count,
-            " ids do not fit its ", size, " bytes");
+  const size_t first_id = ids_offset(json_length);
+  SSM_CHECK(first_id <= size && count <= (size - first_id) / width && first_id + count * width == size, broken,
+            count, " ids do not fit its ", size, " bytes");
   data.tokenizer_json_.assign(reinterpret_cast<const char*>(bytes + kHeaderBytes), json_length);
   data.bytes_per_id_ = static_cast<int>(width);
   data.count_ = static_cast<int64_t>(count);
   data.source_bytes_ = static_cast<int64_t>(source);
-  data.ids_ = bytes + ids_offset;
+  data.ids_ = bytes + first_id;
   return data;
 }
 

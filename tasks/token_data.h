@@ -6,7 +6,8 @@
 // limit and the tokenizer's JSON; a different tokenizer or an edited file gives a different token file.
 //
 //   header: "SSMTOK1\n" | u32 bytes per id (2|4) | u32 reserved | u64 count | u64 source bytes | u64 json length
-//           | tokenizer JSON | ids
+//           | tokenizer JSON | zero bytes up to a multiple of 8 | ids
+// (the padding keeps the ids aligned for their type in the mapped file).
 //
 // Documents separated by the literal "<|endoftext|>" (TinyStories) become the tokenizer's end-of-text id.
 #pragma once
