@@ -1,7 +1,7 @@
-// tensor/backend.cpp — the registry from device kind to backend.
+// tensor/backend.cpp — from a device to the backend that runs it.
 //
-// The CPU backend is always present (tensor/cpu/). Other backends register themselves at static
-// initialisation time from their own library, so tensor/ never includes their headers.
+// The CPU backend is always present (tensor/cpu/). The CUDA backend (cuda/) is compiled into the
+// same library when the build found nvcc (SSM_WITH_CUDA); tensor/ only declares its entry point.
 #include "tensor/backend.h"
 
 #include "tensor/error.h"
@@ -9,18 +9,34 @@
 namespace ssm {
 
 Backend& cpu_backend();  // tensor/cpu/cpu_backend.cpp
+#if SSM_WITH_CUDA
+Backend& cuda_backend();  // cuda/cuda_backend.cpp
+#endif
 
 namespace {
-Backend* registered_backends[2] = {nullptr, nullptr};
+Backend* backend_or_null(DeviceKind kind) {
+  if (kind == DeviceKind::CPU) return &cpu_backend();
+#if SSM_WITH_CUDA
+  return &cuda_backend();
+#else
+  return nullptr;
+#endif
+}
+}  // namespace
+
+bool device_available(Device device) {
+  const Backend* backend = backend_or_null(device.kind);
+  return backend != nullptr && device.index >= 0 && device.index < backend->device_count();
 }
 
-void register_backend(DeviceKind kind, Backend* backend) { registered_backends[static_cast<int>(kind)] = backend; }
-
 Backend& backend_for(Device device) {
-  if (device.kind == DeviceKind::CPU) return cpu_backend();
-  Backend* backend = registered_backends[static_cast<int>(device.kind)];
+  Backend* backend = backend_or_null(device.kind);
   SSM_CHECK(backend != nullptr, "device ", device.str(),
-            " is not available: this binary was built without its backend (configure with -DSSM_CUDA=ON on a machine with nvcc)");
+            " is not available: this binary was built without its backend (configure on a machine with nvcc, "
+            "or with -DSSM_CUDA=ON)");
+  SSM_CHECK(device.index >= 0 && device.index < backend->device_count(), "device ", device.str(),
+            " is not available: this machine has ", backend->device_count(), " ", backend->name(),
+            " device(s)", backend->device_count() == 0 ? " (no GPU, or no NVIDIA driver)" : "");
   return *backend;
 }
 

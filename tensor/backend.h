@@ -31,10 +31,24 @@ enum class UnaryOp {
 enum class BinaryOp { Add, Sub, Mul, Div, Maximum, Minimum, Pow, Eq, Ne, Lt, Le, Gt, Ge };
 enum class ReduceOp { Sum, Max, Min };
 
+// Bytes of device memory a backend holds: `in_use` by live tensors, its high-water mark `peak_in_use`
+// (since the last reset), and `reserved` from the device (in use plus cached for reuse).
+struct MemoryStats {
+  size_t in_use = 0;
+  size_t peak_in_use = 0;
+  size_t reserved = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
+
+  // ---- the devices behind this backend ----
+  virtual int device_count() const = 0;      // 0 when the machine has none (or no driver)
+  virtual void synchronize() = 0;            // wait for all queued work (kernels run asynchronously)
+  virtual MemoryStats memory_stats() const = 0;
+  virtual void reset_peak_memory() = 0;
 
   // ---- memory ----
   virtual void* allocate(size_t bytes) = 0;
@@ -69,10 +83,11 @@ class Backend {
   virtual void scatter_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) = 0;
 };
 
-// The backend that owns `device`; throws if that device's backend was not built into this binary.
+// The backend that owns `device`; throws if that device's backend was not built into this binary,
+// or the machine has no such device.
 Backend& backend_for(Device device);
 
-// Lets a backend built as a separate library (cuda/) make itself known at start-up.
-void register_backend(DeviceKind kind, Backend* backend);
+// Whether tensors can be made on `device` here (GPU tests skip when this is false).
+bool device_available(Device device);
 
 }  // namespace ssm

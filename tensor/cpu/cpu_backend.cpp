@@ -25,6 +25,10 @@ void matmul(const Tensor& x, const Tensor& y, const Tensor& out) {
 class CpuBackend final : public Backend {
  public:
   const char* name() const override { return "cpu"; }
+  int device_count() const override { return 1; }
+  void synchronize() override {}  // every CPU kernel has finished when it returns
+  MemoryStats memory_stats() const override { return {}; }  // host memory is the process's (see getrusage)
+  void reset_peak_memory() override {}
 
   void* allocate(size_t bytes) override { return bytes == 0 ? nullptr : blocks_.allocate(bytes); }
   void deallocate(void* ptr, size_t bytes) noexcept override { blocks_.deallocate(ptr, bytes); }

@@ -2,8 +2,7 @@
 //
 // Elementwise kernels work on views (transposed, sliced, broadcast with stride 0). Rather than
 // computing an n-d index per element, we
-//   1. drop size-1 dims and merge neighbouring dims that are laid out contiguously in *every*
-//      tensor (a contiguous tensor of any rank becomes one long row);
+//   1. collapse the layouts (tensor/strided_layout.h: a contiguous tensor of any rank becomes one row);
 //   2. call row(n, offsets, inner_strides) once per innermost row (long rows cut into blocks so
 //      threads can share them), with element offsets for each tensor.
 // The row callback then runs a tight loop; when all inner strides are 1 the compiler vectorises it.
@@ -14,32 +13,9 @@
 
 #include "tensor/cpu/parallel.h"
 #include "tensor/shape.h"
+#include "tensor/strided_layout.h"
 
 namespace ssm::cpu {
-
-template <size_t N>
-struct CollapsedLayout {
-  Shape shape;                       // after dropping 1s and merging
-  std::array<Strides, N> strides;
-};
-
-template <size_t N>
-CollapsedLayout<N> collapse(const Shape& shape, const std::array<Strides, N>& strides) {
-  CollapsedLayout<N> out;
-  for (size_t d = 0; d < shape.size(); ++d) {
-    if (shape[d] == 1) continue;
-    bool merge = !out.shape.empty();
-    for (size_t k = 0; k < N && merge; ++k) merge = out.strides[k].back() == strides[k][d] * shape[d];
-    if (merge) {
-      out.shape.back() *= shape[d];
-      for (size_t k = 0; k < N; ++k) out.strides[k].back() = strides[k][d];
-    } else {
-      out.shape.push_back(shape[d]);
-      for (size_t k = 0; k < N; ++k) out.strides[k].push_back(strides[k][d]);
-    }
-  }
-  return out;
-}
 
 // Element offsets, in each of N layouts, of the row-major position `flat` within the first
 // `dims` dimensions of `shape` (dims < rank leaves the inner dimensions at index 0).

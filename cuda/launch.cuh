@@ -1,0 +1,75 @@
+// cuda/launch.cuh — launching elementwise work over strided tensors.
+//
+// for_each_element<N>(shape, {strides...}, body) runs body(offsets) once per element of `shape`,
+// where offsets[k] is that element's offset (in elements) in the k-th of N layouts. The layouts are
+// collapsed first (tensor/strided_layout.h), so contiguous tensors index with one multiply and
+// transposed or broadcast views pay a division per remaining dimension. One thread per element,
+// grid-stride loop, on the backend's stream.
+#pragma once
+#include <algorithm>
+#include <array>
+#include <cstdint>
+
+#include "cuda/check.h"
+#include "cuda/context.h"
+#include "tensor/strided_layout.h"
+
+namespace ssm::cuda {
+
+inline constexpr int kThreads = 256;
+
+// Blocks for n threads (capped: the grid-stride loops cover the rest).
+inline unsigned blocks_for(int64_t n, int threads = kThreads) {
+  return static_cast<unsigned>(std::clamp<int64_t>((n + threads - 1) / threads, 1, int64_t{1} << 20));
+}
+
+inline constexpr int kMaxDims = 8;  // after collapsing; views of the models never come near it
+
+template <int N>
+struct StridedIndex {
+  int rank = 0;
+  int64_t sizes[kMaxDims] = {};
+  int64_t strides[N][kMaxDims] = {};
+
+  __device__ void offsets(int64_t flat, int64_t (&off)[N]) const {
+    for (int k = 0; k < N; ++k) off[k] = 0;
+    for (int d = rank - 1; d >= 0; --d) {
+      const int64_t i = d == 0 ? flat : flat % sizes[d];
+      flat = d == 0 ? 0 : flat / sizes[d];
+      for (int k = 0; k < N; ++k) off[k] += i * strides[k][d];
+    }
+  }
+};
+
+template <int N>
+StridedIndex<N> strided_index(const Shape& shape, const std::array<Strides, N>& strides) {
+  const CollapsedLayout<N> layout = collapse<N>(shape, strides);
+  StridedIndex<N> index;
+  index.rank = static_cast<int>(layout.shape.size());
+  SSM_CHECK(index.rank <= kMaxDims, "cuda: a strided view of ", index.rank, " non-mergeable dimensions (at most ",
+            kMaxDims, " are supported); make it contiguous first");
+  for (int d = 0; d < index.rank; ++d) {
+    index.sizes[d] = layout.shape[d];
+    for (int k = 0; k < N; ++k) index.strides[k][d] = layout.strides[k][d];
+  }
+  return index;
+}
+
+template <int N, class Body>
+__global__ void elementwise_kernel(int64_t total, StridedIndex<N> index, Body body) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {
+    int64_t off[N];
+    index.offsets(i, off);
+    body(off);
+  }
+}
+
+template <int N, class Body>
+void for_each_element(const Shape& shape, const std::array<Strides, N>& strides, Body body) {
+  const int64_t total = numel(shape);
+  if (total == 0) return;
+  elementwise_kernel<N><<<blocks_for(total), kThreads, 0, stream()>>>(total, strided_index<N>(shape, strides), body);
+  SSM_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace ssm::cuda

@@ -1,0 +1,133 @@
+// cuda/reduce.cu — sum/max/min over any set of dims, and cumsum, on the GPU.
+//
+// A reduction splits x's dims into kept ones (indexing the output) and reduced ones (folded), each
+// group collapsed (tensor/strided_layout.h). Each output is folded by a team of threads:
+//   * a whole warp when x's innermost dim is reduced and contiguous (a norm over features): the
+//     32 lanes read neighbouring elements, then combine their partial results by shuffles;
+//   * one thread otherwise (a sum over tokens of a [tokens, features] tensor): neighbouring threads
+//     own neighbouring outputs, so their reads are neighbours too.
+// Sums accumulate in float64 for float64, int64 for integers and float32 otherwise; max/min let NaN win.
+#include <cuda/std/limits>
+
+#include "cuda/device_types.cuh"
+#include "cuda/kernels.h"
+#include "cuda/launch.cuh"
+
+namespace ssm::cuda {
+namespace {
+
+template <class T>
+using Acc = std::conditional_t<std::is_integral_v<T>, int64_t, std::conditional_t<std::is_same_v<T, double>, double, float>>;
+
+template <class A>
+__device__ A fold_init(ReduceOp op) {
+  if (op == ReduceOp::Sum) return A(0);
+  if constexpr (std::is_floating_point_v<A>) {
+    return op == ReduceOp::Max ? -::cuda::std::numeric_limits<A>::infinity() : ::cuda::std::numeric_limits<A>::infinity();
+  } else {
+    return op == ReduceOp::Max ? ::cuda::std::numeric_limits<A>::lowest() : ::cuda::std::numeric_limits<A>::max();
+  }
+}
+
+template <class A>
+__device__ A fold(ReduceOp op, A acc, A x) {
+  if (op == ReduceOp::Sum) return acc + x;
+  if (x != x || acc != acc) return x != x ? x : acc;
+  return op == ReduceOp::Max ? (x > acc ? x : acc) : (x < acc ? x : acc);
+}
+
+template <class A>
+__device__ A shuffle_down(A v, int lane_delta) {
+  return __shfl_down_sync(0xffffffffu, v, lane_delta);
+}
+
+// Each output is folded by `team` consecutive threads (1 or 32).
+template <class T>
+__global__ void reduce_kernel(ReduceOp op, const T* x, T* out, int64_t n_out, int64_t n_reduced,
+                              StridedIndex<2> kept, StridedIndex<1> reduced, int team) {
+  using A = Acc<T>;
+  // Grid-stride over outputs; the 32 lanes of a team share o, so a warp loops (and shuffles) together.
+  for (int64_t thread = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; thread / team < n_out;
+       thread += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t o = thread / team;
+    const int lane = static_cast<int>(thread % team);
+    int64_t kept_off[2];
+    kept.offsets(o, kept_off);
+    A acc = fold_init<A>(op);
+    for (int64_t r = lane; r < n_reduced; r += team) {
+      int64_t reduced_off[1];
+      reduced.offsets(r, reduced_off);
+      acc = fold<A>(op, acc, convert<A>(x[kept_off[0] + reduced_off[0]]));
+    }
+    if (team == 32) {
+      for (int delta = 16; delta > 0; delta /= 2) acc = fold<A>(op, acc, shuffle_down(acc, delta));
+    }
+    if (lane == 0) out[kept_off[1]] = convert<T>(acc);
+  }
+}
+
+template <class T>
+__global__ void cumsum_kernel(const T* x, T* out, int64_t n_lines, int64_t length, int64_t x_step, int64_t out_step,
+                              StridedIndex<2> lines, bool reverse) {
+  using A = std::conditional_t<std::is_integral_v<T>, int64_t, double>;
+  for (int64_t line = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; line < n_lines;
+       line += int64_t{gridDim.x} * blockDim.x) {
+    int64_t off[2];
+    lines.offsets(line, off);
+    A acc = 0;
+    for (int64_t k = 0; k < length; ++k) {
+      const int64_t i = reverse ? length - 1 - k : k;
+      acc += convert<A>(x[off[0] + i * x_step]);
+      out[off[1] + i * out_step] = convert<T>(acc);
+    }
+  }
+}
+
+}  // namespace
+
+void reduce(ReduceOp op, const Tensor& x, const Tensor& out) {
+  Shape kept_shape, reduced_shape;
+  Strides kept_x, kept_out, reduced_x;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    if (out.shape()[d] == x.shape()[d]) {
+      kept_shape.push_back(x.shape()[d]);
+      kept_x.push_back(x.strides()[d]);
+      kept_out.push_back(out.strides()[d]);
+    } else {
+      reduced_shape.push_back(x.shape()[d]);
+      reduced_x.push_back(x.strides()[d]);
+    }
+  }
+  const StridedIndex<2> kept = strided_index<2>(kept_shape, {kept_x, kept_out});
+  const StridedIndex<1> reduced = strided_index<1>(reduced_shape, {reduced_x});
+  const int64_t n_out = out.numel(), n_reduced = numel(reduced_shape);
+  if (n_out == 0) return;
+  const bool row_mode = reduced.rank > 0 && reduced.strides[0][reduced.rank - 1] == 1 && n_reduced >= 32;
+  const int team = row_mode ? 32 : 1;
+  dispatch_device_numeric(x.dtype(), "reduce", [&](auto t) {
+    using T = decltype(t);
+    reduce_kernel<T><<<blocks_for(n_out * team), kThreads, 0, stream()>>>(
+        op, static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), n_out, n_reduced, kept, reduced, team);
+    SSM_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void cumsum(const Tensor& x, int64_t dim, bool reverse, const Tensor& out) {
+  Shape lines_shape = x.shape();
+  Strides lines_x = x.strides(), lines_out = out.strides();
+  lines_shape.erase(lines_shape.begin() + dim);
+  lines_x.erase(lines_x.begin() + dim);
+  lines_out.erase(lines_out.begin() + dim);
+  const int64_t n_lines = numel(lines_shape), length = x.shape()[dim];
+  if (n_lines == 0 || length == 0) return;
+  const StridedIndex<2> lines = strided_index<2>(lines_shape, {lines_x, lines_out});
+  dispatch_device_numeric(x.dtype(), "cumsum", [&](auto t) {
+    using T = decltype(t);
+    cumsum_kernel<T><<<blocks_for(n_lines), kThreads, 0, stream()>>>(
+        static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), n_lines, length, x.strides()[dim],
+        out.strides()[dim], lines, reverse);
+    SSM_CUDA_CHECK_LAUNCH();
+  });
+}
+
+}  // namespace ssm::cuda
