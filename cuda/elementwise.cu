@@ -50,6 +50,7 @@ __device__ C apply_unary(UnaryOp op, C v, C a, C b) {
       case UnaryOp::Sin: return sin(v);
       case UnaryOp::Cos: return cos(v);
       case UnaryOp::Reciprocal: return C(1) / v;
+      case UnaryOp::Floor: return floor(v);
       case UnaryOp::PowScalar: return pow(v, a);
       default: break;
     }

@@ -96,4 +96,16 @@ void Module::zero_grad() {
   for (const Tensor& p : parameters()) p.set_grad(Tensor());
 }
 
+void Module::to(Device device) {
+  for (const Tensor& p : parameters()) {
+    if (p.device() == device) continue;
+    const Tensor moved = p.detach().to(device);  // contiguous, on the device
+    TensorImpl& impl = *p.impl_ptr();
+    impl.storage = moved.impl_ptr()->storage;
+    impl.strides = moved.strides();
+    impl.offset = moved.offset();
+    impl.grad.reset();
+  }
+}
+
 }  // namespace ssm::nn

@@ -47,6 +47,10 @@ class Module {
 
   void zero_grad();  // drop every parameter's .grad
 
+  // Move every parameter to `device` in place: the handles the layers hold (weight, bias, ...) stay
+  // valid and now point at the device's copy. Gradients are dropped. A no-op where they already are.
+  void to(Device device);
+
  protected:
   // Register a parameter (made a leaf that requires grad) or a child; returns what was registered.
   Tensor register_parameter(const std::string& name, Tensor value);

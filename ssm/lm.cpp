@@ -43,7 +43,7 @@ Tensor MambaLM::forward(const Tensor& tokens, LMCache* cache) const {
             "MambaLM: tokens must be an integer [batch, L] tensor, got ", tokens.describe());
   SSM_CHECK(!cache || cache->layers.size() == backbone->layers->size(), "MambaLM: the cache has ",
             cache ? cache->layers.size() : 0, " layers, the model ", backbone->layers->size());
-  Tensor hidden = backbone->embedding->forward(tokens), residual;
+  Tensor hidden = backbone->embedding->forward(tokens.to(device())), residual;
   for (size_t i = 0; i < backbone->layers->size(); ++i) {
     const Block& block = (*backbone->layers)[i];
     residual = residual.defined() ? hidden + residual : hidden;
@@ -56,6 +56,8 @@ Tensor MambaLM::forward(const Tensor& tokens, LMCache* cache) const {
   const Tensor final_hidden = backbone->norm_f->forward(hidden + residual);
   return matmul(final_hidden, transpose(backbone->embedding->weight, 0, 1));  // tied head
 }
+
+Device MambaLM::device() const { return backbone->embedding->weight.device(); }
 
 Tensor MambaLM::step(const Tensor& tokens, LMCache& cache) const {
   SSM_CHECK(tokens.dim() == 1, "MambaLM::step: tokens must be [batch], got ", tokens.describe());

@@ -50,6 +50,8 @@ class MambaLM : public nn::Module {
   // One decoding step: tokens [batch] → logits [batch, padded_vocab].
   Tensor step(const Tensor& tokens, LMCache& cache) const;
   LMCache empty_cache(int64_t batch) const;
+  // Where the parameters live; forward() and step() move their token ids there.
+  Device device() const;
 
   void set_scan_path(ScanPath path);  // every mixer's
   // The official key of the tied head, absent from our state_dict.

@@ -22,8 +22,10 @@ Mamba2::Mamba2(int64_t d_model, const MixerConfig& cfg, Generator& gen)
 
 std::unique_ptr<MixerCache> Mamba2::empty_cache(int64_t batch) const {
   auto cache = std::make_unique<Mamba2Cache>();
-  cache->conv = Tensor::zeros({batch, conv1d->weight.size(2), conv_dim}, in_proj->weight.dtype());
-  cache->ssm = Tensor::zeros({batch, heads, headdim, d_state}, in_proj->weight.dtype());
+  const DType dtype = in_proj->weight.dtype();
+  const Device device = in_proj->weight.device();
+  cache->conv = Tensor::zeros({batch, conv1d->weight.size(2), conv_dim}, dtype, device);
+  cache->ssm = Tensor::zeros({batch, heads, headdim, d_state}, dtype, device);
   return cache;
 }
 

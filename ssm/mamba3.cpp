@@ -24,9 +24,8 @@ Tensor heavy_tail(const Tensor& x) {
 // θ mod 2π, elementwise (the angle state's range; cos and sin do not change, §6.16)
 Tensor wrap_angle(const Tensor& theta) {
   const double two_pi = 2 * std::numbers::pi;
-  std::vector<double> values = theta.to(DType::Float64).to_vector<double>();
-  for (double& v : values) v -= two_pi * std::floor(v / two_pi);
-  return Tensor::from_vector(values, theta.shape()).to(theta.dtype());
+  const Tensor wide = theta.to(DType::Float64);  // on theta's device, no host round trip
+  return op::sub(wide, op::mul(op::floor(op::mul(wide, 1.0 / two_pi)), two_pi)).to(theta.dtype());
 }
 
 }  // namespace
@@ -59,11 +58,12 @@ Mamba3::Mamba3(int64_t d_model, const MixerConfig& cfg, Generator& gen)
 
 std::unique_ptr<MixerCache> Mamba3::empty_cache(int64_t batch) const {
   const DType dtype = in_proj->weight.dtype();
+  const Device device = in_proj->weight.device();
   auto cache = std::make_unique<Mamba3Cache>();
-  cache->angle = Tensor::zeros({batch, heads, angles}, dtype);
-  cache->ssm = Tensor::zeros({batch, heads, headdim, d_state}, dtype);
-  cache->k = Tensor::zeros({batch, rank, heads, d_state}, dtype);
-  cache->v = Tensor::zeros({batch, heads, headdim}, dtype);
+  cache->angle = Tensor::zeros({batch, heads, angles}, dtype, device);
+  cache->ssm = Tensor::zeros({batch, heads, headdim, d_state}, dtype, device);
+  cache->k = Tensor::zeros({batch, rank, heads, d_state}, dtype, device);
+  cache->v = Tensor::zeros({batch, heads, headdim}, dtype, device);
   return cache;
 }
 

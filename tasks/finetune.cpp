@@ -122,6 +122,7 @@ TrainOutcome run_finetune(const ExperimentSpec& spec, const TrainOptions& option
     std::fprintf(options.out, "init: %s (experiment %s, step %lld)\n", args.init_checkpoint.c_str(),
                  from.experiment.c_str(), static_cast<long long>(from.step));
   }
+  model.to(options.device);
   Generator validation_rng(static_cast<uint64_t>(args.seed) ^ 0x5e1d0a7ull);
   const std::vector<SpoExample> validation =
       draw_examples(validation_rng, SpoSplit::Heldout, spec.data, spec.data.valid_examples);

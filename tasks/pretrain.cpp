@@ -94,6 +94,7 @@ TrainOutcome run_pretrain(const ExperimentSpec& spec, const TrainOptions& option
 
   Generator init_rng(static_cast<uint64_t>(args.seed));
   MambaLM model(make_lm_config(spec.model, tokenizer->vocab_size()), init_rng);
+  model.to(options.device);  // initialised on the host (the same numbers on every device), then moved
   const Batch validation = spaced_windows(corpus.valid, args.eval_windows, args.seq_len, *tokenizer);
 
   TrainingTask task;

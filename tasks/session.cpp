@@ -8,6 +8,7 @@
 
 #include "tasks/experiments_file.h"
 #include "tasks/run_checkpoint.h"
+#include "tensor/backend.h"
 #include "tensor/error.h"
 
 namespace ssm::tasks {
@@ -113,10 +114,17 @@ ExperimentSpec resolve_request(const ExperimentRequest& request) {
   return spec;
 }
 
-void apply_target(const TargetSpec& target, std::FILE* out) {
-  SSM_CHECK(target.device != "cuda",
-            "target '", target.name, "' asks for device \"cuda\", but this build has no CUDA backend: "
-            "use device \"cpu\" or \"auto\" (--device cpu)");
+Device apply_target(const TargetSpec& target, std::FILE* out) {
+  const bool gpu_here = device_available(Device::cuda());
+  if (target.device == "cuda" && !gpu_here) {
+#if SSM_WITH_CUDA
+    throw Error("target '" + target.name + "' asks for device \"cuda\", but this machine has no usable GPU (no "
+                "NVIDIA GPU or driver found): use device \"cpu\" or \"auto\" (--device cpu)");
+#else
+    throw Error("target '" + target.name + "' asks for device \"cuda\", but this build has no CUDA backend (nvcc "
+                "was not found when it was configured): use device \"cpu\" or \"auto\" (--device cpu)");
+#endif
+  }
   int threads = static_cast<int>(target.threads);
 #ifdef _OPENMP
   if (threads > 0) omp_set_num_threads(threads);
@@ -124,7 +132,13 @@ void apply_target(const TargetSpec& target, std::FILE* out) {
 #else
   threads = 1;
 #endif
+  if (target.device != "cpu" && gpu_here) {
+    std::fprintf(out, "device: cuda:0, %d host thread%s (target %s)\n", threads, threads == 1 ? "" : "s",
+                 target.name.c_str());
+    return Device::cuda();
+  }
   std::fprintf(out, "device: cpu, %d thread%s (target %s)\n", threads, threads == 1 ? "" : "s", target.name.c_str());
+  return Device::cpu();
 }
 
 std::string checkpoint_to_use(const ExperimentSpec& spec) {

@@ -13,6 +13,7 @@
 
 #include "tasks/experiment.h"
 #include "tasks/flags.h"
+#include "tensor/device.h"
 #include "tensor/error.h"
 
 namespace ssm::tasks {
@@ -61,8 +62,10 @@ OverrideFlags generation_flags();
 // Steps 1–2. `init_from` becomes args.init_checkpoint = <that experiment's output dir>/best.
 ExperimentSpec resolve_request(const ExperimentRequest& request);
 
-// Step 3: sets the CPU thread count; refuses a device this build cannot use. Prints one line to `out`.
-void apply_target(const TargetSpec& target, std::FILE* out);
+// Step 3: picks the device (device "auto" = the GPU when this build has CUDA and the machine a GPU, else
+// the CPU; "cuda" without one is an error saying which is missing) and sets the CPU thread count.
+// Prints one line to `out`; returns the device the task runs on.
+Device apply_target(const TargetSpec& target, std::FILE* out);
 
 // The checkpoint folder a generate/infer run reads: args.init_checkpoint when set, else the experiment's own
 // <output dir>/best, else <output dir>/last.

@@ -92,7 +92,8 @@ class MetricsLog {
 Tensor batch_loss(const MambaLM& model, const Batch& batch) {
   const Tensor logits = model.forward(batch.inputs);
   const int64_t vocab = logits.size(-1);
-  return nn::cross_entropy(reshape(logits, {-1, vocab}), batch.targets.reshape({-1}), kIgnoreTarget);
+  return nn::cross_entropy(reshape(logits, {-1, vocab}), batch.targets.reshape({-1}).to(logits.device()),
+                           kIgnoreTarget);
 }
 
 TrainOutcome train(const ExperimentSpec& spec, MambaLM& model, const Tokenizer& tokenizer, const TrainingTask& task,

@@ -56,6 +56,7 @@ struct TrainOutcome {
 struct TrainOptions {
   bool resume = false;  // continue from <output_dir>/last
   std::FILE* out = stdout;
+  Device device = Device::cpu();  // where the model trains (apply_target's choice)
 };
 
 // Train `model` as `spec` says, writing <output_dir>/{last,best,metrics.jsonl}.

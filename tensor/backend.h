@@ -25,6 +25,7 @@ class Generator;
 enum class UnaryOp {
   Neg, Exp, Log, Log1p, Expm1, Sqrt, Rsqrt, Tanh, Sigmoid, Silu, Softplus, Sin, Cos, Abs, Sign,
   Square, Reciprocal, Relu,
+  Floor,     // largest integer ≤ x (not differentiated: a step function)
   Clamp,     // min(max(x, a), b)
   PowScalar, // x^a
 };

@@ -56,7 +56,7 @@ const char* binary_name(BinaryOp kind) {
 
 const char* unary_name(UnaryOp kind) {
   static const char* names[] = {"neg", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "tanh", "sigmoid", "silu",
-                                "softplus", "sin", "cos", "abs", "sign", "square", "reciprocal", "relu", "clamp", "pow"};
+                                "softplus", "sin", "cos", "abs", "sign", "square", "reciprocal", "relu", "floor", "clamp", "pow"};
   return names[static_cast<int>(kind)];
 }
 
@@ -172,6 +172,7 @@ Tensor sign(const Tensor& x) { return unary(UnaryOp::Sign, x); }
 Tensor square(const Tensor& x) { return unary(UnaryOp::Square, x); }
 Tensor reciprocal(const Tensor& x) { return unary(UnaryOp::Reciprocal, x); }
 Tensor relu(const Tensor& x) { return unary(UnaryOp::Relu, x); }
+Tensor floor(const Tensor& x) { return unary(UnaryOp::Floor, x); }
 Tensor clamp(const Tensor& x, double min, double max) {
   SSM_CHECK(min <= max, "clamp: min ", min, " > max ", max);
   return unary(UnaryOp::Clamp, x, min, max);
@@ -267,8 +268,10 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   check_defined(b_in, "matmul");
   check_same_device(a_in, b_in, "matmul");
   check_same_dtype(a_in, b_in, "matmul");
-  SSM_CHECK(a_in.dtype() == DType::Float32 || a_in.dtype() == DType::Float64, "matmul: needs float32 or float64, got ",
-            a_in.describe());
+  // bfloat16 products (float32 accumulation) are the GPU's mixed-precision matmuls; the CPU computes in float32/64.
+  const bool bf16_on_gpu = a_in.dtype() == DType::BFloat16 && !a_in.device().is_cpu();
+  SSM_CHECK(a_in.dtype() == DType::Float32 || a_in.dtype() == DType::Float64 || bf16_on_gpu,
+            "matmul: needs float32 or float64 (or bfloat16 on a GPU), got ", a_in.describe());
   SSM_CHECK(a_in.dim() >= 1 && b_in.dim() >= 1, "matmul: operands must have at least one dimension, got ",
             a_in.describe(), " and ", b_in.describe());
   // NumPy rules for vectors: a 1-d left operand is a row [1, K], a 1-d right operand a column [K, 1].

@@ -57,6 +57,7 @@ Tensor sign(const Tensor& x);
 Tensor square(const Tensor& x);
 Tensor reciprocal(const Tensor& x);
 Tensor relu(const Tensor& x);
+Tensor floor(const Tensor& x);
 Tensor clamp(const Tensor& x, double min, double max);
 Tensor pow(const Tensor& x, double exponent);
 Tensor unary(UnaryOp kind, const Tensor& x, double a = 0, double b = 0);

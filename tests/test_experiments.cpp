@@ -10,6 +10,8 @@
 
 #include "ssm/lm.h"
 #include "tasks/experiments_file.h"
+#include "tasks/session.h"
+#include "tensor/backend.h"
 #include "tensor/error.h"
 
 using namespace ssm;
@@ -611,4 +613,30 @@ TEST(Experiments, DefaultPathPrefersTheWorkingDirectory) {
   EXPECT_TRUE(fs::equivalent(default_experiments_path(), fs::path(SSM_SOURCE_DIR) / "experiments.toml"));
   std::ofstream("experiments.toml") << kMinimal;
   EXPECT_EQ(default_experiments_path(), "experiments.toml");
+}
+
+// device "auto" takes the GPU exactly when there is one; "cuda" without one is an error saying what is missing.
+TEST(Experiments, TargetDeviceChoice) {
+  const bool gpu = device_available(Device::cuda());
+  std::FILE* sink = std::tmpfile();
+  TargetSpec target;
+  target.name = "t";
+  target.device = "auto";
+  EXPECT_EQ(apply_target(target, sink), gpu ? Device::cuda() : Device::cpu());
+  target.device = "cpu";
+  EXPECT_EQ(apply_target(target, sink), Device::cpu());
+  target.device = "cuda";
+  if (gpu) {
+    EXPECT_EQ(apply_target(target, sink), Device::cuda());
+  } else {
+    try {
+      (void)apply_target(target, sink);
+      ADD_FAILURE() << "device cuda without a GPU must be refused";
+    } catch (const Error& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find("target 't'"), std::string::npos) << message;
+      EXPECT_NE(message.find("--device cpu"), std::string::npos) << message;
+    }
+  }
+  std::fclose(sink);
 }

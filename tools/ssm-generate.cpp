@@ -35,8 +35,9 @@ int main(int argc, char** argv) {
     request.adhoc_task = "generate";
     for (const std::string& o : generation.overrides()) request.overrides.push_back(o);
     const ExperimentSpec spec = resolve_request(request);
-    apply_target(spec.target, stderr);
+    const ssm::Device device = apply_target(spec.target, stderr);
     const LoadedModel loaded = load_checkpoint(checkpoint.empty() ? checkpoint_to_use(spec) : checkpoint);
+    loaded.model->to(device);
     const ssm::Tokenizer& tokenizer = *loaded.tokenizer;
 
     const TaskArgs& a = spec.args;

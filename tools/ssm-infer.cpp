@@ -72,8 +72,9 @@ int main(int argc, char** argv) {
     if (texts.empty()) throw UsageError("give the input with --text TEXT");
     request.adhoc_task = "infer";
     const ExperimentSpec spec = resolve_request(request);
-    apply_target(spec.target, stderr);
+    const ssm::Device device = apply_target(spec.target, stderr);
     const LoadedModel loaded = load_checkpoint(checkpoint.empty() ? checkpoint_to_use(spec) : checkpoint);
+    loaded.model->to(device);
     for (const std::string& text : texts) {
       if (loaded.info.data_kind == "spo") {
         const std::string answer = spo_answer(*loaded.model, *loaded.tokenizer, text, max_new_tokens);

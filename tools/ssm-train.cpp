@@ -48,8 +48,7 @@ int main(int argc, char** argv) {
       std::fputs(to_toml(spec).c_str(), stdout);
       return kExitOk;
     }
-    apply_target(spec.target, stdout);
-    const TrainOptions options{resume, stdout};
+    const TrainOptions options{resume, stdout, apply_target(spec.target, stdout)};
     TrainOutcome outcome;
     if (spec.task == "pretrain") {
       outcome = run_pretrain(spec, options);

@@ -108,6 +108,7 @@ void unary_typed(UnaryOp op, const Tensor& x, const Tensor& out, T a, T b) {
       case UnaryOp::Sin: return run([](T v) { return std::sin(v); });
       case UnaryOp::Cos: return run([](T v) { return std::cos(v); });
       case UnaryOp::Reciprocal: return run([](T v) { return T(1) / v; });
+      case UnaryOp::Floor: return run([](T v) { return std::floor(v); });
       case UnaryOp::PowScalar: return run([=](T v) { return std::pow(v, a); });
       default: break;
     }

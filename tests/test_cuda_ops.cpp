@@ -1,0 +1,277 @@
+// tests/test_cuda_ops.cpp — every primitive kernel of the CUDA backend against the CPU backend.
+//
+// Each test makes fresh random inputs on the host, runs the op on both devices and compares. Views
+// (transposed, sliced, broadcast) are used on purpose: the kernels must honour strides. Without a GPU
+// (or in a build without CUDA) every test here skips, saying so.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "autograd/engine.h"
+#include "autograd/functions.h"
+#include "compare_helpers.h"
+#include "tensor/backend.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+#include "tensor/tensor.h"
+
+namespace {
+
+using ssm::Device;
+using ssm::DType;
+using ssm::Generator;
+using ssm::Tensor;
+using ssm::testing::expect_close;
+namespace op = ssm::op;
+
+class CudaOps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!ssm::device_available(Device::cuda())) GTEST_SKIP() << "no CUDA device on this machine (or a build without CUDA)";
+  }
+  static Tensor gpu(const Tensor& t) { return t.to(Device::cuda()); }
+  Tensor randn(const ssm::Shape& shape, DType dtype = DType::Float32) { return op::normal(shape, 0, 1, gen_, dtype); }
+  Tensor rand(const ssm::Shape& shape, double low, double high, DType dtype = DType::Float32) {
+    return op::uniform(shape, low, high, gen_, dtype);
+  }
+  Generator gen_{20261123};
+};
+
+// Exact equality after the round trip, for every dtype.
+TEST_F(CudaOps, HostDeviceCopiesRoundTripEveryDtype) {
+  for (DType dtype : {DType::Float32, DType::Float64, DType::Int32, DType::Int64, DType::BFloat16, DType::Float16}) {
+    const Tensor host = op::mul(randn({3, 5, 7}), 50.0).to(dtype);
+    const Tensor back = gpu(host).to(Device::cpu());
+    EXPECT_EQ(back.device(), Device::cpu());
+    EXPECT_EQ(back.to(DType::Float64).to_vector<double>(), host.to(DType::Float64).to_vector<double>())
+        << ssm::dtype_name(dtype);
+  }
+}
+
+// Conversions on the device give the CPU's values, including the saturating float -> int rules and NaN -> 0.
+TEST_F(CudaOps, DtypeConversionsMatchTheCpu) {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  const Tensor special = Tensor::from_vector(std::vector<double>{1.5, -2.5, 1e300, -1e300, inf, -inf, nan, 0.1}, {8});
+  const Tensor values = op::cat({special, op::mul(randn({40}, DType::Float64), 1e3)}, 0);
+  for (DType from : {DType::Float64, DType::Float32}) {
+    const Tensor x = values.to(from);
+    for (DType to : {DType::Float32, DType::Float64, DType::Int32, DType::Int64, DType::BFloat16, DType::Float16}) {
+      const auto cpu = x.to(to).to(DType::Float64).to_vector<double>();
+      const auto cuda = gpu(x).to(to).to(DType::Float64).to_vector<double>();
+      ASSERT_EQ(cpu.size(), cuda.size());
+      for (size_t i = 0; i < cpu.size(); ++i) {
+        if (std::isnan(cpu[i])) EXPECT_TRUE(std::isnan(cuda[i])) << i;
+        else EXPECT_EQ(cpu[i], cuda[i]) << ssm::dtype_name(from) << " -> " << ssm::dtype_name(to) << " at " << i;
+      }
+    }
+  }
+}
+
+TEST_F(CudaOps, UnaryOpsOnStridedViewsMatchTheCpu) {
+  using ssm::UnaryOp;
+  struct Case {
+    UnaryOp op;
+    double low, high, a, b;
+  };
+  const std::vector<Case> cases = {
+      {UnaryOp::Neg, -3, 3, 0, 0},        {UnaryOp::Exp, -5, 5, 0, 0},      {UnaryOp::Log, 0.01, 9, 0, 0},
+      {UnaryOp::Log1p, -0.9, 9, 0, 0},    {UnaryOp::Expm1, -3, 3, 0, 0},    {UnaryOp::Sqrt, 0, 9, 0, 0},
+      {UnaryOp::Rsqrt, 0.01, 9, 0, 0},    {UnaryOp::Tanh, -4, 4, 0, 0},     {UnaryOp::Sigmoid, -30, 30, 0, 0},
+      {UnaryOp::Silu, -30, 30, 0, 0},     {UnaryOp::Softplus, -40, 40, 0, 0}, {UnaryOp::Sin, -7, 7, 0, 0},
+      {UnaryOp::Cos, -7, 7, 0, 0},        {UnaryOp::Abs, -3, 3, 0, 0},      {UnaryOp::Sign, -3, 3, 0, 0},
+      {UnaryOp::Square, -3, 3, 0, 0},     {UnaryOp::Reciprocal, 0.1, 5, 0, 0}, {UnaryOp::Relu, -3, 3, 0, 0},
+      {UnaryOp::Floor, -9, 9, 0, 0},      {UnaryOp::Clamp, -3, 3, -1, 0.5}, {UnaryOp::PowScalar, 0.1, 4, 1.7, 0},
+  };
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    for (const Case& c : cases) {
+      const Tensor x = rand({6, 9, 11}, c.low, c.high, dtype).transpose(0, 2).narrow(1, 2, 5);  // strided
+      const Tensor cpu = op::unary(c.op, x, c.a, c.b);
+      const Tensor cuda = op::unary(c.op, gpu(x), c.a, c.b);
+      EXPECT_EQ(cuda.device(), Device::cuda());
+      const double tol = dtype == DType::Float64 ? 1e-13 : 2e-6;
+      expect_close(cuda, cpu, tol, tol, std::string("unary ") + std::to_string(static_cast<int>(c.op)));
+    }
+  }
+  // integers: the ops defined on them
+  const Tensor ints = op::mul(randn({50}), 20.0).to(DType::Int64);
+  for (UnaryOp kind : {UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Sign, UnaryOp::Square, UnaryOp::Relu})
+    EXPECT_EQ(op::unary(kind, gpu(ints)).to_vector<int64_t>(), op::unary(kind, ints).to_vector<int64_t>());
+}
+
+TEST_F(CudaOps, BinaryOpsBroadcastLikeTheCpu) {
+  using ssm::BinaryOp;
+  const std::vector<BinaryOp> ops = {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Maximum,
+                                     BinaryOp::Minimum, BinaryOp::Pow, BinaryOp::Eq, BinaryOp::Ne, BinaryOp::Lt,
+                                     BinaryOp::Le, BinaryOp::Gt, BinaryOp::Ge};
+  for (DType dtype : {DType::Float32, DType::Float64, DType::Int32, DType::Int64}) {
+    const bool integer = dtype == DType::Int32 || dtype == DType::Int64;
+    // a [4, 1, 5] against b [3, 1] -> [4, 3, 5]; positive b so Div and Pow are defined (and ints never divide by 0)
+    Tensor a = rand({4, 1, 5}, 0.5, 3, DType::Float64), b = rand({3, 1}, 0.5, 2, DType::Float64);
+    if (integer) a = op::mul(a, 3.0), b = op::add(b, 0.5);
+    a = a.to(dtype), b = b.to(dtype);
+    for (BinaryOp kind : ops) {
+      if (integer && kind == BinaryOp::Div) continue;  // refused by the op on every device
+      const Tensor cpu = op::binary(kind, a, b), cuda = op::binary(kind, gpu(a), gpu(b));
+      const double tol = dtype == DType::Float32 ? 2e-6 : 1e-13;
+      expect_close(cuda, cpu, integer ? 0 : tol, integer ? 0 : tol, "binary " + std::to_string(static_cast<int>(kind)));
+    }
+  }
+  // NaN propagates through maximum/minimum on both devices
+  const Tensor with_nan = Tensor::from_vector(std::vector<float>{1, NAN, 3}, {3});
+  const auto m = op::maximum(gpu(with_nan), gpu(Tensor::from_vector(std::vector<float>{2, 2, NAN}, {3}))).to_vector<float>();
+  EXPECT_EQ(m[0], 2.0f);
+  EXPECT_TRUE(std::isnan(m[1]));
+  EXPECT_TRUE(std::isnan(m[2]));
+}
+
+TEST_F(CudaOps, WhereFillAndInPlaceWritesThroughViews) {
+  const Tensor cond = op::gt(randn({5, 1, 7}), Tensor::scalar(0.0)).to(DType::Int32);
+  const Tensor a = randn({5, 4, 7}), b = randn({4, 1});
+  expect_close(op::where(gpu(cond), gpu(a), gpu(b)), op::where(cond, a, b), 0, 0, "where");
+
+  // fill_ and copy_ through a transposed slice write into the base tensor on both devices
+  Tensor host = randn({6, 8}), device = gpu(host);
+  host.transpose(0, 1).narrow(0, 2, 3).fill_(7.5);
+  device.transpose(0, 1).narrow(0, 2, 3).fill_(7.5);
+  const Tensor src = randn({8});
+  host.select(0, 4).copy_(src);
+  device.select(0, 4).copy_(gpu(src));
+  expect_close(device, host, 0, 0, "fill_/copy_ through views");
+}
+
+TEST_F(CudaOps, ReductionsOverAnyDimsMatchTheCpu) {
+  // [9, 70, 33]: dims {2} reduce contiguous rows (warp per output), {0} and {1} strided columns, {0, 2} both
+  const std::vector<std::vector<int64_t>> dim_sets = {{2}, {1}, {0}, {0, 2}, {}, {1, 2}};
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    const Tensor x = randn({9, 70, 33}, dtype);
+    for (const auto& dims : dim_sets) {
+      for (bool keepdim : {false, true}) {
+        // float32 sums: the CPU accumulates in float64, the GPU in float32 (lanes, then a shuffle tree)
+        const double atol = dtype == DType::Float32 ? 1e-4 : 1e-12, rtol = dtype == DType::Float32 ? 1e-5 : 1e-12;
+        expect_close(op::sum(gpu(x), dims, keepdim), op::sum(x, dims, keepdim), atol, rtol, "sum");
+        expect_close(op::max(gpu(x), dims, keepdim), op::max(x, dims, keepdim), 0, 0, "max");
+        expect_close(op::min(gpu(x), dims, keepdim), op::min(x, dims, keepdim), 0, 0, "min");
+      }
+    }
+    // a permuted (non-contiguous) input
+    const Tensor p = x.permute({2, 0, 1});
+    expect_close(op::sum(gpu(p), {2}), op::sum(p, {2}), 1e-4, 1e-5, "sum of a permuted view");
+  }
+  const Tensor ints = op::mul(randn({7, 40}), 100.0).to(DType::Int64);
+  EXPECT_EQ(op::sum(gpu(ints), {1}).to_vector<int64_t>(), op::sum(ints, {1}).to_vector<int64_t>());
+  EXPECT_EQ(op::max(gpu(ints), {0}).to_vector<int64_t>(), op::max(ints, {0}).to_vector<int64_t>());
+  // NaN wins a max on both devices
+  Tensor with_nan = randn({2, 64});
+  with_nan.select(0, 1).narrow(0, 17, 1).fill_(NAN);
+  const auto m = op::max(gpu(with_nan), {1}).to_vector<float>();
+  EXPECT_FALSE(std::isnan(m[0]));
+  EXPECT_TRUE(std::isnan(m[1]));
+}
+
+TEST_F(CudaOps, CumsumForwardAndReverseMatchesTheCpu) {
+  const Tensor x = randn({5, 300, 6}, DType::Float32).transpose(0, 2);  // [6, 300, 5], strided
+  for (int64_t dim = 0; dim < 3; ++dim)
+    for (bool reverse : {false, true})
+      expect_close(op::cumsum(gpu(x), dim, reverse), op::cumsum(x, dim, reverse), 1e-5, 1e-5,
+                   "cumsum dim " + std::to_string(dim));
+}
+
+TEST_F(CudaOps, MatmulHonoursTransposedBroadcastAndSlicedOperands) {
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    const double tol = dtype == DType::Float32 ? 2e-5 : 1e-12;
+    const Tensor a = randn({3, 33, 17}, dtype), w = randn({17, 29}, dtype);
+    expect_close(op::matmul(gpu(a), gpu(w)), op::matmul(a, w), tol, tol, "batched x shared weight");
+    const Tensor wt = randn({29, 17}, dtype).transpose(0, 1);  // a Linear's weight, read transposed
+    expect_close(op::matmul(gpu(a), gpu(wt)), op::matmul(a, wt), tol, tol, "transposed weight");
+    const Tensor at = randn({3, 17, 33}, dtype).transpose(1, 2), b = randn({3, 17, 5}, dtype);
+    expect_close(op::matmul(gpu(at), gpu(b)), op::matmul(at, b), tol, tol, "transposed batched lhs");
+    const Tensor sliced = randn({3, 40, 50}, dtype).narrow(1, 3, 33).narrow(2, 7, 17);  // row stride 50
+    expect_close(op::matmul(gpu(sliced), gpu(w)), op::matmul(sliced, w), tol, tol, "sliced lhs");
+    const Tensor v = randn({17}, dtype), row = randn({1, 17}, dtype);
+    expect_close(op::matmul(gpu(a), gpu(v)), op::matmul(a, v), tol, tol, "matrix x vector");
+    expect_close(op::matmul(gpu(row), gpu(w)), op::matmul(row, w), tol, tol, "one row");
+    const Tensor expanded = randn({1, 17, 8}, dtype).expand({3, 17, 8});  // batch stride 0
+    expect_close(op::matmul(gpu(a), gpu(expanded)), op::matmul(a, expanded), tol, tol, "broadcast batch");
+  }
+  // bfloat16 in and out, float32 accumulation: close to the float32 product of the rounded inputs
+  const Tensor a = randn({64, 96}).to(DType::BFloat16), b = randn({96, 48}).to(DType::BFloat16);
+  const Tensor ref = op::matmul(a.to(DType::Float32), b.to(DType::Float32));
+  expect_close(op::matmul(gpu(a), gpu(b)).to(DType::Float32), ref, 5e-2, 1e-2, "bfloat16 matmul");
+}
+
+TEST_F(CudaOps, IndexOpsMatchTheCpu) {
+  for (DType index_type : {DType::Int32, DType::Int64}) {
+    const Tensor table = randn({50, 12});
+    const Tensor ids = rand({7, 9}, 0, 50, DType::Float64).to(index_type);
+    expect_close(op::embedding(gpu(table), gpu(ids)), op::embedding(table, ids), 0, 0, "embedding");
+    const Tensor picks = rand({20}, 0, 12, DType::Float64).to(index_type);  // repeats are certain
+    const Tensor x = randn({4, 12, 6});
+    expect_close(op::index_select(gpu(x), 1, gpu(picks)), op::index_select(x, 1, picks), 0, 0, "index_select");
+    const Tensor src = randn({4, 20, 6});
+    expect_close(op::index_add({4, 12, 6}, 1, gpu(picks), gpu(src)), op::index_add({4, 12, 6}, 1, picks, src), 1e-6,
+                 1e-6, "index_add with repeated indices");
+    const Tensor gidx = rand({4, 5, 6}, 0, 12, DType::Float64).to(index_type);
+    expect_close(op::gather(gpu(x), 1, gpu(gidx)), op::gather(x, 1, gidx), 0, 0, "gather");
+    const Tensor gsrc = randn({4, 5, 6});
+    expect_close(op::scatter_add({4, 12, 6}, 1, gpu(gidx), gpu(gsrc)), op::scatter_add({4, 12, 6}, 1, gidx, gsrc),
+                 1e-6, 1e-6, "scatter_add");
+  }
+  const Tensor parts = randn({3, 4});
+  expect_close(op::cat({gpu(parts), gpu(op::mul(parts, 2.0))}, 1), op::cat({parts, op::mul(parts, 2.0)}, 1), 0, 0,
+               "cat");
+}
+
+// Composed ops and their autograd backward run on the device unchanged: the gradients agree with the CPU's.
+TEST_F(CudaOps, AutogradThroughComposedOpsMatchesTheCpu) {
+  const Tensor x0 = randn({4, 10, 16}), w0 = randn({16, 24}), ids = rand({4, 10}, 0, 24, DType::Float64).to(DType::Int64);
+  auto run = [&](Device device) {
+    const Tensor x = x0.to(device).detach().set_requires_grad(true), w = w0.to(device).detach().set_requires_grad(true);
+    using namespace ssm;
+    const Tensor h = silu(matmul(x, w));
+    const Tensor logp = log_softmax(h * 0.5 + cumsum(h, 1) * 0.01, -1);
+    const Tensor picked = gather(logp, 2, unsqueeze(ids.to(device), -1));
+    const Tensor loss = mean(picked) * -1.0 + mean(square(rsqrt(sum(square(x), {-1}) + 1.0)));
+    backward(loss);
+    return std::vector<Tensor>{loss, x.grad(), w.grad()};
+  };
+  const auto cpu = run(Device::cpu()), cuda = run(Device::cuda());
+  expect_close(cuda[0], cpu[0], 1e-6, 1e-5, "loss");
+  expect_close(cuda[1], cpu[1], 1e-6, 1e-4, "dloss/dx");
+  expect_close(cuda[2], cpu[2], 1e-6, 1e-4, "dloss/dw");
+}
+
+// Steady state: the same sequence of allocations reuses cached blocks — nothing new is reserved.
+TEST_F(CudaOps, CachingAllocatorReusesBlocksAndReportsPeak) {
+  ssm::Backend& backend = ssm::backend_for(Device::cuda());
+  auto step = [&] {
+    const Tensor a = gpu(randn({256, 300})), b = op::exp(a), c = op::matmul(b, a.transpose(0, 1));
+    return op::sum(c).item<float>();
+  };
+  (void)step();
+  const ssm::MemoryStats warm = backend.memory_stats();
+  for (int i = 0; i < 5; ++i) (void)step();
+  const ssm::MemoryStats after = backend.memory_stats();
+  EXPECT_EQ(after.reserved, warm.reserved) << "steady-state steps must not reserve new device memory";
+  EXPECT_EQ(after.in_use, warm.in_use) << "every temporary went back to the cache";
+  EXPECT_GE(after.peak_in_use, after.in_use + 256 * 256 * 4) << "the peak saw the 256x256 product";
+  backend.reset_peak_memory();
+  EXPECT_EQ(backend.memory_stats().peak_in_use, backend.memory_stats().in_use);
+}
+
+TEST_F(CudaOps, MixingDevicesIsAClearError) {
+  const Tensor host = randn({3}), device = gpu(host);
+  try {
+    (void)op::add(host, device);
+    FAIL() << "adding a CPU and a CUDA tensor must throw";
+  } catch (const ssm::Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("cpu"), std::string::npos) << message;
+    EXPECT_NE(message.find("cuda:0"), std::string::npos) << message;
+  }
+  EXPECT_THROW((void)Tensor::zeros({2}, DType::Float32, Device::cuda(99)), ssm::Error);
+}
+
+}  // namespace
