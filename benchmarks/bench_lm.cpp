@@ -12,8 +12,9 @@
 // reaches on the model's own matmul shapes (forward, input-gradient and weight-gradient products of
 // in_proj, out_proj and the head) at the same thread count, measured in this run. On a GPU
 // (--device cuda) every timed region ends with a device synchronize, peak memory is the caching
-// allocator's high-water mark of tensor bytes, and utilisation is against the H100's dense bf16 peak
-// (989 TFLOP/s), the figure the official kernels are quoted with.
+// allocator's high-water mark of tensor bytes, and utilisation is against the H100/H200 dense bf16 peak
+// (989 TFLOP/s, the figure the official kernels are quoted with) and against the bf16 and fp32 matmul
+// throughput measured in the same run on the model's own shapes.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -41,6 +42,7 @@ extern "C" void openblas_set_num_threads(int);
 #include "tasks/flags.h"
 #include "tasks/session.h"
 #include "tensor/backend.h"
+#include "tensor/ops.h"
 
 using namespace ssm;
 
@@ -60,7 +62,7 @@ const char* kPresets[][2] = {
     {"130m", R"({"d_model": 768, "n_layer": 24, "vocab_size": 50280, "ssm_cfg": {"layer": "Mamba3", "d_state": 128,
       "headdim": 64, "is_mimo": false, "chunk_size": 64}})"},
 };
-constexpr double kH100DenseBf16Flops = 989e12;
+constexpr double kDenseBf16Flops = 989e12;  // H100 and H200 SXM, dense bf16 tensor cores
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -90,25 +92,37 @@ Tensor random_tokens(int64_t batch, int64_t L, int64_t vocab, Generator& gen) {
   return Tensor::from_vector(ids, {batch, L});
 }
 
-// The GFLOP/s of OpenBLAS sgemm on the model's matmuls (one training step's worth of each shape).
-double openblas_gflops(const LMConfig& c, int64_t tokens) {
-#if SSM_HAVE_OPENBLAS
+// One training step's matmuls of the model's linear layers (in_proj, out_proj, head): for each, the
+// forward, input-gradient and weight-gradient products, as C[M,N] = op(A)[M,K] op(B)[K,N].
+struct Gemm {
+  int64_t M, N, K;
+  bool ta, tb;
+};
+std::vector<Gemm> model_gemms(const LMConfig& c, int64_t tokens) {
   const int64_t d = c.d_model, d_inner = c.mixer.expand * d, V = c.padded_vocab();
   const int64_t heads = d_inner / c.mixer.headdim, R = c.mixer.rank(), GN = c.mixer.ngroups * c.mixer.d_state;
   const int64_t in_proj = c.mixer.kind == MixerKind::Mamba2 ? 2 * d_inner + 2 * GN + heads
                                                              : 2 * d_inner + 2 * GN * R + 3 * heads +
                                                                    c.mixer.num_rope_angles();
-  struct Gemm {
-    int64_t M, N, K;
-    bool ta, tb;
-  };
   std::vector<Gemm> shapes;
   for (auto [out, in] : {std::pair{in_proj, d}, std::pair{d, d_inner}, std::pair{V, d}}) {
     shapes.push_back({tokens, out, in, false, true});   // y = x Wᵀ
     shapes.push_back({tokens, in, out, false, false});  // dx = dy W
     shapes.push_back({out, in, tokens, true, false});   // dW = dyᵀ x
   }
-  double flops = 0, seconds = 0;
+  return shapes;
+}
+
+double flops_of(const std::vector<Gemm>& shapes) {
+  double flops = 0;
+  for (const Gemm& g : shapes) flops += 2.0 * static_cast<double>(g.M * g.N * g.K);
+  return flops;
+}
+
+// The GFLOP/s OpenBLAS sgemm reaches on those shapes (the CPU utilisation's denominator).
+double openblas_gflops(const std::vector<Gemm>& shapes) {
+#if SSM_HAVE_OPENBLAS
+  double seconds = 0;
   for (const Gemm& g : shapes) {
     std::vector<float> a(g.M * g.K, 0.5f), b(g.K * g.N, 0.25f), out(g.M * g.N);
     const int lda = static_cast<int>(g.ta ? g.M : g.K), ldb = static_cast<int>(g.tb ? g.K : g.N);
@@ -118,14 +132,31 @@ double openblas_gflops(const LMConfig& c, int64_t tokens) {
                   ldb, 0.0f, out.data(), static_cast<int>(g.N));
     };
     seconds += median_seconds(run, 2, 7);
-    flops += 2.0 * static_cast<double>(g.M * g.N * g.K);
   }
-  return flops / seconds / 1e9;
+  return flops_of(shapes) / seconds / 1e9;
 #else
-  (void)c;
-  (void)tokens;
+  (void)shapes;
   return 0;
 #endif
+}
+
+// The GFLOP/s our own op::matmul (cuBLAS on a GPU) reaches on those shapes in `dtype`, transposed
+// operands as transposed views, the way the layers call it.
+double device_matmul_gflops(const std::vector<Gemm>& shapes, DType dtype, Device device) {
+  Backend& backend = backend_for(device);
+  double seconds = 0;
+  for (const Gemm& g : shapes) {
+    const Tensor a = Tensor::full(g.ta ? Shape{g.K, g.M} : Shape{g.M, g.K}, 0.5, dtype, device);
+    const Tensor b = Tensor::full(g.tb ? Shape{g.N, g.K} : Shape{g.K, g.N}, 0.25, dtype, device);
+    const Tensor lhs = g.ta ? a.transpose(0, 1) : a, rhs = g.tb ? b.transpose(0, 1) : b;
+    seconds += median_seconds(
+        [&] {
+          op::matmul(lhs, rhs);
+          backend.synchronize();
+        },
+        2, 7);
+  }
+  return flops_of(shapes) / seconds / 1e9;
 }
 
 // the most likely token of each row of logits [batch, V]
@@ -238,7 +269,7 @@ int main(int argc, char** argv) try {
   const double train_tps = static_cast<double>(o.batch * o.seqlen) / step_s;
   const double model_flops = 6.0 * static_cast<double>(params) * train_tps;
   if (device.is_cpu()) {
-    const double gflops = openblas_gflops(config, o.batch * o.seqlen);
+    const double gflops = openblas_gflops(model_gemms(config, o.batch * o.seqlen));
     std::printf("[ours] train  %s %lld params  B=%lld L=%lld  %.0f tok/s  (%.1f ms/step)  cpu x%d fp32  peak %.0f MiB\n",
                 name.c_str(), static_cast<long long>(params), static_cast<long long>(o.batch),
                 static_cast<long long>(o.seqlen), train_tps, step_s * 1e3, threads, peak_rss_mib());
@@ -251,7 +282,13 @@ int main(int argc, char** argv) try {
                 static_cast<long long>(o.seqlen), train_tps, step_s * 1e3,
                 static_cast<double>(backend.memory_stats().peak_in_use) / (1 << 20));
     std::printf("[ours] mfu    %.2f%%  (6 x %lld params x %.0f tok/s / 989 TFLOP/s dense bf16)\n",
-                100 * model_flops / kH100DenseBf16Flops, static_cast<long long>(params), train_tps);
+                100 * model_flops / kDenseBf16Flops, static_cast<long long>(params), train_tps);
+    const std::vector<Gemm> gemms = model_gemms(config, o.batch * o.seqlen);
+    for (const DType dtype : {DType::BFloat16, DType::Float32}) {
+      const double gflops = device_matmul_gflops(gemms, dtype, device);
+      std::printf("[ours] mfu    %.2f%%  against %s matmul %.1f TFLOP/s measured on the model's shapes\n",
+                  100 * model_flops / (gflops * 1e9), dtype_name(dtype), gflops / 1e3);
+    }
   }
 
   NoGradGuard no_grad;

@@ -20,7 +20,7 @@ class CrossEntropyFunction final : public Function {
     input_shape_ = in[0].shape();
     const int64_t V = in[0].size(-1);
     const Tensor logits = in[0].reshape({-1, V});                 // [N, V]
-    const Tensor targets = in[1].to(DType::Int64).reshape({-1, 1});  // [N, 1]
+    const Tensor targets = in[1].to(in[0].device()).to(DType::Int64).reshape({-1, 1});  // [N, 1], beside the logits
     const Tensor ignored = op::eq(targets, op::scalar_like(targets, static_cast<double>(ignore_index_)));
     const Tensor safe_targets = op::where(ignored, op::scalar_like(targets, 0.0), targets);
     const Tensor kept = op::sub(op::ones_like(ignored), ignored).to(logits.dtype());  // m_i, [N, 1]

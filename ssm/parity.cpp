@@ -19,7 +19,8 @@ ParityCheck compare(const std::string& name, const Tensor& ours, const Tensor& r
   if (ours.numel() != ref.numel())
     return {name, std::numeric_limits<double>::infinity(),
             "shape " + shape_str(ours.shape()) + " vs reference " + shape_str(ref.shape())};
-  const auto a = ours.to(DType::Float64).to_vector<double>(), b = ref.to(DType::Float64).to_vector<double>();
+  const auto a = ours.to(Device::cpu()).to(DType::Float64).to_vector<double>();
+  const auto b = ref.to(DType::Float64).to_vector<double>();
   double diff = 0, scale = 0;
   for (size_t i = 0; i < a.size(); ++i) {
     diff = std::max(diff, std::abs(a[i] - b[i]));
@@ -65,6 +66,7 @@ ParityReport run_parity_case(const std::string& case_dir, const ParityOptions& o
   MambaLM model(config, gen);
   model.set_scan_path(options.scan_path);
   model.load_state_dict(safetensors::load(case_dir + "/model.safetensors").tensors, {MambaLM::kTiedHeadKey});
+  model.to(options.device);
 
   const std::string io_file = case_dir + "/io.safetensors";
   const safetensors::TensorMap io = safetensors::load(io_file).tensors;

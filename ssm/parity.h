@@ -34,6 +34,7 @@ struct ParityReport {
 struct ParityOptions {
   double tolerance = 1e-4;
   ScanPath scan_path = ScanPath::Chunked;
+  Device device = Device::cpu();  // where the model runs; the comparison is always on the host
 };
 
 // Throws ssm::Error when the case itself cannot be read (missing file, bad config, wrong shapes).
