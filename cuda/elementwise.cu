@@ -66,6 +66,21 @@ bool integer_unary_supported(UnaryOp op) {
   }
 }
 
+// base^exponent for integers, exact (the device's pow(double, double) may land one ulp under an integer,
+// which truncates to the integer below). A negative exponent gives |base|^−k < 1 truncated to 0, as the
+// CPU's static_cast of std::pow does, except for bases ±1.
+template <class C>
+__device__ C integer_pow(C base, C exponent) {
+  if (exponent < 0) return base == 1 ? C(1) : base == -1 ? (exponent % 2 != 0 ? C(-1) : C(1)) : C(0);
+  C result = 1;
+  while (exponent > 0) {  // square-and-multiply over the exponent's bits
+    if (exponent % 2 != 0) result *= base;
+    exponent /= 2;
+    if (exponent > 0) base *= base;
+  }
+  return result;
+}
+
 template <class C>
 __device__ C apply_binary(BinaryOp op, C p, C q) {
   switch (op) {
@@ -77,7 +92,7 @@ __device__ C apply_binary(BinaryOp op, C p, C q) {
     case BinaryOp::Minimum: return (p != p || p < q) ? p : q;
     case BinaryOp::Pow:
       if constexpr (std::is_floating_point_v<C>) return pow(p, q);
-      else return static_cast<C>(pow(static_cast<double>(p), static_cast<double>(q)));
+      else return integer_pow(p, q);
     case BinaryOp::Eq: return static_cast<C>(p == q);
     case BinaryOp::Ne: return static_cast<C>(p != q);
     case BinaryOp::Lt: return static_cast<C>(p < q);

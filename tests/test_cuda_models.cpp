@@ -106,7 +106,7 @@ TEST_P(CudaModelVariants, DecodingStepByStepEqualsTheFullForward) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, CudaModelVariants, ::testing::ValuesIn(kVariants), [](const auto& info) {
+INSTANTIATE_TEST_SUITE_P(Cuda, CudaModelVariants, ::testing::ValuesIn(kVariants), [](const auto& info) {
   std::string name = info.param.name;
   for (char& c : name) c = c == '-' ? '_' : c;
   return name;
