@@ -4,6 +4,8 @@
 // used when its tensors are on a CUDA device. In a build without CUDA a device tensor cannot be made,
 // but the check still says clearly what went wrong rather than reading device memory on the host.
 #pragma once
+#include <initializer_list>
+
 #include "tensor/tensor.h"
 
 namespace ssm {
