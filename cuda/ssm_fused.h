@@ -23,7 +23,8 @@ template <class T>
 void mamba3_keys_forward(const KeysLayout& s, const T* raw, const T* w, const T* bias, const T* theta, T* out);
 
 // dout [rows, R, H, N] → draw [rows, R, G, N], dtheta [rows, H, S] (both fully written), and per-unit
-// partials the caller sums over their first dim: dw_partial [rows·R·G, N], dbias_partial [rows, H, R, N].
+// partials the caller sums over their first dim: dw_partial [rows·R·G, N], dbias_partial [rows, H, R, N]
+// (only these leading rows are written; the caller may allocate more, zeroed, to reshape the sum).
 // rho_scratch [rows·R·G] holds each row's 1/rms between the two kernels.
 template <class T>
 void mamba3_keys_backward(const KeysLayout& s, const T* raw, const T* w, const T* bias, const T* theta, const T* dout,

@@ -8,6 +8,7 @@
 
 #include "autograd/node.h"
 #include "ssm/fused_device.h"
+#include "ssm/partial_sums.h"
 #include "ssm/row_blocks.h"
 #include "tensor/ops.h"
 #if SSM_WITH_CUDA
@@ -146,14 +147,15 @@ class KeysFunction final : public Function {
   }
 
  private:
-  // The kernels write per-unit partials of dw and dbias; their sums over the units are op::sum's.
+  // The kernels write per-unit partials of dw and dbias (rows padded with zeros for the two-stage sum).
   std::vector<Tensor> backward_cuda(const KeySizes& s, const Tensor& raw, [[maybe_unused]] const Tensor& w,
                                     const Tensor& bias, const Tensor& theta, [[maybe_unused]] const Tensor& dout) const {
     const Device device = raw.device();
     const int64_t units = s.rows * s.R * s.G;
     Tensor draw = Tensor::empty(raw.shape(), raw.dtype(), device), dtheta = Tensor::empty(theta.shape(), raw.dtype(), device);
-    const Tensor dw_partial = Tensor::zeros({units, s.N}, raw.dtype(), device),
-                 dbias_partial = Tensor::zeros({s.rows, s.H * s.R * s.N}, raw.dtype(), device),
+    const PartialRows unit_split = split_partial_rows(units), row_split = split_partial_rows(s.rows);
+    const Tensor dw_partial = Tensor::zeros({unit_split.padded(), s.N}, raw.dtype(), device),
+                 dbias_partial = Tensor::zeros({row_split.padded(), s.H * s.R * s.N}, raw.dtype(), device),
                  rho = Tensor::empty({units}, raw.dtype(), device);
 #if SSM_WITH_CUDA
     dispatch_float(raw.dtype(), "mamba3_keys", [&](auto tag) {
@@ -163,7 +165,8 @@ class KeysFunction final : public Function {
                                     dbias_partial.data<T>(), rho.data<T>());
     });
 #endif
-    return {draw, op::sum(dw_partial, {0}), op::sum(dbias_partial, {0}).view(bias.shape()), dtheta};
+    return {draw, sum_partial_rows(dw_partial, unit_split), sum_partial_rows(dbias_partial, row_split).view(bias.shape()),
+            dtheta};
   }
 
   RotaryPairing pairing_;

@@ -5,6 +5,7 @@
 // (or in a build without CUDA) every test here skips, saying so.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "nn/optim.h"
 #include "ssm/mamba3_keys.h"
 #include "ssm/mamba3_output.h"
+#include "ssm/partial_sums.h"
 #include "tensor/backend.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -84,6 +86,21 @@ void expect_same_on_both_devices(const std::vector<Tensor>& inputs, const Tensor
   expect_matches(gpu.out, cpu.out, dtype, "forward");
   for (size_t i = 0; i < inputs.size(); ++i)
     if (inputs[i].defined()) expect_matches(gpu.grads[i], cpu.grads[i], dtype, "d" + names[i]);
+}
+
+// ================================================================ the two-stage sum of GPU partials (runs on the CPU too)
+
+TEST(PartialSums, TwoStageSumOfPaddedRowsEqualsTheSumOverRows) {
+  Generator gen(7);
+  for (const int64_t rows : {0, 1, 2, 5, 16, 17, 1000}) {
+    const ssm::PartialRows split = ssm::split_partial_rows(rows);
+    EXPECT_GE(split.padded(), rows);
+    EXPECT_LT(split.padded() - rows, std::max<int64_t>(split.per_chunk, 1)) << "pads at most one chunk";
+    const Tensor values = op::normal({rows, 3, 4}, 0, 1, gen, DType::Float64);
+    const Tensor padded = op::cat({values, Tensor::zeros({split.padded() - rows, 3, 4}, DType::Float64)}, 0);
+    expect_close(ssm::sum_partial_rows(padded, split), op::sum(values, {0}), 1e-12, 1e-12,
+                 "rows " + std::to_string(rows));
+  }
 }
 
 // ================================================================ mamba3_keys
