@@ -211,7 +211,7 @@ void set_twin_grads(const TwinParams& twins, Generator& gen, int step) {
       const bool skip = step % 2 == 1 && twins.cpu[g].params[i].first == "p2";
       const Tensor grad = skip ? Tensor() : op::normal(p.shape(), 0, 1, gen, p.dtype());
       p.set_grad(grad);
-      twins.gpu[g].params[i].second.set_grad(skip ? Tensor() : grad.to(Device::cuda()));
+      twins.gpu[g].params[i].second.set_grad(skip ? Tensor() : grad.to(Device::cuda()).clone());  // never aliased
     }
 }
 
