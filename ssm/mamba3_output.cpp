@@ -68,8 +68,8 @@ class OutputGateFunction final : public Function {
 #if SSM_WITH_CUDA
       dispatch_float(c[0].dtype(), "mamba3_output_gate", [&](auto tag) {
         using T = decltype(tag);
-        const GatePointers<T> in_(c);
-        cuda::mamba3_gate_forward<T>({s.rows, s.R, s.H, s.P}, in_.y, in_.x, in_.z, in_.D, in_.psi, in_.zeta, in_.phi,
+        const GatePointers<T> ptr(c);
+        cuda::mamba3_gate_forward<T>({s.rows, s.R, s.H, s.P}, ptr.y, ptr.x, ptr.z, ptr.D, ptr.psi, ptr.zeta, ptr.phi,
                                      out.data<T>());
       });
 #endif
@@ -163,8 +163,8 @@ class OutputGateFunction final : public Function {
 #if SSM_WITH_CUDA
     dispatch_float(c[0].dtype(), "mamba3_output_gate", [&](auto tag) {
       using T = decltype(tag);
-      const GatePointers<T> in_(c);
-      cuda::mamba3_gate_backward<T>({s.rows, s.R, s.H, s.P}, in_.y, in_.x, in_.z, in_.D, in_.psi, in_.zeta, in_.phi,
+      const GatePointers<T> ptr(c);
+      cuda::mamba3_gate_backward<T>({s.rows, s.R, s.H, s.P}, ptr.y, ptr.x, ptr.z, ptr.D, ptr.psi, ptr.zeta, ptr.phi,
                                     dout.data<T>(), dy.data<T>(), dx.data<T>(), dz.data<T>(), partial.data<T>());
     });
 #endif
