@@ -1,17 +1,40 @@
 // nn/optim.cpp — see optim.h.
 //
 // The updates are single fused loops over each parameter's memory (one pass instead of a dozen
-// temporary tensors). They run on the host; a device backend brings its own fused kernel.
+// temporary tensors). Parameters on the host run the loop here; those on a CUDA device are gathered
+// into a table per parameter group and dtype and updated by one fused launch (cuda/optim_kernels.cu).
 #include "nn/optim.h"
 
+#include <algorithm>
 #include <cmath>
 #include <tuple>
+#include <type_traits>
 
 #include "autograd/grad_mode.h"
 #include "tensor/cpu/parallel.h"
 #include "tensor/ops.h"
+#if SSM_WITH_CUDA
+#include "cuda/ssm_fused.h"
+#endif
 
 namespace ssm::nn {
+
+#if SSM_WITH_CUDA
+// One group's CUDA parameters as slots of a multi-tensor launch, per dtype. `held` keeps the
+// contiguous gradients the slots point into alive until the launch is queued (the stream then
+// orders any reuse of their memory after the kernel).
+template <template <class> class Slot>
+struct DeviceSlots {
+  std::vector<Slot<float>> f32;
+  std::vector<Slot<double>> f64;
+  std::vector<Tensor> held;
+  template <class T>
+  std::vector<Slot<T>>& of() {
+    if constexpr (std::is_same_v<T, float>) return f32;
+    else return f64;
+  }
+};
+#endif
 
 static bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -30,8 +53,13 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups) : groups_(std::move(groups)
   for (const auto& group : groups_)
     for (const auto& [name, p] : group.params) {
       SSM_CHECK(p.requires_grad(), "optimizer: parameter '", name, "' does not require grad");
+#if SSM_WITH_CUDA
+      SSM_CHECK(p.device().is_cpu() || p.device().kind == DeviceKind::CUDA, "optimizer: parameter '", name,
+                "' is on ", p.device().str(), ", which has no optimizer kernel");
+#else
       SSM_CHECK(p.device().is_cpu(), "optimizer: parameter '", name, "' is on ", p.device().str(),
-                "; this optimizer runs on the cpu");
+                "; this build has only the cpu optimizer (rebuild with SSM_CUDA=ON)");
+#endif
       SSM_CHECK(p.is_contiguous(), "optimizer: parameter '", name, "' must be contiguous");
     }
 }
@@ -73,7 +101,8 @@ void Optimizer::load_buffers(const StateDict& state,
     SSM_CHECK(target != nullptr && param != params.end(), "optimizer state: unexpected entry '", key, "'");
     SSM_CHECK(t.shape() == param->second.shape(), "optimizer state: '", key, "' has shape ", shape_str(t.shape()),
               " but the parameter has ", shape_str(param->second.shape()));
-    loaded.emplace_back(target, name, t.to(param->second.dtype()).contiguous().clone());
+    // a copy of its own, of the parameter's dtype and on the parameter's device
+    loaded.emplace_back(target, name, t.to(param->second.dtype()).to(param->second.device()).contiguous().clone());
   }
   // Each parameter's state is all of its kinds or none (exp_avg without exp_avg_sq is a broken checkpoint).
   std::map<std::string, size_t> kinds_per_param;
@@ -111,24 +140,42 @@ void AdamW::step() {
   ++step_count;
   const double bias1 = 1.0 - std::pow(beta1, static_cast<double>(step_count));
   const double bias2 = 1.0 - std::pow(beta2, static_cast<double>(step_count));
-  for (const auto& group : groups_)
+  for (const auto& group : groups_) {
+#if SSM_WITH_CUDA
+    DeviceSlots<cuda::AdamWSlot> on_device;
+#endif
     for (const auto& [name, p] : group.params) {
       const Tensor g = p.grad();
       if (!g.defined()) continue;
+      SSM_CHECK(g.device() == p.device(), "AdamW: gradient of '", name, "' is on ", g.device().str(),
+                ", its parameter on ", p.device().str());
       auto& m = exp_avg_[name];
       auto& v = exp_avg_sq_[name];
       if (!m.defined()) {
-        m = op::zeros_like(p);
+        m = op::zeros_like(p);  // on p's device
         v = op::zeros_like(p);
       }
       const Tensor grad = g.contiguous();
       dispatch_float(p.dtype(), "AdamW", [&](auto t) {
         using T = decltype(t);
-        adamw_update(p.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), p.numel(), lr, group.weight_decay, beta1,
-                     beta2, eps, bias1, bias2);
+        if (p.device().is_cpu()) {
+          adamw_update(p.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), p.numel(), lr, group.weight_decay, beta1,
+                       beta2, eps, bias1, bias2);
+        } else {
+#if SSM_WITH_CUDA
+          on_device.of<T>().push_back({p.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), p.numel()});
+          on_device.held.push_back(grad);
+#endif
+        }
       });
       p.impl_ptr()->storage->bump_version();
     }
+#if SSM_WITH_CUDA
+    const cuda::AdamWHyper hyper{lr, group.weight_decay, beta1, beta2, eps, bias1, bias2};
+    if (!on_device.f32.empty()) cuda::adamw_multi_tensor(on_device.f32.data(), std::ssize(on_device.f32), hyper);
+    if (!on_device.f64.empty()) cuda::adamw_multi_tensor(on_device.f64.data(), std::ssize(on_device.f64), hyper);
+#endif
+  }
 }
 
 StateDict AdamW::state_dict() const { return save_buffers({{"exp_avg", &exp_avg_}, {"exp_avg_sq", &exp_avg_sq_}}); }
@@ -145,17 +192,22 @@ SGD::SGD(std::vector<ParamGroup> groups, double lr_, double momentum) : Optimize
 void SGD::step() {
   NoGradGuard no_grad;
   ++step_count;
-  for (const auto& group : groups_)
+  for (const auto& group : groups_) {
+#if SSM_WITH_CUDA
+    DeviceSlots<cuda::SgdSlot> on_device;
+#endif
     for (const auto& [name, p] : group.params) {
       const Tensor g = p.grad();
       if (!g.defined()) continue;
+      SSM_CHECK(g.device() == p.device(), "SGD: gradient of '", name, "' is on ", g.device().str(),
+                ", its parameter on ", p.device().str());
       const Tensor grad = g.contiguous();
       Tensor buffer;  // plain SGD (momentum 0) keeps no buffer, so its state_dict holds only "step"
       bool first = true;
       if (momentum != 0) {
         Tensor& slot = momentum_buffer_[name];
         first = !slot.defined();
-        if (first) slot = op::zeros_like(p);
+        if (first) slot = op::zeros_like(p);  // on p's device
         buffer = slot;
       }
       dispatch_float(p.dtype(), "SGD", [&](auto t) {
@@ -163,6 +215,13 @@ void SGD::step() {
         T* pp = p.data<T>();
         const T* gp = grad.data<T>();
         T* bp = momentum != 0 ? buffer.data<T>() : nullptr;
+        if (!p.device().is_cpu()) {
+#if SSM_WITH_CUDA
+          on_device.of<T>().push_back({pp, gp, bp, p.numel(), first ? 1 : 0});
+          on_device.held.push_back(grad);
+#endif
+          return;
+        }
         const T wd = static_cast<T>(group.weight_decay), mu = static_cast<T>(momentum), rate = static_cast<T>(lr);
         for (int64_t i = 0; i < p.numel(); ++i) {
           T d = gp[i] + wd * pp[i];
@@ -172,6 +231,12 @@ void SGD::step() {
       });
       p.impl_ptr()->storage->bump_version();
     }
+#if SSM_WITH_CUDA
+    const cuda::SgdHyper hyper{lr, group.weight_decay, momentum};
+    if (!on_device.f32.empty()) cuda::sgd_multi_tensor(on_device.f32.data(), std::ssize(on_device.f32), hyper);
+    if (!on_device.f64.empty()) cuda::sgd_multi_tensor(on_device.f64.data(), std::ssize(on_device.f64), hyper);
+#endif
+  }
 }
 
 StateDict SGD::state_dict() const { return save_buffers({{"momentum_buffer", &momentum_buffer_}}); }
@@ -181,9 +246,18 @@ void SGD::load_state_dict(const StateDict& state) { load_buffers(state, {{"momen
 
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   NoGradGuard no_grad;
+  // Σ‖g‖² in float64, kept on each gradient's device until the end: a GPU model pays one transfer
+  // (one wait for the stream), not one per tensor.
+  std::vector<Tensor> per_device;
+  for (const Tensor& p : params) {
+    if (!p.grad().defined()) continue;
+    const Tensor sq = op::sum(op::square(p.grad())).to(DType::Float64);
+    auto acc = std::find_if(per_device.begin(), per_device.end(), [&](const Tensor& t) { return t.device() == sq.device(); });
+    if (acc == per_device.end()) per_device.push_back(sq);
+    else *acc = op::add(*acc, sq);
+  }
   double total_sq = 0;
-  for (const Tensor& p : params)
-    if (p.grad().defined()) total_sq += op::sum(op::square(p.grad())).item<double>();  // sums accumulate in double
+  for (const Tensor& acc : per_device) total_sq += acc.item<double>();
   const double total = std::sqrt(total_sq);
   if (total > max_norm && total > 0) {
     const double scale = max_norm / (total + 1e-6);  // as PyTorch: a hair under max_norm, never a division by 0

@@ -1,13 +1,19 @@
 // ssm/mamba3_keys.cpp — see mamba3_keys.h. Forward and backward walk the same (row = (b, t), r, g, h)
 // loops; backward recomputes the normalised row and the rotated keys instead of saving them.
+// Tensors on a CUDA device run the same loops as kernels (cuda/mamba3_keys.cu).
 #include "ssm/mamba3_keys.h"
 
 #include <cmath>
 #include <vector>
 
 #include "autograd/node.h"
+#include "ssm/fused_device.h"
+#include "ssm/partial_sums.h"
 #include "ssm/row_blocks.h"
 #include "tensor/ops.h"
+#if SSM_WITH_CUDA
+#include "cuda/ssm_fused.h"
+#endif
 
 namespace ssm {
 namespace {
@@ -25,6 +31,12 @@ KeySizes sizes_of(const Tensor& raw, const Tensor& bias, const Tensor& theta, Ro
   const int64_t H = bias.size(0), R = bias.size(1), N = bias.size(2);
   return {raw.size(0) * raw.size(1), R, raw.size(2) / (R * N), H, N, {pairing, N, theta.size(3)}};
 }
+
+#if SSM_WITH_CUDA
+cuda::KeysLayout cuda_layout(const KeySizes& s, double eps) {
+  return {s.rows, s.R, s.G, s.H, s.N, s.pairs.S, s.pairs.pairing == RotaryPairing::HalfSplit, eps};
+}
+#endif
 
 // x̂ = raw·ρ and ρ = (mean(raw²) + eps)^(−1/2) of one N-row
 template <class T>
@@ -51,7 +63,18 @@ class KeysFunction final : public Function {
     const Tensor raw = in[0].contiguous(), w = in[1].contiguous(), bias = in[2].contiguous(),
                  theta = in[3].contiguous();
     const KeySizes s = sizes_of(raw, bias, theta, pairing_);
-    Tensor out = Tensor::empty({raw.size(0), raw.size(1), s.R, s.H, s.N}, raw.dtype());
+    Tensor out = Tensor::empty({raw.size(0), raw.size(1), s.R, s.H, s.N}, raw.dtype(), raw.device());
+    save_for_backward({raw, w, bias, theta});
+    if (!raw.device().is_cpu()) {
+#if SSM_WITH_CUDA
+      dispatch_float(raw.dtype(), "mamba3_keys", [&](auto tag) {
+        using T = decltype(tag);
+        cuda::mamba3_keys_forward<T>(cuda_layout(s, eps_), raw.data<T>(), w.data<T>(), bias.data<T>(), theta.data<T>(),
+                                     out.data<T>());
+      });
+#endif
+      return {out};
+    }
     dispatch_float(raw.dtype(), "mamba3_keys", [&](auto tag) {
       using T = decltype(tag);
       const T *praw = raw.data<T>(), *pw = w.data<T>(), *pbias = bias.data<T>(), *ptheta = theta.data<T>();
@@ -67,7 +90,6 @@ class KeysFunction final : public Function {
           }
       });
     });
-    save_for_backward({raw, w, bias, theta});
     return {out};
   }
 
@@ -77,6 +99,7 @@ class KeysFunction final : public Function {
     const Tensor dout = grad_out[0].contiguous();
     const KeySizes s = sizes_of(raw, bias, theta, pairing_);
     const int64_t HRN = s.H * s.R * s.N;
+    if (!raw.device().is_cpu()) return backward_cuda(s, raw, w, bias, theta, dout);
     Tensor draw = Tensor::empty(raw.shape(), raw.dtype()), dtheta = op::zeros_like(theta);
     Tensor partial = Tensor::zeros({kRowBlocks, s.N + HRN}, raw.dtype());  // per block: dw [N], dbias [H, R, N]
     dispatch_float(raw.dtype(), "mamba3_keys", [&](auto tag) {
@@ -124,6 +147,28 @@ class KeysFunction final : public Function {
   }
 
  private:
+  // The kernels write per-unit partials of dw and dbias (rows padded with zeros for the two-stage sum).
+  std::vector<Tensor> backward_cuda(const KeySizes& s, const Tensor& raw, [[maybe_unused]] const Tensor& w,
+                                    const Tensor& bias, const Tensor& theta, [[maybe_unused]] const Tensor& dout) const {
+    const Device device = raw.device();
+    const int64_t units = s.rows * s.R * s.G;
+    Tensor draw = Tensor::empty(raw.shape(), raw.dtype(), device), dtheta = Tensor::empty(theta.shape(), raw.dtype(), device);
+    const PartialRows unit_split = split_partial_rows(units), row_split = split_partial_rows(s.rows);
+    const Tensor dw_partial = Tensor::zeros({unit_split.padded(), s.N}, raw.dtype(), device),
+                 dbias_partial = Tensor::zeros({row_split.padded(), s.H * s.R * s.N}, raw.dtype(), device),
+                 rho = Tensor::empty({units}, raw.dtype(), device);
+#if SSM_WITH_CUDA
+    dispatch_float(raw.dtype(), "mamba3_keys", [&](auto tag) {
+      using T = decltype(tag);
+      cuda::mamba3_keys_backward<T>(cuda_layout(s, eps_), raw.data<T>(), w.data<T>(), bias.data<T>(), theta.data<T>(),
+                                    dout.data<T>(), draw.data<T>(), dtheta.data<T>(), dw_partial.data<T>(),
+                                    dbias_partial.data<T>(), rho.data<T>());
+    });
+#endif
+    return {draw, sum_partial_rows(dw_partial, unit_split), sum_partial_rows(dbias_partial, row_split).view(bias.shape()),
+            dtheta};
+  }
+
   RotaryPairing pairing_;
   double eps_;
 };
@@ -147,8 +192,9 @@ Tensor mamba3_keys(const Tensor& raw, const Tensor& norm_weight, const Tensor& b
             theta.describe());
   SSM_CHECK(pairing == RotaryPairing::Adjacent || N % 2 == 0, "mamba3_keys: half-split pairs need an even N");
   for (const Tensor& t : {norm_weight, bias, theta})
-    SSM_CHECK(t.dtype() == raw.dtype() && t.device().is_cpu() && raw.device().is_cpu(), "mamba3_keys: ",
-              t.describe(), " must be a cpu tensor of raw's dtype ", dtype_name(raw.dtype()));
+    SSM_CHECK(t.dtype() == raw.dtype(), "mamba3_keys: ", t.describe(), " must have raw's dtype ",
+              dtype_name(raw.dtype()));
+  check_fused_device("mamba3_keys", raw, {norm_weight, bias, theta});
   return apply(std::make_shared<KeysFunction>(pairing, eps), {raw, norm_weight, bias, theta})[0];
 }
 

@@ -1,13 +1,18 @@
 // ssm/mamba3_output.cpp — see mamba3_output.h. Forward and backward walk the same (row = (b, t), h, r, p)
 // loops; the per-head parameter gradients are summed per row block (ssm/row_blocks.h).
+// Tensors on a CUDA device run the same math as kernels (cuda/mamba3_gate.cu).
 #include "ssm/mamba3_output.h"
 
 #include <cmath>
 #include <vector>
 
 #include "autograd/node.h"
+#include "ssm/fused_device.h"
 #include "ssm/row_blocks.h"
 #include "tensor/ops.h"
+#if SSM_WITH_CUDA
+#include "cuda/ssm_fused.h"
+#endif
 
 namespace ssm {
 namespace {
@@ -37,6 +42,18 @@ T sigmoid(T s) {
 
 OutputSizes sizes_of(const Tensor& y) { return {y.size(0) * y.size(1), y.size(2), y.size(3), y.size(4)}; }
 
+#if SSM_WITH_CUDA
+// The device pointers of the saved inputs y, x, z, D, ψ, ζ, φ (null for SISO's undefined ones).
+template <class T>
+struct GatePointers {
+  const T *y, *x, *z, *D, *psi, *zeta, *phi;
+  explicit GatePointers(const std::vector<Tensor>& c)
+      : y(c[0].data<T>()), x(c[1].data<T>()), z(c[2].data<T>()), D(c[3].data<T>()),
+        psi(c[4].defined() ? c[4].data<T>() : nullptr), zeta(c[5].defined() ? c[5].data<T>() : nullptr),
+        phi(c[6].defined() ? c[6].data<T>() : nullptr) {}
+};
+#endif
+
 class OutputGateFunction final : public Function {
  public:
   OutputGateFunction() : Function("mamba3_output_gate") {}
@@ -45,7 +62,19 @@ class OutputGateFunction final : public Function {
     std::vector<Tensor> c;
     for (const Tensor& t : in) c.push_back(t.defined() ? t.contiguous() : Tensor());
     const OutputSizes s = sizes_of(c[0]);
-    Tensor out = Tensor::zeros(c[1].shape(), c[1].dtype());
+    Tensor out = Tensor::zeros(c[1].shape(), c[1].dtype(), c[1].device());
+    save_for_backward(c);
+    if (!out.device().is_cpu()) {
+#if SSM_WITH_CUDA
+      dispatch_float(c[0].dtype(), "mamba3_output_gate", [&](auto tag) {
+        using T = decltype(tag);
+        const GatePointers<T> ptr(c);
+        cuda::mamba3_gate_forward<T>({s.rows, s.R, s.H, s.P}, ptr.y, ptr.x, ptr.z, ptr.D, ptr.psi, ptr.zeta, ptr.phi,
+                                     out.data<T>());
+      });
+#endif
+      return {out};
+    }
     dispatch_float(c[0].dtype(), "mamba3_output_gate", [&](auto tag) {
       using T = decltype(tag);
       const T *y = c[0].data<T>(), *x = c[1].data<T>(), *z = c[2].data<T>(), *D = c[3].data<T>();
@@ -68,7 +97,6 @@ class OutputGateFunction final : public Function {
         }
       });
     });
-    save_for_backward(c);
     return {out};
   }
 
@@ -77,7 +105,9 @@ class OutputGateFunction final : public Function {
     const Tensor dout = grad_out[0].contiguous();
     const OutputSizes s = sizes_of(c[0]);
     const int64_t HRP = s.H * s.R * s.P;
-    Tensor dy = Tensor::empty(c[0].shape(), c[0].dtype()), dx = op::zeros_like(c[1]), dz = op::zeros_like(c[2]);
+    Tensor dy = Tensor::empty(c[0].shape(), c[0].dtype(), c[0].device()), dx = op::zeros_like(c[1]),
+           dz = op::zeros_like(c[2]);
+    if (!dy.device().is_cpu()) return backward_cuda(c, s, dout, dy, dx, dz);
     // per block: dD [H], dψ, dζ, dφ [H, R, P]
     Tensor partial = Tensor::zeros({kRowBlocks, s.H + 3 * HRP}, c[0].dtype());
     dispatch_float(c[0].dtype(), "mamba3_output_gate", [&](auto tag) {
@@ -122,6 +152,35 @@ class OutputGateFunction final : public Function {
       grads[4 + i] = totals.narrow(0, s.H + i * HRP, HRP).view(c[4].shape()).contiguous();
     return grads;
   }
+
+ private:
+  // The kernels write dy, dx, dz and per-chunk partials [chunks, 4, H, R, P] of dψ, dζ, dφ and dD's
+  // (r, p) terms; the sums over chunks (and r, p for dD) are op::sum's.
+  static std::vector<Tensor> backward_cuda(const std::vector<Tensor>& c, const OutputSizes& s,
+                                           [[maybe_unused]] const Tensor& dout, const Tensor& dy, const Tensor& dx,
+                                           const Tensor& dz) {
+    const Tensor partial = Tensor::zeros({cuda_param_chunks(s.rows), 4, s.H, s.R, s.P}, c[0].dtype(), c[0].device());
+#if SSM_WITH_CUDA
+    dispatch_float(c[0].dtype(), "mamba3_output_gate", [&](auto tag) {
+      using T = decltype(tag);
+      const GatePointers<T> ptr(c);
+      cuda::mamba3_gate_backward<T>({s.rows, s.R, s.H, s.P}, ptr.y, ptr.x, ptr.z, ptr.D, ptr.psi, ptr.zeta, ptr.phi,
+                                    dout.data<T>(), dy.data<T>(), dx.data<T>(), dz.data<T>(), partial.data<T>());
+    });
+#endif
+    const Tensor totals = op::sum(partial, {0});  // [4, H, R, P]
+    std::vector<Tensor> grads = {dy, dx, dz, op::sum(totals.select(0, 3), {1, 2}), Tensor(), Tensor(), Tensor()};
+    for (int i = 0; i < 3 && c[4].defined(); ++i) grads[4 + i] = totals.select(0, i).contiguous();
+    return grads;
+  }
+
+  static int64_t cuda_param_chunks([[maybe_unused]] int64_t rows) {
+#if SSM_WITH_CUDA
+    return cuda::gate_param_chunks(rows);
+#else
+    return 1;
+#endif
+  }
 };
 
 }  // namespace
@@ -142,8 +201,8 @@ Tensor mamba3_output_gate(const Tensor& y, const Tensor& x, const Tensor& z, con
     SSM_CHECK(!t.defined() || t.shape() == per_rank, "mamba3_output_gate: MIMO parameters must be ",
               shape_str(per_rank), ", got ", t.describe());
   for (const Tensor& t : {x, z, D, psi, zeta, phi})
-    SSM_CHECK(!t.defined() || (t.dtype() == y.dtype() && t.device().is_cpu()), "mamba3_output_gate: ", t.describe(),
-              " must be a cpu tensor of y's dtype");
+    SSM_CHECK(!t.defined() || t.dtype() == y.dtype(), "mamba3_output_gate: ", t.describe(), " must have y's dtype");
+  check_fused_device("mamba3_output_gate", y, {x, z, D, psi, zeta, phi});
   return apply(std::make_shared<OutputGateFunction>(), {y, x, z, D, psi, zeta, phi})[0];
 }
 

@@ -1,0 +1,81 @@
+// cuda/ssm_fused.h — raw-pointer entry points of the hand-fused GPU kernels that the layers above
+// tensor/ call for tensors on a CUDA device (the math lives with each op's CPU twin; this header
+// only fixes the memory layouts). All pointers are device pointers to contiguous row-major arrays;
+// every kernel is queued on the backend stream (cuda/context.h) and returns without waiting.
+// Scratch (`*_partial`) is allocated by the caller as tensors (so the caching allocator serves it) and
+// summed by the caller in a fixed order (op::sum): no atomics, the same bits on every run.
+// Instantiated for float and double.
+#pragma once
+#include <cstdint>
+
+namespace ssm::cuda {
+
+// ---- Mamba-3 keys/queries: rmsnorm ⊙ w, + bias per head, rotation (cuda/mamba3_keys.cu) ----
+// raw [rows, R, G, N], w [N], bias [H, R, N], theta [rows, H, S] → out [rows, R, H, N];
+// head h reads group h / (H/G); pair m < S is (2m, 2m+1) (adjacent) or (m, m + N/2) (half_split).
+struct KeysLayout {
+  int64_t rows, R, G, H, N, S;
+  bool half_split;
+  double eps;
+};
+
+template <class T>
+void mamba3_keys_forward(const KeysLayout& s, const T* raw, const T* w, const T* bias, const T* theta, T* out);
+
+// dout [rows, R, H, N] → draw [rows, R, G, N], dtheta [rows, H, S] (both fully written), and per-unit
+// partials the caller sums over their first dim: dw_partial [rows·R·G, N], dbias_partial [rows, H, R, N]
+// (only these leading rows are written; the caller may allocate more, zeroed, to reshape the sum).
+// rho_scratch [rows·R·G] holds each row's 1/rms between the two kernels.
+template <class T>
+void mamba3_keys_backward(const KeysLayout& s, const T* raw, const T* w, const T* bias, const T* theta, const T* dout,
+                          T* draw, T* dtheta, T* dw_partial, T* dbias_partial, T* rho_scratch);
+
+// ---- Mamba-3 output gate: D skip, SiLU gate, rank contraction (cuda/mamba3_gate.cu) ----
+// y [rows, R, H, P], x, z [rows, H, P], D [H], psi/zeta/phi [H, R, P] or all null (SISO: R = 1, read as 1).
+struct GateLayout {
+  int64_t rows, R, H, P;
+};
+
+// Number of row chunks the parameter gradients are split into (the partials' first dim).
+int64_t gate_param_chunks(int64_t rows);
+
+template <class T>
+void mamba3_gate_forward(const GateLayout& s, const T* y, const T* x, const T* z, const T* D, const T* psi,
+                         const T* zeta, const T* phi, T* out);
+
+// dout [rows, H, P] → dy, dx, dz (fully written) and param_partial [chunks, 4, H, R, P] holding per
+// chunk of rows the sums for dψ, dζ, dφ and the (r, p) terms of dD (slot 3; the caller sums it over r, p).
+template <class T>
+void mamba3_gate_backward(const GateLayout& s, const T* y, const T* x, const T* z, const T* D, const T* psi,
+                          const T* zeta, const T* phi, const T* dout, T* dy, T* dx, T* dz, T* param_partial);
+
+// ---- optimiser updates, one launch for a whole table of tensors (cuda/optim_kernels.cu) ----
+template <class T>
+struct AdamWSlot {
+  T* param;
+  const T* grad;
+  T* exp_avg;
+  T* exp_avg_sq;
+  int64_t numel;
+};
+struct AdamWHyper {
+  double lr, weight_decay, beta1, beta2, eps, bias_correction1, bias_correction2;  // 1 − βᵗ
+};
+template <class T>
+void adamw_multi_tensor(const AdamWSlot<T>* slots, int64_t count, const AdamWHyper& hyper);
+
+template <class T>
+struct SgdSlot {
+  T* param;
+  const T* grad;
+  T* momentum_buffer;  // null without momentum
+  int64_t numel;
+  int64_t first_step;  // 1: the buffer starts as the gradient
+};
+struct SgdHyper {
+  double lr, weight_decay, momentum;
+};
+template <class T>
+void sgd_multi_tensor(const SgdSlot<T>* slots, int64_t count, const SgdHyper& hyper);
+
+}  // namespace ssm::cuda
