@@ -116,15 +116,18 @@ __global__ void chunk_state_kernel(ChunkScanInputs<T> in, T* states, T* decay) {
   const ChunkScanSizes& z = in.sizes;
   const ChunkPos pos = chunk_pos(z);
   T* cs = shared_as<T>();  // [chunk]
+  T* w = cs + z.chunk;     // [chunk]: w_t = e^{T − cs_t}, one exp per step (not per state element)
   chunk_cumsum(in, pos, cs);
   const T total = cs[pos.q - 1];
+  for (int64_t t = threadIdx.x; t < pos.q; t += blockDim.x) w[t] = exp(total - cs[t]);
   if (threadIdx.x == 0) decay[pos.s * z.nchunks() + pos.c] = total;
+  __syncthreads();
   const ChunkRows<T> rows = chunk_rows(in, pos);
   T* out = states + state_offset(z, pos.b, pos.c + 1, pos.h);
   for (int64_t e = threadIdx.x; e < z.P * z.N; e += blockDim.x) {
     const int64_t p = e / z.N, n = e % z.N;
     T acc = 0;
-    for (int64_t i = 0; i < pos.m; ++i) acc += exp(total - cs[i / z.rank]) * rows.v(i, p) * rows.k(i, n);
+    for (int64_t i = 0; i < pos.m; ++i) acc += w[i / z.rank] * rows.v(i, p) * rows.k(i, n);
     out[e] = acc;
   }
 }
@@ -194,15 +197,18 @@ __global__ void chunk_dstate_kernel(ChunkScanInputs<T> in, const T* dy, SeqLayou
   const ChunkPos pos = chunk_pos(z);
   const int64_t PN = z.P * z.N;
   T* cs = shared_as<T>();  // [chunk]
+  T* ecs = cs + z.chunk;   // [chunk]: e^{cs_t}
   chunk_cumsum(in, pos, cs);
+  for (int64_t t = threadIdx.x; t < pos.q; t += blockDim.x) ecs[t] = exp(cs[t]);
   if (threadIdx.x == 0) decay[pos.s * z.nchunks() + pos.c] = cs[pos.q - 1];
+  __syncthreads();
   const ChunkRows<T> rows = chunk_rows(in, pos);
   const T* dY = dy + seq_base(dy_layout, pos.b, pos.h) + pos.t0 * z.rank * dy_layout.row_stride;
   T* out = dstates + (pos.s * (z.nchunks() + 1) + pos.c) * PN;
   for (int64_t e = threadIdx.x; e < PN; e += blockDim.x) {
     const int64_t p = e / z.N, n = e % z.N;
     T acc = 0;
-    for (int64_t i = 0; i < pos.m; ++i) acc += exp(cs[i / z.rank]) * dY[i * dy_layout.row_stride + p] * rows.q(i, n);
+    for (int64_t i = 0; i < pos.m; ++i) acc += ecs[i / z.rank] * dY[i * dy_layout.row_stride + p] * rows.q(i, n);
     out[e] = acc;
   }
 }
@@ -239,6 +245,8 @@ __global__ void chunk_grads_kernel(ChunkScanInputs<T> in, const T* states, const
   T* t1 = red + blockDim.x;      // three [tile_rows, m] tiles
   T* t2 = t1 + tile_rows * m_max;
   T* t3 = t2 + tile_rows * m_max;
+  T* terms = t3 + tile_rows * m_max;  // [tile_rows, max(N, P)]: the terms of a per-row dot product
+  const int64_t W = N > P ? N : P;
   chunk_cumsum(in, pos, cs);
   const ChunkRows<T> rows = chunk_rows(in, pos);
   const T* Sc = states + state_offset(z, pos.b, pos.c, pos.h);
@@ -274,18 +282,17 @@ __global__ void chunk_grads_kernel(ChunkScanInputs<T> in, const T* states, const
       T diag = 0, off = 0;
       for (int64_t j = 0; j < jmax; ++j) diag += t1[ii * m + j] * rows.k(j, n);
       for (int64_t p = 0; p < P; ++p) off += dy_at(i, p) * Sc[p * N + n];
-      dQ[i * g.dq_layout.row_stride + n] = diag + exp(cs[ti]) * off;
+      const T dq_off = exp(cs[ti]) * off;
+      dQ[i * g.dq_layout.row_stride + n] = diag + dq_off;
+      terms[ii * W + n] = dq_off * rows.q(i, n);
     }
-    for (int64_t ii = threadIdx.x; ii < ni; ii += blockDim.x) {  // Σ_j Ξ_ij + e^{cs} dY_iᵀ S_c Q_i
+    __syncthreads();
+    for (int64_t ii = threadIdx.x; ii < ni; ii += blockDim.x) {  // Σ_j Ξ_ij + (e^{cs} dY_iᵀ S_c)·Q_i
       const int64_t i = i0 + ii, ti = i / R, jmax = (ti + 1) * R;
       T row_sum = 0, off = 0;
       for (int64_t j = 0; j < jmax; ++j) row_sum += t2[ii * m + j];
-      for (int64_t p = 0; p < P; ++p) {
-        T sq = 0;
-        for (int64_t n = 0; n < N; ++n) sq += Sc[p * N + n] * rows.q(i, n);
-        off += dy_at(i, p) * sq;
-      }
-      rowc[i] = row_sum + exp(cs[ti]) * off;
+      for (int64_t n = 0; n < N; ++n) off += terms[ii * W + n];
+      rowc[i] = row_sum + off;
     }
     __syncthreads();
   }
@@ -315,7 +322,9 @@ __global__ void chunk_grads_kernel(ChunkScanInputs<T> in, const T* states, const
       T diag = 0, st = 0;
       for (int64_t j = ti * R; j < m; ++j) diag += t1[ii * m + j] * dy_at(j, p);
       for (int64_t n = 0; n < N; ++n) st += dS[p * N + n] * rows.k(i, n);
-      dV[i * g.dv_layout.row_stride + p] = diag + exp(total - cs[ti]) * st;
+      const T dv_state = exp(total - cs[ti]) * st;
+      dV[i * g.dv_layout.row_stride + p] = diag + dv_state;
+      terms[ii * W + p] = dv_state * rows.v(i, p);
     }
     for (int64_t e = threadIdx.x; e < ni * N; e += blockDim.x) {  // dK = w dSᵀ V + (dM ⊙ Λ)ᵀ Q
       const int64_t ii = e / N, n = e % N, i = i0 + ii, ti = i / R;
@@ -324,16 +333,12 @@ __global__ void chunk_grads_kernel(ChunkScanInputs<T> in, const T* states, const
       for (int64_t p = 0; p < P; ++p) st += dS[p * N + n] * rows.v(i, p);
       dK[i * g.dk_layout.row_stride + n] = diag + exp(total - cs[ti]) * st;
     }
-    for (int64_t ii = threadIdx.x; ii < ni; ii += blockDim.x) {  // − Σ_j Ξ_ji − g_i,  g_i = w_i V_iᵀ dS K_i
+    __syncthreads();
+    for (int64_t ii = threadIdx.x; ii < ni; ii += blockDim.x) {  // − Σ_j Ξ_ji − g_i,  g_i = V_i·(w_i dS K_i)
       const int64_t i = i0 + ii, ti = i / R;
-      T col_sum = 0, vsk = 0;
+      T col_sum = 0, gi = 0;
       for (int64_t j = ti * R; j < m; ++j) col_sum += t3[ii * m + j];
-      for (int64_t p = 0; p < P; ++p) {
-        T sk = 0;
-        for (int64_t n = 0; n < N; ++n) sk += dS[p * N + n] * rows.k(i, n);
-        vsk += rows.v(i, p) * sk;
-      }
-      const T gi = exp(total - cs[ti]) * vsk;
+      for (int64_t p = 0; p < P; ++p) gi += terms[ii * W + p];
       rowg[i] = gi;
       rowc[i] -= col_sum + gi;
     }
@@ -373,11 +378,10 @@ void check_sizes(const ChunkScanSizes& z) {
             z.batch * z.heads);
 }
 
-// Rows per score tile: as many as fit kTileBytes with `tiles` tiles of width m_max (at least 1).
+// Rows per tile: as many as fit kTileBytes when one tile row holds `per_row` values (at least 1).
 template <class T>
-int64_t tile_rows_for(const ChunkScanSizes& z, int64_t tiles) {
-  const int64_t m_max = z.chunk * z.rank;
-  return std::clamp<int64_t>(kTileBytes / (tiles * m_max * static_cast<int64_t>(sizeof(T))), 1, kMaxTileRows);
+int64_t tile_rows_for(int64_t per_row) {
+  return std::clamp<int64_t>(kTileBytes / (per_row * static_cast<int64_t>(sizeof(T))), 1, kMaxTileRows);
 }
 
 // Launches a kernel that needs `bytes` of dynamic shared memory (asking for more than the default 48 KiB).
@@ -406,11 +410,11 @@ void ssd_chunk_forward(const ChunkScanInputs<T>& in, const T* s0, T* y, SeqLayou
   const Tensor decay = scratch<T>(nseq * nc);
   const dim3 grid(static_cast<unsigned>(std::max<int64_t>(nc, 1)), static_cast<unsigned>(nseq));
   const size_t cs_bytes = static_cast<size_t>(z.chunk) * sizeof(T);
-  if (nc > 0) launch(chunk_state_kernel<T>, grid, cs_bytes, in, states, decay.data<T>());
+  if (nc > 0) launch(chunk_state_kernel<T>, grid, 2 * cs_bytes, in, states, decay.data<T>());
   state_pass_kernel<T><<<pass_blocks(nseq * z.P * z.N), kBlock, 0, stream()>>>(z, s0, states, decay.data<T>());
   SSM_CUDA_CHECK_LAUNCH();
   if (nc == 0) return;
-  const int64_t rows = tile_rows_for<T>(z, 1);
+  const int64_t rows = tile_rows_for<T>(z.chunk * z.rank);
   const size_t bytes = cs_bytes + static_cast<size_t>(rows * z.chunk * z.rank) * sizeof(T);
   launch(chunk_output_kernel<T>, grid, bytes, in, static_cast<const T*>(states), y, y_layout, accumulate, rows);
 }
@@ -427,13 +431,15 @@ void ssd_chunk_backward(const ChunkScanInputs<T>& in, const T* states, const T* 
   const Tensor decay = scratch<T>(nseq * nc), dstates = scratch<T>(nseq * (nc + 1) * PN);
   const dim3 grid(static_cast<unsigned>(std::max<int64_t>(nc, 1)), static_cast<unsigned>(nseq));
   const size_t cs_bytes = static_cast<size_t>(z.chunk) * sizeof(T);
-  if (nc > 0) launch(chunk_dstate_kernel<T>, grid, cs_bytes, in, dy, dy_layout, dstates.data<T>(), decay.data<T>());
+  if (nc > 0)
+    launch(chunk_dstate_kernel<T>, grid, 2 * cs_bytes, in, dy, dy_layout, dstates.data<T>(), decay.data<T>());
   dstate_pass_kernel<T><<<pass_blocks(nseq * PN), kBlock, 0, stream()>>>(z, ds_final, dstates.data<T>(),
                                                                         decay.data<T>(), grads.ds0);
   SSM_CUDA_CHECK_LAUNCH();
   if (nc == 0) return;
-  const int64_t rows = tile_rows_for<T>(z, 3), m_max = z.chunk * z.rank;
-  const size_t bytes = cs_bytes + static_cast<size_t>(2 * m_max + kBlock + 3 * rows * m_max) * sizeof(T);
+  const int64_t m_max = z.chunk * z.rank, per_row = 3 * m_max + std::max(z.N, z.P);  // three tiles and the terms
+  const int64_t rows = tile_rows_for<T>(per_row);
+  const size_t bytes = cs_bytes + static_cast<size_t>(2 * m_max + kBlock + rows * per_row) * sizeof(T);
   launch(chunk_grads_kernel<T>, grid, bytes, in, states, static_cast<const T*>(dstates.data<T>()), dy, dy_layout, grads,
          rows);
 }
