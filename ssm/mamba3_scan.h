@@ -19,7 +19,8 @@
 // η_L v_{L−1} k̃_{L−1}ᵀ term: the next call adds it through its own k_prev/v_prev (spec §6.6).
 //
 // Everything around the scan (norms, biases, rotation, gates, D) is ordinary autograd in the block;
-// the scan itself is one node with a hand-written backward. CPU only, float32 and float64.
+// the scan itself is one node with a hand-written backward. float32 and float64. The reference is CPU
+// only; the chunked form also runs on a CUDA device when its inputs are there (ssm/scan_cuda.h).
 #pragma once
 #include "ssm/ssd_scan.h"
 

@@ -27,8 +27,8 @@ void check_mamba3_inputs(const Tensor& q, const Tensor& k, const Tensor& v, cons
   SSM_CHECK(q.dtype() == DType::Float32 || q.dtype() == DType::Float64,
             "mamba3_scan: needs float32 or float64, got ", q.describe());
   for (const Tensor& t : {q, k, v, adt, gamma, eta, initial_state, k_prev, v_prev})
-    SSM_CHECK(!t.defined() || (t.dtype() == q.dtype() && t.device().is_cpu()), "mamba3_scan: ", t.describe(),
-              " must be on the cpu with q's dtype ", dtype_name(q.dtype()));
+    SSM_CHECK(!t.defined() || (t.dtype() == q.dtype() && t.device() == q.device()), "mamba3_scan: ", t.describe(),
+              " must be on q's device with q's dtype ", dtype_name(q.dtype()));
 }
 
 }  // namespace ssm

@@ -15,9 +15,11 @@
 //   dk̃_s += w_s dK_s,   dw_s = Σ_r <dK_{s,r}, k̃_{s,r}>,   dγ_s += dw_s,   dη_{s+1} += dw_s (s+1 < L)
 //   dh_init = dS_0,  dη_0 += Σ_r v_prev,rᵀ dS_0 k_prev,r,  dk_prev,r = η_0 dS_0ᵀ v_prev,r,  dv_prev,r = η_0 dS_0 k_prev,r
 // Sequences (batch × head) are independent and write disjoint gradient slices: one parallel loop over them.
+// CUDA tensors take the GPU path of ssm/scan_cuda.h (the same mapping as tensor ops around the GPU core).
 #include <vector>
 
 #include "ssm/mamba3_scan_function.h"
+#include "ssm/scan_cuda.h"
 #include "ssm/ssd_chunk_core.h"
 #include "tensor/cpu/parallel.h"
 
@@ -76,6 +78,19 @@ int64_t scan_work(const Mamba3Sizes& s) { return s.batch * s.H * s.L * s.R * (s.
 struct ChunkedKernel {
   static constexpr const char* name = "mamba3_scan_chunked";
   static int64_t stored_states(const Mamba3Sizes& s) { return s.nchunks + 1; }  // S_0 .. S_nchunks
+  static constexpr bool runs_on_cuda = true;
+
+  static scan_cuda::ScanForward cuda_forward(const Mamba3Sizes& s, const Tensor& q, const Tensor& k, const Tensor& v,
+                                             const Tensor& adt, const Tensor& gamma, const Tensor& eta,
+                                             const Tensor& h0, const Tensor& k_prev, const Tensor& v_prev) {
+    return scan_cuda::mamba3_forward(s, q, k, v, adt, gamma, eta, h0, k_prev, v_prev);
+  }
+  static std::vector<Tensor> cuda_backward(const Mamba3Sizes& s, const Tensor& q, const Tensor& k, const Tensor& v,
+                                           const Tensor& adt, const Tensor& gamma, const Tensor& eta,
+                                           const Tensor& h0, const Tensor& k_prev, const Tensor& v_prev,
+                                           const Tensor& states, const Tensor& dy, const Tensor& dh_final) {
+    return scan_cuda::mamba3_backward(s, q, k, v, adt, gamma, eta, h0, k_prev, v_prev, states, dy, dh_final);
+  }
 
   template <class T>
   static void forward(const Mamba3Sizes& s, const T* q, const T* k, const T* v, const T* adt, const T* gamma,

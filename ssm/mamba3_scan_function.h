@@ -10,8 +10,12 @@
 //   template <class T> static void backward(const Mamba3Sizes&, q, k, v, adt, gamma, eta, h0, k_prev, v_prev,
 //                                           states, dy, dh_final,
 //                                           dq, dk, dv, dadt, dgamma, deta, dh0, dk_prev, dv_prev);
-// Gradients arrive zeroed. All tensors are contiguous, row-major, in the shapes of ssm/mamba3_scan.h;
-// undefined input states reach the kernel as zeros, and their gradients are dropped on the way out.
+//   static constexpr bool runs_on_cuda;  // true: it also has the tensor-level GPU path
+//   static ScanForward cuda_forward(const Mamba3Sizes&, q, k, v, adt, gamma, eta, h0, k_prev, v_prev);
+//   static std::vector<Tensor> cuda_backward(const Mamba3Sizes&, q, ..., v_prev, states, dy, dh_final);
+// Gradients arrive zeroed. All tensors are contiguous, row-major, in the shapes of ssm/mamba3_scan.h, and on
+// one device (raw-memory loops for CPU tensors, the cuda_* functions for CUDA tensors); undefined input
+// states reach the kernel as zeros, and their gradients are dropped on the way out.
 #pragma once
 #include <memory>
 
@@ -49,10 +53,17 @@ class Mamba3ScanFunction final : public Function {
     const Tensor q = in[0].contiguous(), k = in[1].contiguous(), v = in[2].contiguous(), adt = in[3].contiguous(),
                  gamma = in[4].contiguous(), eta = in[5].contiguous();
     const Mamba3Sizes s = sizes(q, v);
-    const Tensor h0 = or_zeros(in[6], {s.batch, s.H, s.P, s.N}, q.dtype());
-    const Tensor k_prev = or_zeros(in[7], {s.batch, s.R, s.H, s.N}, q.dtype());
-    const Tensor v_prev = or_zeros(in[8], {s.batch, s.R, s.H, s.P}, q.dtype());
+    const Tensor h0 = or_zeros(in[6], {s.batch, s.H, s.P, s.N}, q);
+    const Tensor k_prev = or_zeros(in[7], {s.batch, s.R, s.H, s.N}, q);
+    const Tensor v_prev = or_zeros(in[8], {s.batch, s.R, s.H, s.P}, q);
     const int64_t kept = Kernel::stored_states(s);
+    if constexpr (Kernel::runs_on_cuda) {
+      if (!q.device().is_cpu()) {
+        const auto out = Kernel::cuda_forward(s, q, k, v, adt, gamma, eta, h0, k_prev, v_prev);
+        save_for_backward({q, k, v, adt, gamma, eta, h0, k_prev, v_prev, out.states});
+        return {out.y, out.states.select(1, kept - 1).contiguous()};
+      }
+    }
     Tensor y = Tensor::empty({s.batch, s.L, s.R, s.H, s.P}, q.dtype());
     Tensor states = Tensor::empty({s.batch, kept, s.H, s.P, s.N}, q.dtype());
     dispatch_float(q.dtype(), Kernel::name, [&](auto tag) {
@@ -73,15 +84,21 @@ class Mamba3ScanFunction final : public Function {
     const Mamba3Sizes s = sizes(q, v);
     const Tensor dy = grad_out[0].contiguous(), dh_final = grad_out[1].contiguous();
     std::vector<Tensor> grads;
-    for (size_t i = 0; i < kInputs; ++i) grads.push_back(op::zeros_like(saved_tensors[i]));
-    dispatch_float(q.dtype(), Kernel::name, [&](auto tag) {
-      using T = decltype(tag);
-      Kernel::template backward<T>(s, q.data<T>(), k.data<T>(), v.data<T>(), adt.data<T>(), gamma.data<T>(),
-                                   eta.data<T>(), h0.data<T>(), k_prev.data<T>(), v_prev.data<T>(), states.data<T>(),
-                                   dy.data<T>(), dh_final.data<T>(), grads[0].data<T>(), grads[1].data<T>(),
-                                   grads[2].data<T>(), grads[3].data<T>(), grads[4].data<T>(), grads[5].data<T>(),
-                                   grads[6].data<T>(), grads[7].data<T>(), grads[8].data<T>());
-    });
+    if constexpr (Kernel::runs_on_cuda) {
+      if (!q.device().is_cpu())
+        grads = Kernel::cuda_backward(s, q, k, v, adt, gamma, eta, h0, k_prev, v_prev, states, dy, dh_final);
+    }
+    if (grads.empty()) {  // the CPU loops
+      for (size_t i = 0; i < kInputs; ++i) grads.push_back(op::zeros_like(saved_tensors[i]));
+      dispatch_float(q.dtype(), Kernel::name, [&](auto tag) {
+        using T = decltype(tag);
+        Kernel::template backward<T>(s, q.data<T>(), k.data<T>(), v.data<T>(), adt.data<T>(), gamma.data<T>(),
+                                     eta.data<T>(), h0.data<T>(), k_prev.data<T>(), v_prev.data<T>(),
+                                     states.data<T>(), dy.data<T>(), dh_final.data<T>(), grads[0].data<T>(),
+                                     grads[1].data<T>(), grads[2].data<T>(), grads[3].data<T>(), grads[4].data<T>(),
+                                     grads[5].data<T>(), grads[6].data<T>(), grads[7].data<T>(), grads[8].data<T>());
+      });
+    }
     // An undefined input (a zero state) has no edge, so it needs no gradient, like any input without one.
     for (size_t i = 0; i < kInputs; ++i)
       if (!needs_input_grad(i)) grads[i] = Tensor();
@@ -91,8 +108,9 @@ class Mamba3ScanFunction final : public Function {
  private:
   static constexpr size_t kInputs = 9;
 
-  static Tensor or_zeros(const Tensor& t, const Shape& shape, DType dtype) {
-    return t.defined() ? t.contiguous() : Tensor::zeros(shape, dtype);
+  // t, or zeros of the given shape with like's dtype and device
+  static Tensor or_zeros(const Tensor& t, const Shape& shape, const Tensor& like) {
+    return t.defined() ? t.contiguous() : Tensor::zeros(shape, like.dtype(), like.device());
   }
   Mamba3Sizes sizes(const Tensor& q, const Tensor& v) const {
     const int64_t L = q.size(1);
@@ -106,6 +124,8 @@ ScanOutput run_mamba3_scan(const Tensor& q, const Tensor& k, const Tensor& v, co
                            const Tensor& eta, const Tensor& initial_state, const Tensor& k_prev, const Tensor& v_prev,
                            int64_t chunk_size) {
   check_mamba3_inputs(q, k, v, adt, gamma, eta, initial_state, k_prev, v_prev);
+  SSM_CHECK(Kernel::runs_on_cuda || q.device().is_cpu(), Kernel::name, " runs on the CPU only, got ", q.describe(),
+            " (mamba3_scan_chunked runs on CUDA devices too)");
   SSM_CHECK(chunk_size > 0, Kernel::name, ": chunk_size must be positive, got ", chunk_size);
   const auto out = apply(std::make_shared<Mamba3ScanFunction<Kernel>>(chunk_size),
                          {q, k, v, adt, gamma, eta, initial_state, k_prev, v_prev});

@@ -33,7 +33,8 @@ ScanOutput ssd_scan_reference(const Tensor& x, const Tensor& dt, const Tensor& A
 // chunk by chunk — an intra-chunk quadratic form (Q Kᵀ ⊙ decay mask) · V plus inter-chunk state
 // passing — keeping one state S_c per chunk (not per step) for the hand-written chunked backward.
 // L need not be a multiple of chunk_size (the last chunk is just shorter, which equals the spec's
-// zero padding). chunk_size must be positive. CPU only, float32 and float64.
+// zero padding). chunk_size must be positive. float32 and float64; on the CPU, or on a CUDA device when
+// the inputs are there (ssm/scan_cuda.h: the same math on the GPU).
 ScanOutput ssd_scan_chunked(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& B, const Tensor& C,
                             const Tensor& D, const Tensor& initial_state, int64_t chunk_size);
 

@@ -21,8 +21,10 @@ void check_ssd_inputs(const Tensor& x, const Tensor& dt, const Tensor& A, const 
   SSM_CHECK(!initial_state.defined() || initial_state.shape() == (Shape{batch, H, P, N}),
             "ssd_scan: initial state must be [", batch, ", ", H, ", ", P, ", ", N, "], got ", initial_state.describe());
   for (const Tensor& t : {dt, A, B, C, D})
-    SSM_CHECK(t.dtype() == x.dtype() && t.device().is_cpu(), "ssd_scan: ", t.describe(),
-              " must be on the cpu with x's dtype ", dtype_name(x.dtype()));
+    SSM_CHECK(t.dtype() == x.dtype() && t.device() == x.device(), "ssd_scan: ", t.describe(),
+              " must be on x's device with x's dtype ", dtype_name(x.dtype()));
+  SSM_CHECK(!initial_state.defined() || (initial_state.dtype() == x.dtype() && initial_state.device() == x.device()),
+            "ssd_scan: initial state ", initial_state.describe(), " must be on x's device with x's dtype");
 }
 
 }  // namespace ssm

@@ -14,10 +14,13 @@
 // over heads (dB, dC when several heads share a group) and over batch (dA, dD) go through per-head
 // buffers that are reduced afterwards in a fixed order. So results are bitwise identical from run
 // to run and for any number of threads.
+//
+// CUDA tensors take the GPU path of ssm/scan_cuda.h (the same mapping as tensor ops around the GPU core).
 #include <algorithm>
 #include <memory>
 #include <vector>
 
+#include "ssm/scan_cuda.h"
 #include "ssm/ssd_chunk_core.h"
 #include "ssm/ssd_scan_function.h"
 #include "tensor/cpu/parallel.h"
@@ -109,6 +112,17 @@ int64_t scan_work(const SsdSizes& s) { return s.batch * s.H * s.L * (s.Q + s.P) 
 struct ChunkedKernel {
   static constexpr const char* name = "ssd_scan_chunked";
   static int64_t stored_states(const SsdSizes& s) { return s.nchunks + 1; }  // S_0 .. S_nchunks
+  static constexpr bool runs_on_cuda = true;
+
+  static scan_cuda::ScanForward cuda_forward(const SsdSizes& s, const Tensor& x, const Tensor& dt, const Tensor& A,
+                                             const Tensor& B, const Tensor& C, const Tensor& D, const Tensor& h0) {
+    return scan_cuda::ssd_forward(s, x, dt, A, B, C, D, h0);
+  }
+  static std::vector<Tensor> cuda_backward(const SsdSizes& s, const Tensor& x, const Tensor& dt, const Tensor& A,
+                                           const Tensor& B, const Tensor& C, const Tensor& D, const Tensor& states,
+                                           const Tensor& dy, const Tensor& dh_final) {
+    return scan_cuda::ssd_backward(s, x, dt, A, B, C, D, states, dy, dh_final);
+  }
 
   template <class T>
   static void forward(const SsdSizes& s, const T* x, const T* dt, const T* A, const T* B, const T* C, const T* D,

@@ -7,7 +7,11 @@
 //   template <class T> static void forward(const SsdSizes&, x, dt, A, B, C, D, h0, y, states);
 //   template <class T> static void backward(const SsdSizes&, x, dt, A, B, C, D, states, dy, dh_final,
 //                                           dx, ddt, dA, dB, dC, dD, dh0);   // gradients arrive zeroed
-// All tensors are contiguous, row-major, in the shapes of ssm/ssd_scan.h.
+//   static constexpr bool runs_on_cuda;  // true: it also has the tensor-level GPU path
+//   static ScanForward cuda_forward(const SsdSizes&, x, dt, A, B, C, D, h0);          // {y, states}
+//   static std::vector<Tensor> cuda_backward(const SsdSizes&, x, dt, A, B, C, D, states, dy, dh_final);
+// All tensors are contiguous, row-major, in the shapes of ssm/ssd_scan.h, and on one device: the raw-memory
+// loops run for CPU tensors, the cuda_* functions (when the Kernel has them) for CUDA tensors.
 #pragma once
 #include <memory>
 
@@ -32,8 +36,16 @@ class SsdScanFunction final : public Function {
     const Tensor x = in[0].contiguous(), dt = in[1].contiguous(), A = in[2].contiguous(), B = in[3].contiguous(),
                  C = in[4].contiguous(), D = in[5].contiguous();
     const SsdSizes s = sizes(x, B);
-    const Tensor h0 = in[6].defined() ? in[6].contiguous() : Tensor::zeros({s.batch, s.H, s.P, s.N}, x.dtype());
+    const Tensor h0 =
+        in[6].defined() ? in[6].contiguous() : Tensor::zeros({s.batch, s.H, s.P, s.N}, x.dtype(), x.device());
     const int64_t kept = Kernel::stored_states(s);
+    if constexpr (Kernel::runs_on_cuda) {
+      if (!x.device().is_cpu()) {
+        const auto out = Kernel::cuda_forward(s, x, dt, A, B, C, D, h0);
+        save_for_backward({x, dt, A, B, C, D, out.states});
+        return {out.y, out.states.select(1, kept - 1).contiguous()};
+      }
+    }
     Tensor y = Tensor::empty(x.shape(), x.dtype());
     Tensor states = Tensor::empty({s.batch, kept, s.H, s.P, s.N}, x.dtype());
     dispatch_float(x.dtype(), Kernel::name, [&](auto tag) {
@@ -51,6 +63,13 @@ class SsdScanFunction final : public Function {
                  &C = saved_tensors[4], &D = saved_tensors[5], &states = saved_tensors[6];
     const SsdSizes s = sizes(x, B);
     const Tensor dy = grad_out[0].contiguous(), dh_final = grad_out[1].contiguous();
+    if constexpr (Kernel::runs_on_cuda) {
+      if (!x.device().is_cpu()) {
+        std::vector<Tensor> grads = Kernel::cuda_backward(s, x, dt, A, B, C, D, states, dy, dh_final);
+        if (!needs_input_grad(6)) grads[6] = Tensor();
+        return grads;
+      }
+    }
     std::vector<Tensor> grads = {op::zeros_like(x), op::zeros_like(dt), op::zeros_like(A), op::zeros_like(B),
                                  op::zeros_like(C), op::zeros_like(D),
                                  Tensor::zeros({s.batch, s.H, s.P, s.N}, x.dtype())};
@@ -77,6 +96,8 @@ template <class Kernel>
 ScanOutput run_ssd_scan(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& B, const Tensor& C,
                         const Tensor& D, const Tensor& initial_state, int64_t chunk_size) {
   check_ssd_inputs(x, dt, A, B, C, D, initial_state);
+  SSM_CHECK(Kernel::runs_on_cuda || x.device().is_cpu(), Kernel::name, " runs on the CPU only, got ", x.describe(),
+            " (ssd_scan_chunked runs on CUDA devices too)");
   SSM_CHECK(chunk_size > 0, Kernel::name, ": chunk_size must be positive, got ", chunk_size);
   const auto out = apply(std::make_shared<SsdScanFunction<Kernel>>(chunk_size), {x, dt, A, B, C, D, initial_state});
   return {out[0], out[1]};

@@ -16,6 +16,7 @@ namespace {
 
 struct ReferenceKernel {
   static constexpr const char* name = "ssd_scan_reference";
+  static constexpr bool runs_on_cuda = false;  // run_*_scan rejects CUDA tensors
   static int64_t stored_states(const SsdSizes& s) { return s.L + 1; }  // h_{-1}, h_0, ..., h_{L-1}
 
   template <class T>
