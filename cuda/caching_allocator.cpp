@@ -13,30 +13,41 @@ size_t CachingAllocator::rounded(size_t bytes) {
   return (bytes + granule - 1) / granule * granule;
 }
 
+void* CachingAllocator::take_or_malloc(FreeLists& lists, size_t size) {
+  auto& cached = lists[size];
+  if (!cached.empty()) {
+    void* block = cached.back();
+    cached.pop_back();
+    return block;
+  }
+  void* block = nullptr;
+  if (cudaMalloc(&block, size) != cudaSuccess) {
+    (void)cudaGetLastError();
+    release_cached_locked();
+    const cudaError_t status = cudaMalloc(&block, size);
+    if (status != cudaSuccess) {
+      (void)cudaGetLastError();
+      size_t free_bytes = 0, total_bytes = 0;
+      (void)cudaMemGetInfo(&free_bytes, &total_bytes);
+      throw Error(detail::concat("cuda: out of GPU memory allocating ", size, " bytes (", in_use_,
+                                 " bytes in use by tensors, ", free_bytes, " of ", total_bytes,
+                                 " bytes free on the device): ", cudaGetErrorString(status)));
+    }
+  }
+  reserved_ += size;
+  return block;
+}
+
 void* CachingAllocator::allocate(size_t bytes) {
   if (bytes == 0) return nullptr;
   const size_t size = rounded(bytes);
   std::lock_guard<std::mutex> lock(mutex_);
   void* block = nullptr;
-  auto& cached = free_blocks_[size];
-  if (!cached.empty()) {
-    block = cached.back();
-    cached.pop_back();
+  if (open_pool_ >= 0) {
+    block = take_or_malloc(pool_free_[open_pool_], size);
+    pool_of_[block] = open_pool_;
   } else {
-    if (cudaMalloc(&block, size) != cudaSuccess) {
-      (void)cudaGetLastError();
-      release_cached_locked();
-      const cudaError_t status = cudaMalloc(&block, size);
-      if (status != cudaSuccess) {
-        (void)cudaGetLastError();
-        size_t free_bytes = 0, total_bytes = 0;
-        (void)cudaMemGetInfo(&free_bytes, &total_bytes);
-        throw Error(detail::concat("cuda: out of GPU memory allocating ", bytes, " bytes (", in_use_,
-                                   " bytes in use by tensors, ", free_bytes, " of ", total_bytes,
-                                   " bytes free on the device): ", cudaGetErrorString(status)));
-      }
-    }
-    reserved_ += size;
+    block = take_or_malloc(free_blocks_, size);
   }
   in_use_ += size;
   peak_ = std::max(peak_, in_use_);
@@ -47,8 +58,35 @@ void CachingAllocator::deallocate(void* ptr, size_t bytes) noexcept {
   if (ptr == nullptr) return;
   const size_t size = rounded(bytes);
   std::lock_guard<std::mutex> lock(mutex_);
-  free_blocks_[size].push_back(ptr);
   in_use_ -= size;
+  auto owner = pool_of_.find(ptr);
+  if (owner == pool_of_.end() && open_pool_ >= 0)  // freed during a capture: the graph may still read it
+    owner = pool_of_.emplace(ptr, open_pool_).first;
+  if (owner != pool_of_.end()) {
+    pool_free_[owner->second][size].push_back(ptr);
+    return;
+  }
+  free_blocks_[size].push_back(ptr);
+}
+
+int CachingAllocator::begin_pool() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SSM_CHECK(open_pool_ < 0, "cuda: a graph capture is already open (captures do not nest)");
+  open_pool_ = next_pool_++;
+  return open_pool_;
+}
+
+void CachingAllocator::end_pool() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  open_pool_ = -1;
+}
+
+void CachingAllocator::release_pool(int pool) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& [size, blocks] : pool_free_[pool])
+    for (void* block : blocks) free_blocks_[size].push_back(block);
+  pool_free_.erase(pool);
+  std::erase_if(pool_of_, [pool](const auto& entry) { return entry.second == pool; });  // live ones free to the shared lists
 }
 
 void CachingAllocator::release_cached() {

@@ -9,6 +9,12 @@
 // sizes share blocks. When cudaMalloc fails, the cached blocks are given back to the device and the
 // request is tried once more; if it still fails, the error says how much was asked, in use and
 // cached. Thread-safe.
+//
+// Capture pools (CUDA graphs, cuda/graph.cpp). A graph replays into the very addresses its capture
+// used, so while a capture is open every block handed out or freed joins that capture's pool: pool
+// blocks are reused only by the same capture, never by the shared free lists, until the graph is
+// destroyed and release_pool gives them back. A block freed after capture (a graph's output tensor
+// dropped, say) returns to its pool too.
 #pragma once
 #include <cstddef>
 #include <mutex>
@@ -27,12 +33,21 @@ class CachingAllocator {
   MemoryStats stats() const;
   void reset_peak();
 
+  int begin_pool();             // a new pool that takes every allocation and free until end_pool
+  void end_pool();
+  void release_pool(int pool);  // its blocks (all free by now, or freed later) go back to the shared lists
+
   static size_t rounded(size_t bytes);
 
  private:
+  using FreeLists = std::unordered_map<size_t, std::vector<void*>>;  // rounded size -> free blocks
+  void* take_or_malloc(FreeLists& lists, size_t size);
   void release_cached_locked();
   mutable std::mutex mutex_;
-  std::unordered_map<size_t, std::vector<void*>> free_blocks_;  // rounded size -> blocks
+  FreeLists free_blocks_;
+  std::unordered_map<int, FreeLists> pool_free_;      // capture pool -> its free blocks
+  std::unordered_map<void*, int> pool_of_;            // every block a pool owns -> the pool
+  int open_pool_ = -1, next_pool_ = 0;
   size_t in_use_ = 0, peak_ = 0, reserved_ = 0;
 };
 

@@ -7,6 +7,7 @@
 #include "cuda/caching_allocator.h"
 #include "cuda/check.h"
 #include "cuda/context.h"
+#include "cuda/graph.h"
 #include "cuda/kernels.h"
 
 namespace ssm {
@@ -17,9 +18,12 @@ class CudaBackend final : public Backend {
  public:
   const char* name() const override { return "cuda"; }
   int device_count() const override { return cuda::device_count(); }
-  void synchronize() override { cuda::synchronize(); }
+  void synchronize() override { cuda::check_index_faults(); }  // waits, then reports a bad index
   MemoryStats memory_stats() const override { return allocator_.stats(); }
   void reset_peak_memory() override { allocator_.reset_peak(); }
+  std::unique_ptr<CapturedWork> capture(const std::function<void()>& work) override {
+    return capture_graph(allocator_, work);
+  }
 
   void* allocate(size_t bytes) override { return allocator_.allocate(bytes); }
   void deallocate(void* ptr, size_t bytes) noexcept override { allocator_.deallocate(ptr, bytes); }
@@ -27,7 +31,7 @@ class CudaBackend final : public Backend {
     const size_t bytes = src.numel() * dtype_size(src.dtype());
     if (bytes == 0) return;
     SSM_CUDA_CHECK(cudaMemcpyAsync(host, src.raw_data(), bytes, cudaMemcpyDeviceToHost, stream()));
-    cuda::synchronize();
+    cuda::check_index_faults();  // waits for the copy; values computed from a bad index never reach the host
   }
   void copy_from_host(const void* host, const Tensor& dst) override {
     const size_t bytes = dst.numel() * dtype_size(dst.dtype());

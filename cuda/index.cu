@@ -1,5 +1,10 @@
 // cuda/index.cu — index_select / index_add and gather / scatter_add on the GPU.
 //
+// Index values live on the device, so their range is checked by the kernels as they read them (a host
+// check would copy every index tensor back and stall the queue at each embedding lookup). A thread that
+// meets an index outside [0, size) moves nothing and records the first such fault in device memory;
+// the host learns of it the next time it waits for the GPU (check_index_faults, called by the backend's
+// synchronize and copies to the host), where it throws an ssm::Error naming the op, index and size.
 // As on the CPU (tensor/cpu/index.cpp), tensors are seen as [outer, dim, inner] blocks of contiguous
 // memory (inputs are made contiguous first; outputs arrive contiguous), one thread per element
 // moved. The adding kernels use atomic adds, so repeated indices are safe; unlike the CPU, the order
@@ -37,6 +42,35 @@ __device__ void atomic_add(T* address, T value) {
   }
 }
 
+enum class IndexOpKind : int { IndexSelect = 1, IndexAdd, Gather, ScatterAdd };
+
+struct IndexFault {
+  int op;  // IndexOpKind, 0 when no fault is recorded
+  int64_t index, size;
+};
+__device__ IndexFault g_index_fault;
+
+// True when 0 <= i < size; otherwise records the fault (the first one wins) and returns false.
+template <class I>
+__device__ bool index_in_range(IndexOpKind op, I i, int64_t size) {
+  if (i >= 0 && i < size) return true;
+  if (atomicCAS(&g_index_fault.op, 0, static_cast<int>(op)) == 0) {
+    g_index_fault.index = static_cast<int64_t>(i);
+    g_index_fault.size = size;
+  }
+  return false;
+}
+
+const char* index_op_name(int op) {
+  switch (static_cast<IndexOpKind>(op)) {
+    case IndexOpKind::IndexSelect: return "index_select";
+    case IndexOpKind::IndexAdd: return "index_add";
+    case IndexOpKind::Gather: return "gather";
+    case IndexOpKind::ScatterAdd: return "scatter_add";
+  }
+  return "an index op";
+}
+
 // Runs body(i) for i in [0, n) on the GPU, one thread each.
 template <class Body>
 __global__ void for_each_index_kernel(int64_t n, Body body) {
@@ -57,7 +91,7 @@ void index_select_typed(const Tensor& x, int64_t dim, const I* idx, int64_t n, c
   T* dst = static_cast<T*>(out.raw_data());
   for_each_index(out.numel(), [=] __device__(int64_t at) {
     const int64_t k = at % b.inner, row = at / b.inner, i = row % n, o = row / n;
-    dst[at] = src[(o * size + idx[i]) * b.inner + k];
+    dst[at] = index_in_range(IndexOpKind::IndexSelect, idx[i], size) ? src[(o * size + idx[i]) * b.inner + k] : T(0);
   });
 }
 
@@ -69,7 +103,7 @@ void index_add_typed(const Tensor& out, int64_t dim, const I* idx, int64_t n, co
   T* to = static_cast<T*>(out.raw_data());
   for_each_index(src.numel(), [=] __device__(int64_t at) {
     const int64_t k = at % b.inner, row = at / b.inner, i = row % n, o = row / n;
-    atomic_add(to + (o * size + idx[i]) * b.inner + k, from[at]);
+    if (index_in_range(IndexOpKind::IndexAdd, idx[i], size)) atomic_add(to + (o * size + idx[i]) * b.inner + k, from[at]);
   });
 }
 
@@ -82,7 +116,7 @@ void gather_typed(const Tensor& x, int64_t dim, const Tensor& index, const I* id
   T* dst = static_cast<T*>(out.raw_data());
   for_each_index(out.numel(), [=] __device__(int64_t at) {
     const int64_t k = at % ib.inner, o = at / ib.inner / n;
-    dst[at] = src[(o * size + idx[at]) * xb.inner + k];
+    dst[at] = index_in_range(IndexOpKind::Gather, idx[at], size) ? src[(o * size + idx[at]) * xb.inner + k] : T(0);
   });
 }
 
@@ -94,11 +128,24 @@ void scatter_add_typed(const Tensor& out, int64_t dim, const Tensor& index, cons
   T* to = static_cast<T*>(out.raw_data());
   for_each_index(src.numel(), [=] __device__(int64_t at) {
     const int64_t k = at % ib.inner, o = at / ib.inner / n;
-    atomic_add(to + (o * size + idx[at]) * ob.inner + k, from[at]);
+    if (index_in_range(IndexOpKind::ScatterAdd, idx[at], size)) atomic_add(to + (o * size + idx[at]) * ob.inner + k, from[at]);
   });
 }
 
 }  // namespace
+
+void check_index_faults() {
+  IndexFault fault{};
+  SSM_CUDA_CHECK(cudaMemcpyFromSymbolAsync(&fault, g_index_fault, sizeof fault, 0, cudaMemcpyDeviceToHost, stream()));
+  SSM_CUDA_CHECK(cudaStreamSynchronize(stream()));
+  if (fault.op == 0) return;
+  const IndexFault cleared{};
+  SSM_CUDA_CHECK(cudaMemcpyToSymbolAsync(g_index_fault, &cleared, sizeof cleared, 0, cudaMemcpyHostToDevice, stream()));
+  SSM_CUDA_CHECK(cudaStreamSynchronize(stream()));
+  throw Error(detail::concat(index_op_name(fault.op), " on cuda:0: index ", fault.index,
+                             " is out of range for a dimension of size ", fault.size,
+                             " (found by the GPU kernel; reported when the host next waited for the GPU)"));
+}
 
 void index_select(const Tensor& x_in, int64_t dim, const Tensor& index, const Tensor& out) {
   const Tensor x = x_in.contiguous();

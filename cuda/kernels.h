@@ -24,6 +24,8 @@ void index_select(const Tensor& x, int64_t dim, const Tensor& index, const Tenso
 void index_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src);
 void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out);
 void scatter_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src);
+// Waits for the GPU, then throws if an index kernel met an out-of-range index since the last call.
+void check_index_faults();
 
 void matmul(const Tensor& x, const Tensor& y, const Tensor& out);
 

@@ -54,10 +54,10 @@ Tensor Mamba2::forward(const Tensor& u, MixerCache* cache_base) const {
                                                          : ssd_scan_reference(x, dt, A, B, C, D, h0);
   // 6. y = rmsnorm_group(y ⊙ silu(z)) ⊙ w, then 7. out_proj
   const Tensor y = norm->forward(reshape(scan.y, {batch, L, d_inner}), z);
-  if (cache) {  // keep the last K pre-conv columns and the final state (§2.5)
+  if (cache) {  // keep the last K pre-conv columns and the final state (§2.5), written in place (ssm/mixer.h)
     const Tensor history = op::cat({cache->conv, xBC.detach()}, 1);
-    cache->conv = history.narrow(1, history.size(1) - K, K).contiguous();
-    cache->ssm = scan.final_state.detach();
+    cache->conv.copy_(history.narrow(1, history.size(1) - K, K));
+    cache->ssm.copy_(scan.final_state.detach());
   }
   return out_proj->forward(y);
 }

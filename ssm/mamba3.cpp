@@ -123,11 +123,11 @@ Tensor Mamba3::forward(const Tensor& u, MixerCache* cache_base) const {
   const Tensor y = is_outproj_norm ? normed_gate(scan.y + v * reshape(D, {H, 1}), z)
                                    : reshape(mamba3_output_gate(scan.y, x, z, D, mimo_x, mimo_z, mimo_o),
                                              {batch, L, d_inner});
-  if (cache) {  // the four final states of §3.8
-    cache->angle = wrap_angle(theta.detach().select(1, L - 1));
-    cache->ssm = scan.final_state.detach();
-    cache->k = k.detach().select(1, L - 1).contiguous();
-    cache->v = x.detach().select(1, L - 1).contiguous();
+  if (cache) {  // the four final states of §3.8, written in place (ssm/mixer.h)
+    cache->angle.copy_(wrap_angle(theta.detach().select(1, L - 1)));
+    cache->ssm.copy_(scan.final_state.detach());
+    cache->k.copy_(k.detach().select(1, L - 1));
+    cache->v.copy_(x.detach().select(1, L - 1));
   }
   return out_proj->forward(y);
 }

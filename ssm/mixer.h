@@ -6,7 +6,9 @@
 //                         this on a fresh cache; a decoding step is this with L = 1. Because both are
 //                         the same code, "step-by-step decoding equals the full forward" tests the
 //                         state hand-off itself: the final states, the previous-token terms, the angles.
-// The cache holds tensors detached from the graph (decoding does not back-propagate).
+// The cache holds tensors detached from the graph (decoding does not back-propagate), made once by
+// empty_cache and then updated in place: their storage never changes, so a decoding step captured
+// into a CUDA graph (ssm/decoder.h) reads and writes them at the addresses it recorded.
 #pragma once
 #include <memory>
 

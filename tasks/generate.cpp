@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "autograd/grad_mode.h"
+#include "ssm/decoder.h"
 #include "tensor/error.h"
 
 namespace ssm::tasks {
@@ -44,9 +45,9 @@ GenerationResult generate(const MambaLM& model, std::span<const int32_t> prompt,
   if (max_new_tokens == 0) return result;
   NoGradGuard no_grad;
   auto start = Clock::now();
-  LMCache cache = model.empty_cache(1);
+  Decoder decoder(model, 1);  // on a GPU each token replays one captured step (ssm/decoder.h)
   const auto length = static_cast<int64_t>(context.size());
-  Tensor logits = model.forward(Tensor::from_vector(context, {1, length}), &cache).select(1, length - 1);  // [1, V]
+  Tensor logits = decoder.prefill(Tensor::from_vector(context, {1, length})).select(1, length - 1);  // [1, V]
   result.prefill_seconds = seconds_since(start);
 
   start = Clock::now();
@@ -56,7 +57,7 @@ GenerationResult generate(const MambaLM& model, std::span<const int32_t> prompt,
     const bool caller_wants_more = !on_token || on_token(token);
     const bool stop = std::find(stop_tokens.begin(), stop_tokens.end(), token) != stop_tokens.end();
     if (!caller_wants_more || stop || static_cast<int64_t>(result.tokens.size()) == max_new_tokens) break;
-    logits = model.step(Tensor::from_vector(std::vector<int64_t>{token}, {1}), cache);  // [1, V]
+    logits = decoder.step(Tensor::from_vector(std::vector<int64_t>{token}, {1}));  // [1, V]
   }
   result.decode_seconds = seconds_since(start);
   return result;

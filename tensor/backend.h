@@ -14,6 +14,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 
 #include "tensor/device.h"
 
@@ -40,6 +42,16 @@ struct MemoryStats {
   size_t reserved = 0;
 };
 
+// A recorded sequence of device work that re-runs with one launch (a CUDA graph): the same kernels
+// on the same addresses, so its inputs are tensors written in place before replay() and its outputs
+// tensors the recorded work wrote. The memory the work allocated stays reserved for it until this
+// object is destroyed.
+class CapturedWork {
+ public:
+  virtual ~CapturedWork() = default;
+  virtual void replay() = 0;  // queued like any other work; returns at once
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -50,6 +62,13 @@ class Backend {
   virtual void synchronize() = 0;            // wait for all queued work (kernels run asynchronously)
   virtual MemoryStats memory_stats() const = 0;
   virtual void reset_peak_memory() = 0;
+  // Records what `work` queues (without running it) for replay, or returns nullptr when this backend
+  // cannot (the CPU has nothing to gain: its kernels are not launched). `work` must not wait for the
+  // device (no item(), no copies to the host) and must allocate the same way on every call.
+  virtual std::unique_ptr<CapturedWork> capture(const std::function<void()>& work) {
+    (void)work;
+    return nullptr;
+  }
 
   // ---- memory ----
   virtual void* allocate(size_t bytes) = 0;

@@ -29,8 +29,11 @@ void check_index(const Tensor& index, const char* name) {
   SSM_CHECK(is_integer(index.dtype()), name, ": index must be int32 or int64, got ", index.describe());
 }
 
-// Every entry of `index` must lie in [0, size); a data-dependent check, done on the host.
+// Every entry of `index` must lie in [0, size); a data-dependent check, done here for host tensors. A
+// device checks in its kernels and reports at the next wait (cuda/index.cu): copying the indices back
+// here would stall the GPU's queue at every embedding lookup.
 void check_index_range(const Tensor& index, int64_t size, const char* name) {
+  if (!index.device().is_cpu()) return;
   for (int64_t i : index.to_vector<int64_t>())
     SSM_CHECK(i >= 0 && i < size, name, ": index ", i, " is out of range for a dimension of size ", size);
 }

@@ -224,6 +224,26 @@ TEST_F(CudaOps, IndexOpsMatchTheCpu) {
                "cat");
 }
 
+// An index outside the table is found by the kernel and reported at the next wait for the GPU (here the
+// read of the result), naming the op, the index and the size; the fault is then cleared.
+TEST_F(CudaOps, OutOfRangeIndicesAreReportedAtTheNextWait) {
+  const Tensor table = gpu(randn({10, 4}));
+  const Tensor ids = gpu(Tensor::from_vector(std::vector<int64_t>{3, 12, 1}, {3}));
+  const Tensor rows = op::embedding(table, ids);  // queued; nothing waits yet
+  try {
+    (void)rows.to_vector<float>();
+    FAIL() << "no error for index 12 in a table of 10 rows";
+  } catch (const ssm::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("index 12 is out of range for a dimension of size 10"), std::string::npos)
+        << e.what();
+  }
+  const Tensor good = gpu(Tensor::from_vector(std::vector<int64_t>{3, 9}, {2}));
+  EXPECT_EQ(op::embedding(table, good).to_vector<float>().size(), 8u);  // cleared: the next read is fine
+  const Tensor negative = gpu(Tensor::from_vector(std::vector<int32_t>{-1}, {1, 1}));
+  const Tensor picked = op::gather(table, 0, negative);
+  EXPECT_THROW(ssm::backend_for(Device::cuda()).synchronize(), ssm::Error);  // an explicit wait reports it too
+}
+
 // Composed ops and their autograd backward run on the device unchanged: the gradients agree with the CPU's.
 TEST_F(CudaOps, AutogradThroughComposedOpsMatchesTheCpu) {
   const Tensor x0 = randn({4, 10, 16}), w0 = randn({16, 24}), ids = rand({4, 10}, 0, 24, DType::Float64).to(DType::Int64);

@@ -9,6 +9,7 @@
 
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
+#include "ssm/decoder.h"
 #include "ssm/lm.h"
 #include "ssm/parity.h"
 #include "model_test_helpers.h"
@@ -31,11 +32,10 @@ TEST_P(BlockVariants, DecodingStepByStepEqualsTheFullForward) {
   const double scale = op::max(op::abs(full)).item<double>();
   for (int64_t split : {0, 1, 5, 10}) {  // prefill [0, split), then step one token at a time
     SCOPED_TRACE("prefill " + std::to_string(split));
-    LMCache cache = model.empty_cache(2);
+    Decoder decoder(model, 2);
     std::vector<Tensor> outputs;
-    if (split > 0) outputs.push_back(model.forward(tokens.narrow(1, 0, split).contiguous(), &cache));
-    for (int64_t t = split; t < L; ++t)
-      outputs.push_back(model.step(tokens.select(1, t).contiguous(), cache).unsqueeze(1));
+    if (split > 0) outputs.push_back(decoder.prefill(tokens.narrow(1, 0, split).contiguous()));
+    for (int64_t t = split; t < L; ++t) outputs.push_back(decoder.step(tokens.select(1, t).contiguous()).unsqueeze(1));
     EXPECT_LT(max_abs_diff(op::cat(outputs, 1), full), 2e-5 * scale);
   }
 }
