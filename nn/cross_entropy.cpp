@@ -9,6 +9,8 @@
 // softmax is recomputed from them rather than stored (it is as large as the logits).
 #include "nn/functional.h"
 
+#include <limits>
+
 namespace ssm::nn {
 namespace {
 
@@ -24,8 +26,10 @@ class CrossEntropyFunction final : public Function {
     const Tensor ignored = op::eq(targets, op::scalar_like(targets, static_cast<double>(ignore_index_)));
     const Tensor safe_targets = op::where(ignored, op::scalar_like(targets, 0.0), targets);
     const Tensor kept = op::sub(op::ones_like(ignored), ignored).to(logits.dtype());  // m_i, [N, 1]
-    const double count = op::sum(kept).item<double>();
-    const Tensor row_weight = op::mul(kept, count > 0 ? 1.0 / count : 0.0);           // m_i / M
+    // m_i / max(M, 1): 0 for every row when all are ignored; computed on the targets' device, so a GPU
+    // step never waits here for the count
+    const Tensor count = op::clamp(op::sum(kept), 1.0, std::numeric_limits<double>::infinity());
+    const Tensor row_weight = op::div(kept, count);                                   // m_i / M
 
     const Tensor lse = op::logsumexp(logits, {1}, /*keepdim=*/true);                  // [N, 1]
     const Tensor picked = op::gather(logits, 1, safe_targets);                        // z_i[t_i]
@@ -59,9 +63,12 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   SSM_CHECK(targets.shape() == leading, "cross_entropy: targets ", targets.describe(), " must have shape ",
             shape_str(leading), " for logits ", logits.describe());
   const int64_t V = logits.size(-1);
-  for (int64_t t : targets.to_vector<int64_t>())
-    SSM_CHECK(t == ignore_index || (t >= 0 && t < V), "cross_entropy: target ", t, " is outside [0, ", V,
-              ") and is not the ignore index ", ignore_index);
+  // Host targets are range-checked here; on a GPU the gather kernel checks them (cuda/index.cu) rather
+  // than this copying them back and stalling the queue.
+  if (targets.device().is_cpu())
+    for (int64_t t : targets.to_vector<int64_t>())
+      SSM_CHECK(t == ignore_index || (t >= 0 && t < V), "cross_entropy: target ", t, " is outside [0, ", V,
+                ") and is not the ignore index ", ignore_index);
   return apply(std::make_shared<CrossEntropyFunction>(ignore_index), {logits, targets})[0];
 }
 
