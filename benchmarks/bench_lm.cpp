@@ -278,9 +278,11 @@ int main(int argc, char** argv) try {
       std::printf("[ours] mfu    %.1f%%  (6 x %lld params x %.0f tok/s / OpenBLAS sgemm %.1f GFLOP/s on the model's shapes)\n",
                   100 * model_flops / (gflops * 1e9), static_cast<long long>(params), train_tps, gflops);
   } else {
-    std::printf("[ours] train  %s %lld params  B=%lld L=%lld  %.0f tok/s  (%.1f ms/step)  cuda fp32  peak %.0f MiB\n",
+    const char* tf32 = std::getenv("SSM_TF32");  // cuda/context.h: TF32 matmuls when set (and not "0")
+    const bool tf32_on = tf32 != nullptr && tf32[0] != '\0' && std::string(tf32) != "0";
+    std::printf("[ours] train  %s %lld params  B=%lld L=%lld  %.0f tok/s  (%.1f ms/step)  cuda fp32%s  peak %.0f MiB\n",
                 name.c_str(), static_cast<long long>(params), static_cast<long long>(o.batch),
-                static_cast<long long>(o.seqlen), train_tps, step_s * 1e3,
+                static_cast<long long>(o.seqlen), train_tps, step_s * 1e3, tf32_on ? " (TF32 matmuls)" : "",
                 static_cast<double>(backend.memory_stats().peak_in_use) / (1 << 20));
     std::printf("[ours] mfu    %.2f%%  (6 x %lld params x %.0f tok/s / 989 TFLOP/s dense bf16)\n",
                 100 * model_flops / kDenseBf16Flops, static_cast<long long>(params), train_tps);
