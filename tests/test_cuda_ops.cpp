@@ -239,7 +239,7 @@ TEST_F(CudaOps, OutOfRangeIndicesAreReportedAtTheNextWait) {
   }
   const Tensor good = gpu(Tensor::from_vector(std::vector<int64_t>{3, 9}, {2}));
   EXPECT_EQ(op::embedding(table, good).to_vector<float>().size(), 8u);  // cleared: the next read is fine
-  const Tensor negative = gpu(Tensor::from_vector(std::vector<int32_t>{-1}, {1, 1}));
+  const Tensor negative = gpu(Tensor::from_vector(std::vector<int32_t>{0, -1, 2, 3}, {1, 4}));
   const Tensor picked = op::gather(table, 0, negative);
   EXPECT_THROW(ssm::backend_for(Device::cuda()).synchronize(), ssm::Error);  // an explicit wait reports it too
 }
