@@ -1,7 +1,12 @@
 // tests/model_test_helpers.h — small language models of every kind and the helpers the model tests share
 // (CPU tests in test_ssm_blocks.cpp, GPU tests in test_cuda_models.cpp).
 #pragma once
+#include <gtest/gtest.h>
+
+#include <algorithm>
 #include <cstdint>
+#include <filesystem>
+#include <string>
 #include <vector>
 
 #include "autograd/grad_mode.h"
@@ -44,5 +49,24 @@ inline Tensor random_tokens(int64_t batch, int64_t L, int64_t vocab, Generator& 
 }
 
 inline double max_abs_diff(const Tensor& a, const Tensor& b) { return op::max(op::abs(op::sub(a, b))).item<double>(); }
+
+// A test-name-safe form of a variant's name ("mamba3-siso" → "mamba3_siso"), for INSTANTIATE_TEST_SUITE_P.
+inline std::string variant_test_name(const ::testing::TestParamInfo<Variant>& info) {
+  std::string name = info.param.name;
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
+// ../shared/parity, where the parity cases live (absent on a machine without the shared folder).
+inline std::filesystem::path parity_root() { return std::filesystem::path(SSM_SHARED_DIR) / "parity"; }
+
+// The case directories under `root` (those holding io.safetensors), in name order.
+inline std::vector<std::string> parity_case_dirs(const std::filesystem::path& root) {
+  std::vector<std::string> cases;
+  for (const auto& entry : std::filesystem::directory_iterator(root))
+    if (std::filesystem::is_regular_file(entry.path() / "io.safetensors")) cases.push_back(entry.path().string());
+  std::sort(cases.begin(), cases.end());
+  return cases;
+}
 
 }  // namespace ssm::testing

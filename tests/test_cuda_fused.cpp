@@ -12,6 +12,7 @@
 #include "autograd/engine.h"
 #include "autograd/functions.h"
 #include "compare_helpers.h"
+#include "cuda_test_helpers.h"
 #include "nn/optim.h"
 #include "ssm/mamba3_keys.h"
 #include "ssm/mamba3_output.h"
@@ -32,11 +33,8 @@ using ssm::testing::max_abs;
 namespace op = ssm::op;
 namespace nn = ssm::nn;
 
-class CudaFusedTest : public ::testing::Test {
+class CudaFusedTest : public ssm::testing::CudaTest {
  protected:
-  void SetUp() override {
-    if (!ssm::device_available(Device::cuda())) GTEST_SKIP() << "no CUDA device on this machine (or a build without CUDA)";
-  }
   Tensor randn(const ssm::Shape& shape, DType dtype) { return op::normal(shape, 0, 1, gen_, dtype); }
   Generator gen_{20261205};
 };

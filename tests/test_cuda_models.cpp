@@ -12,6 +12,7 @@
 
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
+#include "cuda_test_helpers.h"
 #include "model_test_helpers.h"
 #include "nn/optim.h"
 #include "ssm/decoder.h"
@@ -26,8 +27,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool have_gpu() { return device_available(Device::cuda()); }
-constexpr const char* kNoGpu = "no CUDA device on this machine (or a build without CUDA)";
 
 Tensor on_host(const Tensor& t) { return t.to(Device::cpu()); }
 double max_abs(const Tensor& t) { return op::max(op::abs(on_host(t))).item<double>(); }
@@ -118,34 +117,29 @@ TEST_P(CudaModelVariants, DecodingStepByStepEqualsTheFullForward) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Cuda, CudaModelVariants, ::testing::ValuesIn(kVariants), [](const auto& info) {
-  std::string name = info.param.name;
-  for (char& c : name) c = c == '-' ? '_' : c;
-  return name;
-});
+INSTANTIATE_TEST_SUITE_P(Cuda, CudaModelVariants, ::testing::ValuesIn(kVariants), variant_test_name);
+
+class CudaParity : public CudaTest {};
+class CudaTraining : public CudaTest {};
 
 // The parity cases (an independent PyTorch implementation of the official math) on the GPU in float32:
 // logits, loss, every gradient and the decoded logits within 1e-4 relative.
-TEST(CudaParity, EveryCaseMatchesTheReferenceImplementationOnTheGpu) {
-  if (!have_gpu()) GTEST_SKIP() << kNoGpu;
-  const fs::path parity = fs::path(SSM_SHARED_DIR) / "parity";
+TEST_F(CudaParity, EveryCaseMatchesTheReferenceImplementationOnTheGpu) {
+  const fs::path parity = parity_root();
   if (!fs::is_directory(parity)) GTEST_SKIP() << "no parity folder at " << parity;
-  int cases = 0;
-  for (const auto& entry : fs::directory_iterator(parity)) {
-    if (!fs::is_regular_file(entry.path() / "io.safetensors")) continue;
-    ++cases;
+  const std::vector<std::string> cases = parity_case_dirs(parity);
+  EXPECT_GE(cases.size(), 4u) << "expected the four parity cases in " << parity;
+  for (const std::string& dir : cases) {
     ParityOptions options;
     options.device = Device::cuda();
-    const ParityReport report = run_parity_case(entry.path().string(), options);
+    const ParityReport report = run_parity_case(dir, options);
     EXPECT_TRUE(report.ok()) << report.table();
   }
-  EXPECT_GE(cases, 4) << "expected the four parity cases in " << parity;
 }
 
 // A short AdamW run from one seed on each device (same data, gradient clipping on): the loss curves
 // agree step by step, and the trained weights too.
-TEST(CudaTraining, ShortRunLossCurvesAgreeWithTheCpu) {
-  if (!have_gpu()) GTEST_SKIP() << kNoGpu;
+TEST_F(CudaTraining, ShortRunLossCurvesAgreeWithTheCpu) {
   for (const Variant& variant : {kVariants[0], kVariants[3]}) {  // Mamba-2 and Mamba-3 MIMO
     SCOPED_TRACE(variant.name);
     ModelPair models(variant.json, 25);

@@ -13,6 +13,7 @@
 #include "autograd/engine.h"
 #include "autograd/functions.h"
 #include "compare_helpers.h"
+#include "cuda_test_helpers.h"
 #include "tensor/backend.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -27,11 +28,8 @@ using ssm::Tensor;
 using ssm::testing::expect_close;
 namespace op = ssm::op;
 
-class CudaOps : public ::testing::Test {
+class CudaOps : public ssm::testing::CudaTest {
  protected:
-  void SetUp() override {
-    if (!ssm::device_available(Device::cuda())) GTEST_SKIP() << "no CUDA device on this machine (or a build without CUDA)";
-  }
   static Tensor gpu(const Tensor& t) { return t.to(Device::cuda()); }
   Tensor randn(const ssm::Shape& shape, DType dtype = DType::Float32) { return op::normal(shape, 0, 1, gen_, dtype); }
   Tensor rand(const ssm::Shape& shape, double low, double high, DType dtype = DType::Float32) {

@@ -15,6 +15,7 @@
 #include "autograd/engine.h"
 #include "autograd/functions.h"
 #include "compare_helpers.h"
+#include "cuda_test_helpers.h"
 #include "ssm/mamba3_scan.h"
 #include "ssm/ssd_scan.h"
 #include "tensor/backend.h"
@@ -75,12 +76,7 @@ void expect_same_results(const RunResult& got, const RunResult& want, DType dtyp
   for (size_t i = 0; i < want.grads.size(); ++i) close(got.grads[i], want.grads[i], names[i]);
 }
 
-class CudaScanTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!device_available(Device::cuda())) GTEST_SKIP() << "no CUDA device on this machine (or a build without CUDA)";
-  }
-};
+using CudaScanTest = ssm::testing::CudaTest;
 
 // ---- Mamba-2 ----
 

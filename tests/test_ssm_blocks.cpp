@@ -63,30 +63,22 @@ TEST_P(BlockVariants, ChunkedAndReferenceScansGiveTheSameModel) {
         << names[i].first;
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, BlockVariants, ::testing::ValuesIn(kVariants),
-                         [](const auto& info) {
-                           std::string name = info.param.name;
-                           for (char& c : name) c = c == '-' ? '_' : c;
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(Models, BlockVariants, ::testing::ValuesIn(kVariants), variant_test_name);
 
 // Every case directory in ../shared/parity, in float32, through both scan paths.
 TEST(Parity, EveryCaseMatchesTheReferenceImplementation) {
-  const fs::path parity = fs::path(SSM_SHARED_DIR) / "parity";
+  const fs::path parity = parity_root();
   if (!fs::is_directory(parity)) GTEST_SKIP() << "no parity folder at " << parity;
-  int cases = 0;
-  for (const auto& entry : fs::directory_iterator(parity)) {
-    if (!fs::is_regular_file(entry.path() / "io.safetensors")) continue;
-    ++cases;
+  const std::vector<std::string> cases = parity_case_dirs(parity);
+  EXPECT_GE(cases.size(), 4u) << "expected the four parity cases in " << parity;
+  for (const std::string& dir : cases)
     for (ScanPath path : {ScanPath::Chunked, ScanPath::Reference}) {
       ParityOptions options;
       options.scan_path = path;
-      const ParityReport report = run_parity_case(entry.path().string(), options);
+      const ParityReport report = run_parity_case(dir, options);
       EXPECT_TRUE(report.ok()) << report.table();
       EXPECT_GT(report.checks.size(), 4u);
     }
-  }
-  EXPECT_GE(cases, 4) << "expected the four parity cases in " << parity;
 }
 
 TEST(Parity, AMissingOrBrokenCaseIsAnErrorNotACrash) {
