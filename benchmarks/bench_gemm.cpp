@@ -4,7 +4,8 @@
 //   M4096_N768_K160 NN   forward  Y = X·W        (16×256 tokens, d_model 160 -> 768)
 //   M4096_N160_K768 NT   backward dX = dY·Wᵀ
 //   M160_N768_K4096 TN   backward dW = Xᵀ·dY
-//   M4096_N160_K160, M4096_N160_K320 NN, squares 512 and 1024 NN, and one dgemm shape.
+//   M4096_N160_K160, M4096_N160_K320 NN, squares 512 and 1024 NN, and one dgemm shape;
+//   M1/M4/M8_N768_K160 NT                decoding's x·Wᵀ at batch 1, 4 (few-rows path) and 8 (packed)
 // After the usual rows, a table gives ours/OpenBLAS for each shape and thread count.
 // Run: build-*/bench_gemm --benchmark_min_time=0.2 --benchmark_repetitions=5
 // (the machine may be shared: the table's ratio uses the best repetition of each side).
@@ -175,6 +176,9 @@ int main(int argc, char** argv) {
       {4096, 160, 320, false, false},   //
       {512, 512, 512, false, false},    //
       {1024, 1024, 1024, false, false}, //
+      {1, 768, 160, false, true},       // decoding, batch 1: y = x·Wᵀ (the few-rows path)
+      {4, 768, 160, false, true},       // batch 4: the few-rows path's last row count
+      {8, 768, 160, false, true},       // batch 8: the packed path
   };
   for (const Shape& s : shapes) register_shape<float>(s);
   register_shape<double>(shapes[0]);

@@ -110,7 +110,7 @@ struct ChunkedKernel {
         for (int64_t r = 0; r < s.R; ++r) {
           T* yt = y + s.value_offset(b, t, r, h);
           for (int64_t r2 = 0; r2 < s.R; ++r2) {
-            const T e = ssd::dot(seq.query(t, r), seq.key(t, r2), s.N);
+            const T e = cpu::dot(seq.query(t, r), seq.key(t, r2), s.N);
             const T* vt = seq.value(t, r2);
             for (int64_t p = 0; p < s.P; ++p) yt[p] -= eta_next * e * vt[p];
           }
@@ -139,8 +139,8 @@ struct ChunkedKernel {
         for (int64_t r = 0; r < s.R; ++r) {
           const T* dyt = dy + s.value_offset(b, t, r, h);
           for (int64_t r2 = 0; r2 < s.R; ++r2) {
-            const T e = ssd::dot(seq.query(t, r), seq.key(t, r2), s.N);
-            const T dy_v = ssd::dot(dyt, seq.value(t, r2), s.P);
+            const T e = cpu::dot(seq.query(t, r), seq.key(t, r2), s.N);
+            const T dy_v = cpu::dot(dyt, seq.value(t, r2), s.P);
             T* dvt = dv + s.value_offset(b, t, r2, h);
             for (int64_t p = 0; p < s.P; ++p) dvt[p] -= eta_next * e * dyt[p];
             const T de = -eta_next * dy_v;
@@ -176,7 +176,7 @@ struct ChunkedKernel {
           const T* dK = d_weighted_keys.data() + (t * s.R + r) * s.N;
           T* dkt = dk + s.key_offset(b, t, r, h);
           for (int64_t n = 0; n < s.N; ++n) dkt[n] += w * dK[n];
-          dw += ssd::dot(dK, seq.key(t, r), s.N);
+          dw += cpu::dot(dK, seq.key(t, r), s.N);
         }
         *at(dgamma, t) += dw;
         if (t + 1 < s.L) *at(deta, t + 1) += dw;
@@ -190,7 +190,7 @@ struct ChunkedKernel {
         const T *kp = k_prev + s.prev_key_offset(b, r, h), *vp = v_prev + s.prev_value_offset(b, r, h);
         T *dkp = dk_prev + s.prev_key_offset(b, r, h), *dvp = dv_prev + s.prev_value_offset(b, r, h);
         for (int64_t p = 0; p < s.P; ++p) {
-          const T dS0_kp = ssd::dot(dS0 + p * s.N, kp, s.N);  // (dS_0 k_prev)_p
+          const T dS0_kp = cpu::dot(dS0 + p * s.N, kp, s.N);  // (dS_0 k_prev)_p
           dvp[p] += eta0 * dS0_kp;
           d_eta0 += vp[p] * dS0_kp;
           for (int64_t n = 0; n < s.N; ++n) dkp[n] += eta0 * dS0[p * s.N + n] * vp[p];

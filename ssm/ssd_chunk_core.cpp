@@ -254,12 +254,12 @@ void chunk_backward(const ChunkProblem<T>& p, const T* states, int64_t state_str
     cpu::gemm(m, N, P, T(1), vw, P, 1, dS, N, 1, T(0), dK, N);
     for (int64_t i = 0; i < m; ++i) {
       const T* vi = ch.V + i * ch.v_rs;
-      const T g = dot(vi, dV + i * P, P);
+      const T g = cpu::dot(vi, dV + i * P, P);
       dcs[i / R] -= g;
       dT += g;
     }
     for (int64_t e = 0; e < PN; ++e) dSc[e] = eT * dS[e];
-    dT += eT * dot(dS, Sc, PN);
+    dT += eT * cpu::dot(dS, Sc, PN);
 
     // Step 2, Y_off_t = e^{cs_t} S_c Q_t:
     //   dQ_t = e^{cs_t} S_cᵀ dY_t  → dQ = diag(e^{cs}) dY S_c;   dcs_t += e^{cs_t} dY_tᵀ S_c Q_t = dQ_t · Q_t;
@@ -273,7 +273,7 @@ void chunk_backward(const ChunkProblem<T>& p, const T* states, int64_t state_str
         dqi[n] *= e;
         kq[i * N + n] = e * qi[n];  // kq now holds diag(e^{cs}) Q
       }
-      dcs[i / R] += dot(dqi, qi, N);
+      dcs[i / R] += cpu::dot(dqi, qi, N);
     }
     cpu::gemm(P, N, m, T(1), dY, 1, dy_rs, kq, N, 1, T(1), dSc, N);
 
@@ -291,7 +291,7 @@ void chunk_backward(const ChunkProblem<T>& p, const T* states, int64_t state_str
       T* dmi = dM + i * m;
       const T* mi = M + i * m;
       const T* li = lam + i * m;
-      rsum[i] = dot(dmi, mi, jmax);
+      rsum[i] = cpu::dot(dmi, mi, jmax);
       for (int64_t j = 0; j < jmax; ++j) {
         csum[j] += dmi[j] * mi[j];
         dmi[j] *= li[j];

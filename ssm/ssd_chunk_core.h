@@ -27,21 +27,9 @@
 #pragma once
 #include <cstdint>
 
-namespace ssm::ssd {
+#include "tensor/cpu/dot.h"
 
-// Σ a_i b_i with 8 independent partial sums, combined in a fixed order: the compiler vectorises it
-// (a plain `acc += a*b` loop is one dependent add per element, ~4 cycles each, which in the chunk's
-// elementwise passes costs as much as its GEMMs). Deterministic: the order depends on n only.
-template <class T>
-inline T dot(const T* a, const T* b, int64_t n) {
-  T s[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; ++k) s[k] += a[i + k] * b[i + k];
-  T r = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-  for (; i < n; ++i) r += a[i] * b[i];
-  return r;
-}
+namespace ssm::ssd {
 
 // A row-major matrix view: element (i, j) at data[i * row_stride + j] (unit column stride).
 template <class T>

@@ -190,8 +190,8 @@ struct ChunkedKernel {
           __builtin_prefetch(dxt + kAhead * rs, 1);
         }
         for (int64_t q = 0; q < P; ++q) dxt[q] = D[h] * dyt[q] + step * dvt[q];
-        const T xdv = ssd::dot(xt, dvt, P);
-        dD_acc += ssd::dot(dyt, xt, P);
+        const T xdv = cpu::dot(xt, dvt, P);
+        dD_acc += cpu::dot(dyt, xt, P);
         ddt_h[t] = xdv + A[h] * ws.da[t];
         dA_acc += step * ws.da[t];
       }

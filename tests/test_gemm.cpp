@@ -139,6 +139,24 @@ void large_shapes() {
       check_gemm<T>(s.M, s.N, s.K, t & 1, t & 2, T(-0.5), T(0.25), 5, seed++);
 }
 
+// Up to 4 rows of A against a B with contiguous columns (decoding's X·Wᵀ) take the few-rows path:
+// every row count, K around its two-vector steps, beta 0 (C is NaN) and not, wide N for the threads.
+template <class T>
+void few_rows_shapes() {
+  unsigned seed = 2000;
+  for (int64_t M = 1; M <= 5; ++M)
+    for (int64_t K : {1, 7, 8, 16, 17, 33, 160})
+      for (int64_t N : {1, 5, 300})
+        for (bool ta : {false, true}) {
+          check_gemm<T>(M, N, K, ta, true, T(0.75), T(0), 3, seed++);
+          check_gemm<T>(M, N, K, ta, true, T(-1.5), T(0.5), 0, seed++);
+        }
+  check_gemm<T>(3, 4000, 160, false, true, T(1), T(0), 0, seed++);  // big enough for a thread team
+}
+
+TEST(Gemm, FloatFewRowsAgainstContiguousColumns) { few_rows_shapes<float>(); }
+TEST(Gemm, DoubleFewRowsAgainstContiguousColumns) { few_rows_shapes<double>(); }
+
 TEST(Gemm, FloatLargeShapes) { large_shapes<float>(); }
 TEST(Gemm, DoubleLargeShapes) { large_shapes<double>(); }
 

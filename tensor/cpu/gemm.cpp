@@ -296,10 +296,60 @@ void scale_c(int64_t M, int64_t N, T beta, T* c, int64_t ldc) {
 int available_threads() { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
 #endif
 
+// A product with only a few rows of A whose B has contiguous columns — decoding's Y = X·Wᵀ with one
+// row of X per sequence — is mostly a walk over the weight. The packed path would copy all of W
+// into panels (a strided transpose) for a handful of multiply-adds per element: that copy was ~3/4
+// of a batch-1 decoding step. Here W is read in place, once: each C element is a dot product of a
+// row of A with a column of B, all of A's rows against one column together (detail::dot_rows), so
+// every value of B is loaded once. A's rows are copied to a contiguous buffer first (any strides).
+// Threads, when the product is big enough, take contiguous ranges of C's columns: each element's
+// sum is the same whatever the team.
+constexpr int64_t kFewRows = 4;  // = detail::kDotRowsMax; measured: from ~6 rows the packed path wins
+
+thread_local AlignedBuffer tl_few_rows;
+
+template <class T>
+bool few_rows_path(const Problem<T>& p) {
+  return p.M <= kFewRows && p.brs == 1;
+}
+
+template <class T>
+void gemm_few_rows(const Problem<T>& p) {
+  static_assert(kFewRows <= detail::kDotRowsMax);
+  T* a_rows = tl_few_rows.get<T>(p.M * p.K);
+  for (int64_t i = 0; i < p.M; ++i)
+    for (int64_t k = 0; k < p.K; ++k) a_rows[i * p.K + k] = p.a[i * p.ars + k * p.acs];
+  const detail::DotRows<T> dot_rows = detail::dot_rows<T>();
+  auto columns = [&](int64_t j_lo, int64_t j_hi) {
+    T sums[kFewRows];
+    for (int64_t j = j_lo; j < j_hi; ++j) {
+      dot_rows(static_cast<int>(p.M), p.K, a_rows, p.b + j * p.bcs, sums);
+      for (int64_t i = 0; i < p.M; ++i) {
+        T& c = p.c[i * p.ldc + j];
+        c = p.beta == T(0) ? p.alpha * sums[i] : p.alpha * sums[i] + p.beta * c;
+      }
+    }
+  };
+#ifdef _OPENMP
+  const bool big = double(p.M) * double(p.N) * double(p.K) >= kParallelMinWork;
+  if (const int nt = big ? available_threads() : 1; nt > 1) {
+#pragma omp parallel num_threads(nt)
+    {
+      int64_t lo, hi;
+      share(p.N, omp_get_thread_num(), omp_get_num_threads(), lo, hi);
+      columns(lo, hi);
+    }
+    return;
+  }
+#endif
+  columns(0, p.N);
+}
+
 template <class T>
 void gemm_impl(const Problem<T>& p) {
   if (p.M <= 0 || p.N <= 0) return;
   if (p.K <= 0 || p.alpha == T(0)) return scale_c(p.M, p.N, p.beta, p.c, p.ldc);
+  if (few_rows_path(p)) return gemm_few_rows(p);
 
   constexpr int64_t NR = GemmTile<T>::NR;
   const int64_t b_count = Blocking<T>::KC * round_up(std::min(Blocking<T>::NC, p.N), NR);

@@ -7,6 +7,8 @@
 //   * portable C++: plain loops that the compiler vectorizes for whatever ISA the build targets.
 #include "tensor/cpu/gemm_kernels.h"
 
+#include "tensor/cpu/dot.h"
+
 #if (defined(__x86_64__) || defined(__i386__)) && !defined(SSM_GEMM_PORTABLE_ONLY)
 #define SSM_GEMM_X86_AVX2 1
 #include <immintrin.h>
@@ -41,6 +43,11 @@ void pack_rows_portable(int64_t kc, const T* __restrict a, int64_t lda, T* __res
   constexpr int MR = GemmTile<T>::MR;
   for (int64_t k = 0; k < kc; ++k)
     for (int i = 0; i < MR; ++i) dst[k * MR + i] = a[i * lda + k];
+}
+
+template <class T>
+void dot_rows_portable(int rows, int64_t K, const T* a, const T* b, T* out) {
+  for (int i = 0; i < rows; ++i) out[i] = cpu::dot(a + i * K, b, K);
 }
 
 #ifdef SSM_GEMM_X86_AVX2
@@ -171,6 +178,47 @@ void pack_rows_avx2(int64_t kc, const double* __restrict a, int64_t lda, double*
   }
   pack_rows_portable<double>(kc - k, a + k, lda, dst);
 }
+// Each row keeps two vector accumulators (k in steps of two vectors): a single one would make every
+// FMA wait ~4 cycles for the previous, and one row is the common case (batch-1 decoding). Up to 4
+// rows × 2 = 8 accumulators + the two loads of b fit the 16 registers. Lane sums are combined in a
+// fixed order, so the result depends on K only.
+template <class T, int Rows>
+__attribute__((target("avx2,fma")))
+void dot_rows_avx2_n(int64_t K, const T* __restrict a, const T* __restrict b, T* __restrict out) {
+  constexpr int W = 32 / sizeof(T);
+  using V = decltype(vzero(T{}));
+  V acc[Rows][2];
+  for (int i = 0; i < Rows; ++i) acc[i][0] = acc[i][1] = vzero(T{});
+  int64_t k = 0;
+  for (; k + 2 * W <= K; k += 2 * W) {
+    const V b0 = vloadu(b + k), b1 = vloadu(b + k + W);
+    for (int i = 0; i < Rows; ++i) {
+      acc[i][0] = vfma(vloadu(a + i * K + k), b0, acc[i][0]);
+      acc[i][1] = vfma(vloadu(a + i * K + k + W), b1, acc[i][1]);
+    }
+  }
+  for (int i = 0; i < Rows; ++i) {
+    alignas(32) T lanes[2 * W];
+    vstoreu(lanes, acc[i][0]);
+    vstoreu(lanes + W, acc[i][1]);
+    T sum = 0;
+    for (int l = 0; l < 2 * W; ++l) sum += lanes[l];
+    for (int64_t kk = k; kk < K; ++kk) sum += a[i * K + kk] * b[kk];
+    out[i] = sum;
+  }
+}
+
+template <class T>
+__attribute__((target("avx2,fma")))
+void dot_rows_avx2(int rows, int64_t K, const T* a, const T* b, T* out) {
+  static_assert(kDotRowsMax == 4);
+  switch (rows) {
+    case 1: return dot_rows_avx2_n<T, 1>(K, a, b, out);
+    case 2: return dot_rows_avx2_n<T, 2>(K, a, b, out);
+    case 3: return dot_rows_avx2_n<T, 3>(K, a, b, out);
+    default: return dot_rows_avx2_n<T, 4>(K, a, b, out);
+  }
+}
 #undef SSM_AVX2
 
 bool use_avx2() {
@@ -198,6 +246,14 @@ PackRows<T> select_pack_rows() {
   return &pack_rows_portable<T>;
 }
 
+template <class T>
+DotRows<T> select_dot_rows() {
+#ifdef SSM_GEMM_X86_AVX2
+  if (use_avx2()) return &dot_rows_avx2<T>;
+#endif
+  return &dot_rows_portable<T>;
+}
+
 }  // namespace
 
 template <class T>
@@ -212,9 +268,17 @@ PackRows<T> pack_a_rows() {
   return p;
 }
 
+template <class T>
+DotRows<T> dot_rows() {
+  static const DotRows<T> d = select_dot_rows<T>();
+  return d;
+}
+
 template MicroKernel<float> micro_kernel<float>();
 template MicroKernel<double> micro_kernel<double>();
 template PackRows<float> pack_a_rows<float>();
 template PackRows<double> pack_a_rows<double>();
+template DotRows<float> dot_rows<float>();
+template DotRows<double> dot_rows<double>();
 
 }  // namespace ssm::cpu::detail

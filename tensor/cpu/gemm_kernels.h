@@ -32,4 +32,12 @@ template <class T>
 using PackRows = void (*)(int64_t kc, const T* a, int64_t lda, T* dst);
 template <class T> PackRows<T> pack_a_rows();
 
+// The few-rows GEMM path (gemm.cpp): out[i] = Σ_k a[i·K + k] · b[k] for i < rows ≤ kDotRowsMax,
+// i.e. `rows` contiguous rows of A against one contiguous column of B, b loaded once for all rows.
+// The summation order depends on K only (deterministic).
+constexpr int kDotRowsMax = 4;
+template <class T>
+using DotRows = void (*)(int rows, int64_t K, const T* a, const T* b, T* out);
+template <class T> DotRows<T> dot_rows();
+
 }  // namespace ssm::cpu::detail
