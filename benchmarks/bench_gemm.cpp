@@ -25,6 +25,8 @@
 #endif
 #if SSM_HAVE_OPENBLAS
 #include <cblas.h>
+
+#include "benchmarks/openblas_core.h"
 extern "C" void openblas_set_num_threads(int);
 #endif
 
@@ -168,6 +170,10 @@ class RatioReporter : public benchmark::ConsoleReporter {
 }  // namespace
 
 int main(int argc, char** argv) {
+#if SSM_HAVE_OPENBLAS
+  bench::use_best_openblas_kernels(argv);
+  std::printf("OpenBLAS %s kernels\n", bench::openblas_core());
+#endif
   const Shape shapes[] = {
       {4096, 768, 160, false, false},   // forward Y = X·W
       {4096, 160, 768, false, true},    // dX = dY·Wᵀ

@@ -32,6 +32,8 @@
 #endif
 #if SSM_HAVE_OPENBLAS
 #include <cblas.h>
+
+#include "benchmarks/openblas_core.h"
 extern "C" void openblas_set_num_threads(int);
 #endif
 
@@ -238,6 +240,9 @@ LMConfig config_of(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) try {
+#if SSM_HAVE_OPENBLAS
+  bench::use_best_openblas_kernels(argv);
+#endif
   const Options o = parse(argc, argv);
   int threads = 1;
 #ifdef _OPENMP
@@ -275,8 +280,9 @@ int main(int argc, char** argv) try {
                 name.c_str(), static_cast<long long>(params), static_cast<long long>(o.batch),
                 static_cast<long long>(o.seqlen), train_tps, step_s * 1e3, threads, peak_rss_mib());
     if (gflops > 0)
-      std::printf("[ours] mfu    %.1f%%  (6 x %lld params x %.0f tok/s / OpenBLAS sgemm %.1f GFLOP/s on the model's shapes)\n",
-                  100 * model_flops / (gflops * 1e9), static_cast<long long>(params), train_tps, gflops);
+      std::printf("[ours] mfu    %.1f%%  (6 x %lld params x %.0f tok/s / OpenBLAS sgemm %.1f GFLOP/s on the model's shapes, %s kernels)\n",
+                  100 * model_flops / (gflops * 1e9), static_cast<long long>(params), train_tps, gflops,
+                  bench::openblas_core());
   } else {
     const char* tf32 = std::getenv("SSM_TF32");  // cuda/context.h: TF32 matmuls when set (and not "0")
     const bool tf32_on = tf32 != nullptr && tf32[0] != '\0' && std::string(tf32) != "0";
