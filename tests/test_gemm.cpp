@@ -1,6 +1,7 @@
 // Tests for tensor/cpu/gemm.h: every result is checked against a naive triple loop accumulated in
 // double (float tests) or long double (double tests), with a tolerance scaled by sqrt(K) and by
-// the magnitude sum Σ|a·b| (so cancellation cannot make a correct result look wrong).
+// the magnitude sum Σ|a·b| (so cancellation cannot make a correct result look wrong). The kernel
+// tests run once per micro-kernel family the machine has (portable, AVX2, AVX-512).
 #include "tensor/cpu/gemm.h"
 
 #include <gtest/gtest.h>
@@ -12,6 +13,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "tensor/cpu/gemm_kernels.h"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -20,6 +23,31 @@ namespace {
 
 using ssm::cpu::gemm;
 using ssm::cpu::gemm_batched;
+using ssm::cpu::detail::Isa;
+
+// Runs `body` under each micro-kernel family this CPU supports, narrowest first, so that a wide
+// machine tests the narrower kernels too; afterwards the widest is in use again.
+template <class F>
+void for_each_kernel(F body) {
+  const char* names[] = {"portable", "AVX2", "AVX-512"};
+  for (Isa isa : {Isa::portable, Isa::avx2, Isa::avx512}) {
+    if (isa > ssm::cpu::detail::supported_isa()) break;
+    SCOPED_TRACE(std::string("kernel ") + names[int(isa)]);
+    ssm::cpu::detail::cap_isa(isa);
+    body();
+  }
+  ssm::cpu::detail::cap_isa(Isa::avx512);
+}
+
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(SSM_GEMM_PORTABLE_ONLY)
+TEST(Gemm, PicksTheWidestKernelTheCpuHas) {
+  __builtin_cpu_init();
+  Isa want = Isa::portable;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) want = Isa::avx2;
+  if (__builtin_cpu_supports("avx512f")) want = Isa::avx512;
+  EXPECT_EQ(int(ssm::cpu::detail::supported_isa()), int(want));
+}
+#endif
 
 // A logical rows×cols matrix stored either row-major (trans = false) or as its transpose
 // (trans = true), with `pad` extra elements per stored row and column step `step`.
@@ -112,9 +140,11 @@ void check_gemm(int64_t M, int64_t N, int64_t K, bool ta, bool tb, T alpha, T be
 }
 
 // Every (M, N, K) from a size list that straddles the 6×16 / 6×8 tiles, × all four transposes.
+// K (one K block here) covers kc = 1 and 2 and other odd and even kc, for the kernel that unrolls k
+// by 2.
 template <class T>
 void sweep_sizes() {
-  const int64_t sizes[] = {1, 7, 16, 33, 129};
+  const int64_t sizes[] = {1, 2, 7, 16, 33, 129};
   unsigned seed = 1;
   for (int64_t M : sizes)
     for (int64_t N : sizes)
@@ -123,8 +153,8 @@ void sweep_sizes() {
           check_gemm<T>(M, N, K, t & 1, t & 2, T(0.75), T(-1.25), 3, seed++);
 }
 
-TEST(Gemm, FloatAllSizeCombinationsAndTransposes) { sweep_sizes<float>(); }
-TEST(Gemm, DoubleAllSizeCombinationsAndTransposes) { sweep_sizes<double>(); }
+TEST(Gemm, FloatAllSizeCombinationsAndTransposes) { for_each_kernel(sweep_sizes<float>); }
+TEST(Gemm, DoubleAllSizeCombinationsAndTransposes) { for_each_kernel(sweep_sizes<double>); }
 
 // Larger and odder shapes: several K blocks (K > 256), several M blocks (M > 144), big enough
 // for the threaded paths (split over M, and over N when M is short), N beyond one NC block.
@@ -154,18 +184,22 @@ void few_rows_shapes() {
   check_gemm<T>(3, 4000, 160, false, true, T(1), T(0), 0, seed++);  // big enough for a thread team
 }
 
-TEST(Gemm, FloatFewRowsAgainstContiguousColumns) { few_rows_shapes<float>(); }
-TEST(Gemm, DoubleFewRowsAgainstContiguousColumns) { few_rows_shapes<double>(); }
+TEST(Gemm, FloatFewRowsAgainstContiguousColumns) { for_each_kernel(few_rows_shapes<float>); }
+TEST(Gemm, DoubleFewRowsAgainstContiguousColumns) { for_each_kernel(few_rows_shapes<double>); }
 
-TEST(Gemm, FloatLargeShapes) { large_shapes<float>(); }
-TEST(Gemm, DoubleLargeShapes) { large_shapes<double>(); }
+TEST(Gemm, FloatLargeShapes) { for_each_kernel(large_shapes<float>); }
+TEST(Gemm, DoubleLargeShapes) { for_each_kernel(large_shapes<double>); }
 
-TEST(Gemm, BetaZeroIgnoresNaNInC) {
-  for (int t = 0; t < 4; ++t) {
-    check_gemm<float>(33, 129, 16, t & 1, t & 2, 1.5f, 0.0f, 2, 50 + t);
-    check_gemm<float>(129, 33, 300, t & 1, t & 2, 1.0f, 0.0f, 0, 60 + t);
-    check_gemm<double>(33, 17, 7, t & 1, t & 2, 1.0, 0.0, 1, 70 + t);
-  }
+TEST(Gemm, BetaZeroIgnoresNaNInC) {  // odd and even kc, edge and full tiles
+  for_each_kernel([] {
+    for (int t = 0; t < 4; ++t) {
+      check_gemm<float>(33, 129, 16, t & 1, t & 2, 1.5f, 0.0f, 2, 50 + t);
+      check_gemm<float>(129, 33, 300, t & 1, t & 2, 1.0f, 0.0f, 0, 60 + t);
+      check_gemm<float>(13, 35, 17, t & 1, t & 2, -2.0f, 0.0f, 1, 65 + t);
+      check_gemm<double>(33, 17, 7, t & 1, t & 2, 1.0, 0.0, 1, 70 + t);
+      check_gemm<double>(12, 16, 40, t & 1, t & 2, 0.5, 0.0, 0, 75 + t);
+    }
+  });
 }
 
 TEST(Gemm, NonUnitColumnStrides) {  // neither operand has a unit stride: the general packing path
@@ -257,10 +291,11 @@ TEST(Gemm, CalledInsideAParallelRegion) {  // nested: each call must run seriall
 
 // Same inputs and thread count -> bitwise the same result. The implementation also promises the
 // same bits for any thread count (K blocking depends on K only; threads share whole tiles).
-// Shapes: tall C (threads split M, several K blocks) and wide C (threads split N).
-TEST(Gemm, BitwiseDeterministicAcrossRunsAndThreadCounts) {
+// Shapes: tall C (threads split M, two K blocks, the second with odd kc) and wide C (threads
+// split N).
+void expect_deterministic() {
   struct Shape { int64_t M, N, K; };
-  for (const Shape s : {Shape{300, 200, 700}, Shape{40, 500, 900}}) {
+  for (const Shape s : {Shape{300, 200, 701}, Shape{40, 500, 900}}) {
     std::mt19937 rng(7);
     const Operand<float> A = make_operand<float>(s.M, s.K, false, 0, rng);
     const Operand<float> B = make_operand<float>(s.K, s.N, true, 0, rng);
@@ -286,5 +321,7 @@ TEST(Gemm, BitwiseDeterministicAcrossRunsAndThreadCounts) {
 #endif
   }
 }
+
+TEST(Gemm, BitwiseDeterministicAcrossRunsAndThreadCounts) { for_each_kernel(expect_deterministic); }
 
 }  // namespace

@@ -9,8 +9,8 @@
 //
 // How it is fast (see gemm.cpp): the classic Goto/BLIS structure — blocks of B (KC×NC) and A (MC×KC)
 // are packed into contiguous panels that stay in L2/L1, and a register-tiled micro-kernel
-// (AVX2+FMA when the CPU has it, chosen at run time; a portable C++ kernel otherwise) computes
-// MR×NR tiles of C. OpenMP threads share the tiles of C when the product is big enough to pay.
+// (AVX-512 or else AVX2+FMA when the CPU has it, chosen at run time; a portable C++ kernel
+// otherwise) computes MR×NR tiles of C. OpenMP threads share the tiles of C when the product is big enough to pay.
 //
 // Threads and reproducibility: a call opens its own OpenMP team only when M·N·K is worth it
 // (> ~64^3) and runs serially when made from inside a parallel region. Results are bitwise

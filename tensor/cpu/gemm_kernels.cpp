@@ -1,16 +1,21 @@
-// tensor/cpu/gemm_kernels.cpp — the GEMM micro-kernels and the row-transposing A pack (see
+// tensor/cpu/gemm_kernels.cpp — the GEMM micro-kernels, the row-transposing A pack and the few-rows
+// dot products (see
 // gemm_kernels.h for the packed layout).
 //
-// Two versions of each, picked once at run time:
-//   * AVX2+FMA: compiled with __attribute__((target)) so the library itself stays portable (no
-//     global -mavx2); used when __builtin_cpu_supports says the CPU has both extensions.
+// One family per ISA, the widest the CPU has picked at run time (Isa in gemm_kernels.h):
+//   * AVX-512F and AVX2+FMA: compiled with __attribute__((target)) so that the library itself
+//     stays portable (no global -mavx2 / -mavx512f); used when __builtin_cpu_supports says the
+//     CPU has the extensions. The AVX-512 family has its own micro-kernel and shares the AVX2 pack.
 //   * portable C++: plain loops that the compiler vectorizes for whatever ISA the build targets.
 #include "tensor/cpu/gemm_kernels.h"
+
+#include <algorithm>
+#include <atomic>
 
 #include "tensor/cpu/dot.h"
 
 #if (defined(__x86_64__) || defined(__i386__)) && !defined(SSM_GEMM_PORTABLE_ONLY)
-#define SSM_GEMM_X86_AVX2 1
+#define SSM_GEMM_X86 1
 #include <immintrin.h>
 #endif
 
@@ -50,26 +55,68 @@ void dot_rows_portable(int rows, int64_t K, const T* a, const T* b, T* out) {
   for (int i = 0; i < rows; ++i) out[i] = cpu::dot(a + i * K, b, K);
 }
 
-#ifdef SSM_GEMM_X86_AVX2
-// Thin overloads so one kernel template serves float (__m256, 8 lanes) and double (__m256d, 4).
-// They carry the same target attribute as the kernel, which lets GCC inline them into it.
+#ifdef SSM_GEMM_X86
+// Thin wrappers so that one kernel template serves float and double at a given vector width.
+// Vec<T, bits>::type names the register (__m256: 8 floats, __m512d: 8 doubles, ...); wrappers
+// that take a vector overload on it, and those that only make one are templates on it
+// (vload<V>(p)). Each carries its ISA's target attribute, which lets GCC inline it into a kernel
+// compiled for that ISA.
+template <class T, int Bits> struct Vec;
+template <> struct Vec<float, 256> { using type = __m256; };
+template <> struct Vec<double, 256> { using type = __m256d; };
+template <> struct Vec<float, 512> { using type = __m512; };
+template <> struct Vec<double, 512> { using type = __m512d; };
+template <class V> V vzero();
+template <class V, class T> V vset1(T x);          // GCC folds vset1(a[i]) into a broadcast load
+template <class V, class T> V vload(const T* p);   // aligned (packed B)
+template <class V, class T> V vloadu(const T* p);  // C may be unaligned
+
 #define SSM_AVX2 __attribute__((target("avx2,fma"), always_inline)) inline
-SSM_AVX2 __m256 vzero(float) { return _mm256_setzero_ps(); }
-SSM_AVX2 __m256d vzero(double) { return _mm256_setzero_pd(); }
-SSM_AVX2 __m256 vset1(float x) { return _mm256_set1_ps(x); }
-SSM_AVX2 __m256d vset1(double x) { return _mm256_set1_pd(x); }
-SSM_AVX2 __m256 vload(const float* p) { return _mm256_load_ps(p); }  // aligned (packed B)
-SSM_AVX2 __m256d vload(const double* p) { return _mm256_load_pd(p); }
-SSM_AVX2 __m256 vloadu(const float* p) { return _mm256_loadu_ps(p); }  // C may be unaligned
-SSM_AVX2 __m256d vloadu(const double* p) { return _mm256_loadu_pd(p); }
+template <> SSM_AVX2 __m256 vzero<__m256>() { return _mm256_setzero_ps(); }
+template <> SSM_AVX2 __m256d vzero<__m256d>() { return _mm256_setzero_pd(); }
+template <> SSM_AVX2 __m256 vset1<__m256>(float x) { return _mm256_set1_ps(x); }
+template <> SSM_AVX2 __m256d vset1<__m256d>(double x) { return _mm256_set1_pd(x); }
+template <> SSM_AVX2 __m256 vload<__m256>(const float* p) { return _mm256_load_ps(p); }
+template <> SSM_AVX2 __m256d vload<__m256d>(const double* p) { return _mm256_load_pd(p); }
+template <> SSM_AVX2 __m256 vloadu<__m256>(const float* p) { return _mm256_loadu_ps(p); }
+template <> SSM_AVX2 __m256d vloadu<__m256d>(const double* p) { return _mm256_loadu_pd(p); }
 SSM_AVX2 void vstoreu(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
 SSM_AVX2 void vstoreu(double* p, __m256d v) { _mm256_storeu_pd(p, v); }
-SSM_AVX2 __m256 vbcast(const float* p) { return _mm256_broadcast_ss(p); }
-SSM_AVX2 __m256d vbcast(const double* p) { return _mm256_broadcast_sd(p); }
 SSM_AVX2 __m256 vfma(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
 SSM_AVX2 __m256d vfma(__m256d a, __m256d b, __m256d c) { return _mm256_fmadd_pd(a, b, c); }
 SSM_AVX2 __m256 vmul(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
 SSM_AVX2 __m256d vmul(__m256d a, __m256d b) { return _mm256_mul_pd(a, b); }
+
+#define SSM_AVX512 __attribute__((target("avx512f"), always_inline)) inline
+template <> SSM_AVX512 __m512 vzero<__m512>() { return _mm512_setzero_ps(); }
+template <> SSM_AVX512 __m512d vzero<__m512d>() { return _mm512_setzero_pd(); }
+template <> SSM_AVX512 __m512 vset1<__m512>(float x) { return _mm512_set1_ps(x); }
+template <> SSM_AVX512 __m512d vset1<__m512d>(double x) { return _mm512_set1_pd(x); }
+template <> SSM_AVX512 __m512 vload<__m512>(const float* p) { return _mm512_load_ps(p); }
+template <> SSM_AVX512 __m512d vload<__m512d>(const double* p) { return _mm512_load_pd(p); }
+template <> SSM_AVX512 __m512 vloadu<__m512>(const float* p) { return _mm512_loadu_ps(p); }
+template <> SSM_AVX512 __m512d vloadu<__m512d>(const double* p) { return _mm512_loadu_pd(p); }
+SSM_AVX512 void vstoreu(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
+SSM_AVX512 void vstoreu(double* p, __m512d v) { _mm512_storeu_pd(p, v); }
+SSM_AVX512 __m512 vfma(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
+SSM_AVX512 __m512d vfma(__m512d a, __m512d b, __m512d c) { return _mm512_fmadd_pd(a, b, c); }
+SSM_AVX512 __m512 vmul(__m512 a, __m512 b) { return _mm512_mul_ps(a, b); }
+SSM_AVX512 __m512d vmul(__m512d a, __m512d b) { return _mm512_mul_pd(a, b); }
+SSM_AVX512 __m512 vadd(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
+SSM_AVX512 __m512d vadd(__m512d a, __m512d b) { return _mm512_add_pd(a, b); }
+#undef SSM_AVX512
+#undef SSM_AVX2
+
+// Touch the MR rows of a C tile now so their lines arrive while the k loop runs (a row of NR
+// values can straddle two cache lines).
+template <class T>
+inline void prefetch_c_tile(const T* c, int64_t ldc) {
+  constexpr int MR = GemmTile<T>::MR, NR = GemmTile<T>::NR;
+  for (int i = 0; i < MR; ++i) {
+    __builtin_prefetch(c + i * ldc);
+    __builtin_prefetch(c + i * ldc + NR - 1);
+  }
+}
 
 // 6 rows × 2 vectors: per k, two aligned loads of B, six broadcasts of A and twelve independent
 // FMAs. Twelve chains keep both of Zen 3's FMA pipes busy despite the 4-cycle FMA latency, and
@@ -78,45 +125,77 @@ template <class T>
 __attribute__((target("avx2,fma")))
 void kernel_avx2(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
                  int64_t ldc, T alpha, T beta) {
-  constexpr int MR = GemmTile<T>::MR, W = 32 / sizeof(T);
+  using V = typename Vec<T, 256>::type;
+  constexpr int MR = GemmTile<T>::MR, W = sizeof(V) / sizeof(T);
   static_assert(GemmTile<T>::NR == 2 * W, "kernel assumes NR = two vectors");
-  using V = decltype(vzero(T{}));
-  // Touch the C tile now so its lines arrive while the k loop runs (one tile row can span 2 lines).
-  for (int i = 0; i < MR; ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 2 * W - 1), _MM_HINT_T0);
-  }
+  prefetch_c_tile(c, ldc);
   V acc[MR][2];
 #pragma GCC unroll 6
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = vzero(T{});
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = vzero<V>();
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
-    const V b0 = vload(b), b1 = vload(b + W);
+    const V b0 = vload<V>(b), b1 = vload<V>(b + W);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
-      const V ai = vbcast(a + i);
+      const V ai = vset1<V>(a[i]);
       acc[i][0] = vfma(ai, b0, acc[i][0]);
       acc[i][1] = vfma(ai, b1, acc[i][1]);
     }
     a += MR;
     b += 2 * W;
   }
-  const V va = vset1(alpha);
-  if (beta == T(0)) {
+  const V va = vset1<V>(alpha), vb = vset1<V>(beta);
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) {
-      vstoreu(c + i * ldc, vmul(va, acc[i][0]));
-      vstoreu(c + i * ldc + W, vmul(va, acc[i][1]));
+  for (int i = 0; i < MR; ++i)
+    for (int h = 0; h < 2; ++h) {  // beta == 0: C is write-only (old NaN must not leak in)
+      T* cih = c + i * ldc + h * W;
+      const V ah = acc[i][h];
+      vstoreu(cih, beta == T(0) ? vmul(va, ah) : vfma(va, ah, vmul(vb, vloadu<V>(cih))));
     }
-  } else {
-    const V vb = vset1(beta);
+}
+
+// 6 rows × 1 vector (NR = 16 floats / 8 doubles = one zmm per row). One k gives only 6
+// independent FMAs, and keeping both FMA-512 ports of Sapphire Rapids busy at 4 cycles latency
+// takes 2 × 4 = 8 chains in flight; so k is unrolled by 2 into two accumulator sets (even and
+// odd k, added at the end): 12 chains, in 12 + 2 (B) of the 32 zmm registers. Per k there is one
+// aligned load of B and six broadcasts of A, folded into the FMAs as {1to16} / {1to8} operands:
+// 7 loads per 6 FMAs, 2.3 per cycle at the FMA limit, within the three load ports. Which set a k
+// goes to depends on kc only, so the result stays the same for any thread count.
+template <class T>
+__attribute__((target("avx512f")))
+void kernel_avx512(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
+                   int64_t ldc, T alpha, T beta) {
+  using V = typename Vec<T, 512>::type;
+  constexpr int MR = GemmTile<T>::MR, NR = GemmTile<T>::NR;
+  static_assert(NR * sizeof(T) == sizeof(V), "kernel assumes NR = one vector");
+  prefetch_c_tile(c, ldc);
+  V even[MR], odd[MR];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) even[i] = odd[i] = vzero<V>();
+  int64_t k = 0;
+#pragma GCC unroll 2
+  for (; k + 2 <= kc; k += 2, a += 2 * MR, b += 2 * NR) {
+    const V b0 = vload<V>(b), b1 = vload<V>(b + NR);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
-      vstoreu(c + i * ldc, vfma(va, acc[i][0], vmul(vb, vloadu(c + i * ldc))));
-      vstoreu(c + i * ldc + W, vfma(va, acc[i][1], vmul(vb, vloadu(c + i * ldc + W))));
+      even[i] = vfma(vset1<V>(a[i]), b0, even[i]);
+      odd[i] = vfma(vset1<V>(a[MR + i]), b1, odd[i]);
     }
   }
+  if (k < kc) {  // odd kc: the last k
+    const V b0 = vload<V>(b);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) even[i] = vfma(vset1<V>(a[i]), b0, even[i]);
+  }
+  const V va = vset1<V>(alpha), vb = vset1<V>(beta);
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    const V acc = vadd(even[i], odd[i]);
+    T* ci = c + i * ldc;  // beta == 0: C is write-only (old NaN must not leak in)
+    vstoreu(ci, beta == T(0) ? vmul(va, acc) : vfma(va, acc, vmul(vb, vloadu<V>(ci))));
+  }
 }
+
 // Six rows × 8 k (float): load one vector per row, transpose in registers, and write the 48
 // packed values with 16-byte stores (4 rows) plus 8-byte stores (the other 2 rows) per k.
 __attribute__((target("avx2,fma")))
@@ -186,15 +265,15 @@ template <class T, int Rows>
 __attribute__((target("avx2,fma")))
 void dot_rows_avx2_n(int64_t K, const T* __restrict a, const T* __restrict b, T* __restrict out) {
   constexpr int W = 32 / sizeof(T);
-  using V = decltype(vzero(T{}));
+  using V = typename Vec<T, 256>::type;
   V acc[Rows][2];
-  for (int i = 0; i < Rows; ++i) acc[i][0] = acc[i][1] = vzero(T{});
+  for (int i = 0; i < Rows; ++i) acc[i][0] = acc[i][1] = vzero<V>();
   int64_t k = 0;
   for (; k + 2 * W <= K; k += 2 * W) {
-    const V b0 = vloadu(b + k), b1 = vloadu(b + k + W);
+    const V b0 = vloadu<V>(b + k), b1 = vloadu<V>(b + k + W);
     for (int i = 0; i < Rows; ++i) {
-      acc[i][0] = vfma(vloadu(a + i * K + k), b0, acc[i][0]);
-      acc[i][1] = vfma(vloadu(a + i * K + k + W), b1, acc[i][1]);
+      acc[i][0] = vfma(vloadu<V>(a + i * K + k), b0, acc[i][0]);
+      acc[i][1] = vfma(vloadu<V>(a + i * K + k + W), b1, acc[i][1]);
     }
   }
   for (int i = 0; i < Rows; ++i) {
@@ -219,59 +298,57 @@ void dot_rows_avx2(int rows, int64_t K, const T* a, const T* b, T* out) {
     default: return dot_rows_avx2_n<T, 4>(K, a, b, out);
   }
 }
-#undef SSM_AVX2
 
-bool use_avx2() {
-  static const bool yes = [] {
+#endif  // SSM_GEMM_X86
+
+std::atomic<Isa> isa_cap{Isa::avx512};
+
+Isa active_isa() { return std::min(supported_isa(), isa_cap.load(std::memory_order_relaxed)); }
+
+}  // namespace
+
+Isa supported_isa() {
+  static const Isa isa = [] {
+#ifdef SSM_GEMM_X86
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return yes;
-}
-#endif  // SSM_GEMM_X86_AVX2
-
-template <class T>
-MicroKernel<T> select_kernel() {
-#ifdef SSM_GEMM_X86_AVX2
-  if (use_avx2()) return &kernel_avx2<T>;
+    if (__builtin_cpu_supports("avx512f")) return Isa::avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
 #endif
-  return &kernel_portable<T>;
+    return Isa::portable;
+  }();
+  return isa;
+}
+
+void cap_isa(Isa cap) { isa_cap.store(cap, std::memory_order_relaxed); }
+
+template <class T>
+MicroKernel<T> micro_kernel() {
+  switch (active_isa()) {
+#ifdef SSM_GEMM_X86
+    case Isa::avx512: return &kernel_avx512<T>;
+    case Isa::avx2: return &kernel_avx2<T>;
+#endif
+    default: return &kernel_portable<T>;
+  }
 }
 
 template <class T>
-PackRows<T> select_pack_rows() {
-#ifdef SSM_GEMM_X86_AVX2
-  if (use_avx2()) return static_cast<void (*)(int64_t, const T*, int64_t, T*)>(&pack_rows_avx2);
+PackRows<T> pack_a_rows() {
+#ifdef SSM_GEMM_X86
+  // The AVX-512 family packs with the AVX2 transpose too: profiled on the 4096×160×160 product,
+  // the pack takes ~6% of the time, too little for a 512-bit version to pay for itself.
+  if (active_isa() >= Isa::avx2)
+    return static_cast<void (*)(int64_t, const T*, int64_t, T*)>(&pack_rows_avx2);
 #endif
   return &pack_rows_portable<T>;
 }
 
 template <class T>
-DotRows<T> select_dot_rows() {
-#ifdef SSM_GEMM_X86_AVX2
-  if (use_avx2()) return &dot_rows_avx2<T>;
+DotRows<T> dot_rows() {
+#ifdef SSM_GEMM_X86
+  if (active_isa() >= Isa::avx2) return &dot_rows_avx2<T>;
 #endif
   return &dot_rows_portable<T>;
-}
-
-}  // namespace
-
-template <class T>
-MicroKernel<T> micro_kernel() {
-  static const MicroKernel<T> k = select_kernel<T>();
-  return k;
-}
-
-template <class T>
-PackRows<T> pack_a_rows() {
-  static const PackRows<T> p = select_pack_rows<T>();
-  return p;
-}
-
-template <class T>
-DotRows<T> dot_rows() {
-  static const DotRows<T> d = select_dot_rows<T>();
-  return d;
 }
 
 template MicroKernel<float> micro_kernel<float>();

@@ -5,9 +5,10 @@
 //   b: kc groups of NR values (row k of an NR-column sliver of B),  i.e. b[k*NR + j] = B(k, j)
 //   C(i, j) = alpha * sum_k a[k*MR+i] * b[k*NR+j] + beta * C(i, j)   (beta == 0: C is not read)
 // b is 64-byte aligned (the kernel may use aligned loads); c is arbitrary, with row stride ldc.
-// The tile shape is fixed per type so that one packing format serves the AVX2 and portable kernels:
-// 6×16 float / 6×8 double = 12 ymm accumulators + 2 for B + 1 broadcast of A, within the 16 ymm
-// registers of AVX2, and enough independent FMAs (12) to cover FMA latency × 2 pipes on Zen 3.
+// The tile shape is fixed per type so that one packing format serves every kernel. 6×16 float /
+// 6×8 double is 12 ymm accumulators + 2 for B + 1 broadcast of A, within the 16 ymm registers of
+// AVX2, with enough independent FMAs (12) to cover FMA latency × 2 pipes on Zen 3; with AVX-512 a
+// tile row is one zmm, and the kernel unrolls k by 2 to get its 12 chains (gemm_kernels.cpp).
 #pragma once
 #include <cstdint>
 
@@ -21,13 +22,22 @@ template <class T>
 using MicroKernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha,
                              T beta);
 
-// The best kernel this CPU can run, chosen once at first use (AVX2+FMA if present, else portable).
-// Compiling with -DSSM_GEMM_PORTABLE_ONLY forces the portable kernel (to test the fallback).
+// The kernel families, narrowest first. The GEMM uses the widest one the CPU supports (checked
+// once): AVX-512F, else AVX2+FMA, else portable C++. Compiling with -DSSM_GEMM_PORTABLE_ONLY
+// leaves only the portable kernel (to test the fallback on any machine).
+enum class Isa { portable, avx2, avx512 };
+Isa supported_isa();
+// Caps the family that later products use, so that tests reach the narrower kernels on a wider
+// CPU. Not to be changed while a product runs (threads of one product must share one kernel).
+void cap_isa(Isa cap);
+
+// The kernel of the family in use (the narrower of supported_isa() and the cap).
 template <class T> MicroKernel<T> micro_kernel();
 
 // Packs MR full rows of a row-major A (unit column stride, row stride lda) into the micro-panel
 // layout: dst[k*MR + i] = a[i*lda + k] for k < kc. This is a transpose, the one packing case that
-// plain loops do slowly (it dominates when N is small, e.g. N = 160), so it gets an AVX2 version.
+// plain loops do slowly (it dominates when N is small, e.g. N = 160), so it gets an AVX2 version
+// (which the AVX-512 family uses too).
 template <class T>
 using PackRows = void (*)(int64_t kc, const T* a, int64_t lda, T* dst);
 template <class T> PackRows<T> pack_a_rows();
