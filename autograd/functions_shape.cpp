@@ -79,15 +79,44 @@ Tensor stack(const std::vector<Tensor>& parts, int64_t dim) {
   return cat(unsqueezed, dim);
 }
 
-std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) {
-  op::split(x, sizes, dim);  // validates the sizes against x
-  std::vector<Tensor> parts;
-  int64_t start = 0;
-  for (int64_t size : sizes) {
-    parts.push_back(narrow(x, dim, start, size));
-    start += size;
+namespace {
+
+// All the parts are one node, whose backward writes each part's gradient into its slice of a single
+// dx. (A narrow node per part would give each part a full-size, zero-padded gradient for the engine
+// to add up: every Mamba block splits its in_proj output 8 ways, so 8 zero fills and 7 full-size
+// additions per block per step.) The slices cover dx, so it needs no zero fill either.
+class SplitFunction final : public Function {
+ public:
+  SplitFunction(std::vector<int64_t> sizes, int64_t dim) : Function("split"), sizes_(std::move(sizes)), dim_(dim) {}
+
+  std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
+    shape_ = in[0].shape();
+    dtype_ = in[0].dtype();
+    return op::split(in[0], sizes_, dim_);  // views
   }
-  return parts;
+
+  std::vector<Tensor> backward(const std::vector<Tensor>& grad_parts) override {
+    const Tensor dx = Tensor::empty(shape_, dtype_, grad_parts[0].device());
+    int64_t start = 0;
+    for (size_t k = 0; k < sizes_.size(); ++k) {
+      dx.narrow(dim_, start, sizes_[k]).copy_(grad_parts[k]);
+      start += sizes_[k];
+    }
+    return {dx};
+  }
+
+ private:
+  std::vector<int64_t> sizes_;
+  int64_t dim_;
+  Shape shape_;
+  DType dtype_ = DType::Float32;
+};
+
+}  // namespace
+
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) {
+  SSM_CHECK(x.defined(), "split: undefined tensor");
+  return apply(std::make_shared<SplitFunction>(sizes, wrap_dim(dim, x.dim(), "split")), {x});
 }
 
 }  // namespace ssm

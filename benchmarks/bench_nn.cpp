@@ -1,6 +1,6 @@
 // Benchmarks for the nn layers at the ~1M model's training shapes (spec, "default-1m"):
 // batch 16 × length 256 = 4096 tokens, d_model 160, d_inner 320, in_proj 160→768, vocab 256,
-// plus one AdamW step over the model's 928,680 parameters laid out as its 62 tensors.
+// Mamba-3's fused keys and output gate at the default mixer's shapes, plus one AdamW step over the model's 928,680 parameters laid out as its 62 tensors.
 //
 // Each layer benchmark is forward only (`fwd`) or forward + backward (`fwd_bwd`, the gradient of
 // every input that needs one, as in training), with a tokens/s counter. Threads: whatever
@@ -21,6 +21,8 @@
 #include "nn/functional.h"
 #include "nn/layers.h"
 #include "nn/optim.h"
+#include "ssm/mamba3_keys.h"
+#include "ssm/mamba3_output.h"
 #include "tensor/random.h"
 
 namespace {
@@ -116,6 +118,29 @@ void BM_Embedding(benchmark::State& state, bool with_backward) {
   run(state, with_backward, {emb.weight}, [&] { return emb.forward(tokens); });
 }
 
+// Mamba-3's fused ops at the default-1m mixer's shapes (MIMO: H 20 heads, R 2, N = P = 16, one group,
+// S 4 rotated pairs): the keys (or queries) from in_proj's B slice, and the output gate.
+constexpr int64_t kHeads = 20, kRank = 2, kState = 16, kHeadDim = 16, kAngles = 4;
+
+void BM_Mamba3Keys(benchmark::State& state, bool with_backward) {
+  Generator gen(10);
+  const Tensor raw = input({kBatch, kLen, kRank * kState}, gen, true);
+  const Tensor weight = input({kState}, gen, true), bias = input({kHeads, kRank, kState}, gen, true);
+  const Tensor theta = input({kBatch, kLen, kHeads, kAngles}, gen, true);
+  run(state, with_backward, {raw, weight, bias, theta},
+      [&] { return mamba3_keys(raw, weight, bias, theta, RotaryPairing::HalfSplit, 1e-5); });
+}
+
+void BM_Mamba3OutputGate(benchmark::State& state, bool with_backward) {
+  Generator gen(11);
+  const Tensor y = input({kBatch, kLen, kRank, kHeads, kHeadDim}, gen, true);
+  const Tensor x = input({kBatch, kLen, kHeads, kHeadDim}, gen, true), z = input({kBatch, kLen, kHeads, kHeadDim}, gen, true);
+  const Tensor D = input({kHeads}, gen, true);
+  const Tensor psi = input({kHeads, kRank, kHeadDim}, gen, true), zeta = input({kHeads, kRank, kHeadDim}, gen, true),
+               phi = input({kHeads, kRank, kHeadDim}, gen, true);
+  run(state, with_backward, {y, x, z, D, psi, zeta, phi}, [&] { return mamba3_output_gate(y, x, z, D, psi, zeta, phi); });
+}
+
 // The default-1m model's parameters (spec, "Mamba-3 MIMO" table): 5 layers × 12 tensors, the
 // embedding and norm_f — 928,680 in all.
 nn::NamedParameters model_parameters(Generator& gen) {
@@ -186,6 +211,10 @@ void register_all() {
     benchmark::RegisterBenchmark(("CrossEntropy_4096x256" + suffix).c_str(), BM_CrossEntropy, bwd)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark(("Embedding_256x160" + suffix).c_str(), BM_Embedding, bwd)
+        ->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark(("Mamba3Keys_MIMO" + suffix).c_str(), BM_Mamba3Keys, bwd)
+        ->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark(("Mamba3OutputGate_MIMO" + suffix).c_str(), BM_Mamba3OutputGate, bwd)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
   }
   benchmark::RegisterBenchmark("AdamW_step_928680_params", BM_AdamWStep)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -1,6 +1,5 @@
 // tensor/cpu/gemm_kernels.cpp — the GEMM micro-kernels, the row-transposing A pack and the few-rows
-// dot products (see
-// gemm_kernels.h for the packed layout).
+// dot products (see gemm_kernels.h for the packed layout).
 //
 // One family per ISA, the widest the CPU has picked at run time (Isa in gemm_kernels.h):
 //   * AVX-512F and AVX2+FMA: compiled with __attribute__((target)) so that the library itself
