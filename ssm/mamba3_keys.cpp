@@ -48,11 +48,30 @@ T normalise(const T* raw, int64_t N, double eps, T* xhat) {
   return rho;
 }
 
-// k̃ = Rot(θ)(x̂ ⊙ w + bias_row) into out
+// cos θ and sin θ of every head's angles at one row (b, t), computed once for the R ranks' keys and,
+// in the backward, for the rotation of their gradients too.
 template <class T>
-void rotated_key(const KeySizes& s, const T* xhat, const T* w, const T* bias_row, const T* theta, T* out) {
+struct RowRotations {
+  const KeySizes& s;
+  std::vector<T> cos_theta, sin_theta;  // [H, S]
+  explicit RowRotations(const KeySizes& sizes)
+      : s(sizes), cos_theta(sizes.H * sizes.pairs.S), sin_theta(sizes.H * sizes.pairs.S) {}
+  void compute(const T* theta, int64_t row) {
+    for (int64_t h = 0; h < s.H; ++h)
+      s.pairs.cos_sin(theta + s.theta_offset(row, h), &cos_theta[h * s.pairs.S], &sin_theta[h * s.pairs.S]);
+  }
+  // dst = Rot(sign·θ_h) src
+  void rotate(int64_t h, const T* src, T* dst, T sign = T(1)) const {
+    s.pairs.rotate(src, &cos_theta[h * s.pairs.S], &sin_theta[h * s.pairs.S], dst, sign);
+  }
+};
+
+// k̃ = Rot(θ_h)(x̂ ⊙ w + bias_row) into out
+template <class T>
+void rotated_key(const KeySizes& s, const T* xhat, const T* w, const T* bias_row, const RowRotations<T>& rot,
+                 int64_t h, T* out) {
   for (int64_t n = 0; n < s.N; ++n) out[n] = xhat[n] * w[n] + bias_row[n];
-  s.pairs.rotate(out, theta, out);
+  rot.rotate(h, out, out);
 }
 
 class KeysFunction final : public Function {
@@ -81,12 +100,13 @@ class KeysFunction final : public Function {
       T* pout = out.data<T>();
       cpu::parallel_for(s.rows, s.rows * s.R * s.H * s.N * 4, [&](int64_t row) {
         std::vector<T> xhat(s.N);
+        RowRotations<T> rot(s);
+        rot.compute(ptheta, row);
         for (int64_t r = 0; r < s.R; ++r)
           for (int64_t g = 0; g < s.G; ++g) {
             normalise(praw + s.raw_offset(row, r, g), s.N, eps_, xhat.data());
             for (int64_t h = g * s.heads_per_group(); h < (g + 1) * s.heads_per_group(); ++h)
-              rotated_key(s, xhat.data(), pw, pbias + (h * s.R + r) * s.N, ptheta + s.theta_offset(row, h),
-                          pout + s.out_offset(row, r, h));
+              rotated_key(s, xhat.data(), pw, pbias + (h * s.R + r) * s.N, rot, h, pout + s.out_offset(row, r, h));
           }
       });
     });
@@ -111,19 +131,20 @@ class KeysFunction final : public Function {
         T* dw = partial.data<T>() + block * (s.N + HRN);
         T* dbias = dw + s.N;
         std::vector<T> xhat(s.N), key(s.N), dkey(s.N), dn(s.N);
-        for (int64_t row = row_begin; row < row_end; ++row)
+        RowRotations<T> rot(s);
+        for (int64_t row = row_begin; row < row_end; ++row) {
+          rot.compute(ptheta, row);
           for (int64_t r = 0; r < s.R; ++r)
             for (int64_t g = 0; g < s.G; ++g) {
               const int64_t raw_at = s.raw_offset(row, r, g);
               const T rho = normalise(praw + raw_at, s.N, eps_, xhat.data());
               for (int64_t n = 0; n < s.N; ++n) dn[n] = 0;
               for (int64_t h = g * s.heads_per_group(); h < (g + 1) * s.heads_per_group(); ++h) {
-                const T* th = ptheta + s.theta_offset(row, h);
                 const T* dk_rot = pdout + s.out_offset(row, r, h);
                 T* bias_grad = dbias + (h * s.R + r) * s.N;
-                rotated_key(s, xhat.data(), pw, pbias + (h * s.R + r) * s.N, th, key.data());
+                rotated_key(s, xhat.data(), pw, pbias + (h * s.R + r) * s.N, rot, h, key.data());
                 s.pairs.add_angle_grad(key.data(), dk_rot, pdtheta + s.theta_offset(row, h));
-                s.pairs.rotate(dk_rot, th, dkey.data(), T(-1));  // dk = Rot(θ)ᵀ dk̃
+                rot.rotate(h, dk_rot, dkey.data(), T(-1));  // dk = Rot(θ)ᵀ dk̃
                 for (int64_t n = 0; n < s.N; ++n) {
                   bias_grad[n] += dkey[n];
                   dn[n] += dkey[n];
@@ -139,6 +160,7 @@ class KeysFunction final : public Function {
               for (int64_t n = 0; n < s.N; ++n)
                 pdraw[raw_at + n] = rho * (dn[n] * pw[n] - xhat[n] * mean_dxhat_xhat);
             }
+        }
       });
     });
     const Tensor totals = op::sum(partial, {0});
