@@ -9,6 +9,7 @@
 #include "autograd/node.h"
 #include "ssm/fused_device.h"
 #include "ssm/row_blocks.h"
+#include "tensor/cpu/sigmoid.h"
 #include "tensor/ops.h"
 #if SSM_WITH_CUDA
 #include "cuda/ssm_fused.h"
@@ -35,10 +36,6 @@ struct RankParams {
   }
 };
 
-template <class T>
-T sigmoid(T s) {
-  return T(1) / (T(1) + std::exp(-s));
-}
 
 OutputSizes sizes_of(const Tensor& y) { return {y.size(0) * y.size(1), y.size(2), y.size(3), y.size(4)}; }
 
@@ -80,18 +77,22 @@ class OutputGateFunction final : public Function {
       const T *y = c[0].data<T>(), *x = c[1].data<T>(), *z = c[2].data<T>(), *D = c[3].data<T>();
       const RankParams<T> rp(c, s);
       T* po = out.data<T>();
+      // The p loops vectorise (float: cpu::sigmoid has no call in it); the __restrict pointers and the
+      // locals P and D_h tell the compiler that the stores do not change what the loops read.
       cpu::parallel_for(s.rows, s.rows * s.R * s.H * s.P * 8, [&](int64_t row) {
+        const int64_t P = s.P;
         for (int64_t h = 0; h < s.H; ++h) {
-          const int64_t at = (row * s.H + h) * s.P;
-          const T *xh = x + at, *zh = z + at;
-          T* oh = po + at;
+          const int64_t at = (row * s.H + h) * P;
+          const T D_h = D[h];
+          const T *__restrict xh = x + at, *__restrict zh = z + at;
+          T* __restrict oh = po + at;
           for (int64_t r = 0; r < s.R; ++r) {
-            const int64_t hr = (h * s.R + r) * s.P;
-            const T *yr = y + ((row * s.R + r) * s.H + h) * s.P, *psi = rp.psi + hr, *zeta = rp.zeta + hr,
-                    *phi = rp.phi + hr;
-            for (int64_t p = 0; p < s.P; ++p) {
-              const T o = yr[p] + D[h] * psi[p] * xh[p], gate_in = zh[p] * zeta[p];
-              oh[p] += phi[p] * o * gate_in * sigmoid(gate_in);
+            const int64_t hr = (h * s.R + r) * P;
+            const T *__restrict yr = y + ((row * s.R + r) * s.H + h) * P, *__restrict psi = rp.psi + hr,
+                    *__restrict zeta = rp.zeta + hr, *__restrict phi = rp.phi + hr;
+            for (int64_t p = 0; p < P; ++p) {
+              const T o = yr[p] + D_h * psi[p] * xh[p], gate_in = zh[p] * zeta[p];
+              oh[p] += phi[p] * o * gate_in * cpu::sigmoid(gate_in);
             }
           }
         }
@@ -118,24 +119,29 @@ class OutputGateFunction final : public Function {
       T *pdy = dy.data<T>(), *pdx = dx.data<T>(), *pdz = dz.data<T>();
       for_row_blocks(s.rows, s.rows * HRP * 16, [&](int64_t block, int64_t row_begin, int64_t row_end) {
         T* dD = partial.data<T>() + block * (s.H + 3 * HRP);
+        const int64_t P = s.P;  // as in the forward: locals and __restrict let the p loop vectorise
         for (int64_t row = row_begin; row < row_end; ++row)
           for (int64_t h = 0; h < s.H; ++h) {
-            const int64_t at = (row * s.H + h) * s.P;
-            const T *xh = x + at, *zh = z + at, *gh = g + at;
-            T *dxh = pdx + at, *dzh = pdz + at;
+            const int64_t at = (row * s.H + h) * P;
+            const T D_h = D[h];
+            const T *__restrict xh = x + at, *__restrict zh = z + at, *__restrict gh = g + at;
+            T *__restrict dxh = pdx + at, *__restrict dzh = pdz + at;
             for (int64_t r = 0; r < s.R; ++r) {
-              const int64_t hr = (h * s.R + r) * s.P, yi = ((row * s.R + r) * s.H + h) * s.P;
-              const T *yr = y + yi, *psi = rp.psi + hr, *zeta = rp.zeta + hr, *phi = rp.phi + hr;
-              T *dyr = pdy + yi, *dpsi = dD + s.H + hr, *dzeta = dpsi + HRP, *dphi = dzeta + HRP;
+              const int64_t hr = (h * s.R + r) * P, yi = ((row * s.R + r) * s.H + h) * P;
+              const T *__restrict yr = y + yi, *__restrict psi = rp.psi + hr, *__restrict zeta = rp.zeta + hr,
+                      *__restrict phi = rp.phi + hr;
+              T *__restrict dyr = pdy + yi, *__restrict dpsi = dD + s.H + hr, *__restrict dzeta = dpsi + HRP,
+                *__restrict dphi = dzeta + HRP;
               T dD_h = 0;
-              for (int64_t p = 0; p < s.P; ++p) {
-                const T o = yr[p] + D[h] * psi[p] * xh[p];
-                const T gate_in = zh[p] * zeta[p], sig = sigmoid(gate_in), gate = gate_in * sig;
+#pragma omp simd reduction(+ : dD_h)  // a float sum vectorises only when allowed to; lane order is fixed
+              for (int64_t p = 0; p < P; ++p) {
+                const T o = yr[p] + D_h * psi[p] * xh[p];
+                const T gate_in = zh[p] * zeta[p], sig = cpu::sigmoid(gate_in), gate = gate_in * sig;
                 const T d_o = gh[p] * phi[p] * gate;
                 dyr[p] = d_o;
-                dxh[p] += D[h] * psi[p] * d_o;
+                dxh[p] += D_h * psi[p] * d_o;
                 dD_h += d_o * psi[p] * xh[p];
-                dpsi[p] += D[h] * d_o * xh[p];
+                dpsi[p] += D_h * d_o * xh[p];
                 dphi[p] += gh[p] * o * gate;
                 const T d_gate_in = gh[p] * phi[p] * o * sig * (T(1) + gate_in * (T(1) - sig));  // silu'
                 dzh[p] += zeta[p] * d_gate_in;
