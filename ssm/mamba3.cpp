@@ -10,6 +10,7 @@
 #include "ssm/mamba3_keys.h"
 #include "ssm/mamba3_output.h"
 #include "ssm/mamba3_scan.h"
+#include "ssm/mamba3_values.h"
 
 namespace ssm {
 namespace {
@@ -67,10 +68,7 @@ std::unique_ptr<MixerCache> Mamba3::empty_cache(int64_t batch) const {
   return cache;
 }
 
-Tensor Mamba3::values(const Tensor& x) const {
-  const Tensor v = unsqueeze(x, -3);  // [.., 1, H, P]
-  return is_mimo ? v * permute(mimo_x, {1, 0, 2}) : v;
-}
+Tensor Mamba3::values(const Tensor& x) const { return is_mimo ? mamba3_values(x, mimo_x) : unsqueeze(x, -3); }
 
 // §3.6/§3.7 with the output-projection norm (o = h q̃ + D v already formed):
 //   MIMO y = Σ_r φ_r ⊙ rmsnorm_P(o_r) ⊙ w_h ⊙ silu(z ⊙ ζ_r);  SISO y = rmsnorm_P(o) ⊙ w ⊙ silu(z)

@@ -44,8 +44,9 @@ struct RotaryPairs {
   template <class T>
   void cos_sin(const T* theta, T* cos_theta, T* sin_theta) const {
     for (int64_t m = 0; m < S; ++m) {
-      cos_theta[m] = std::cos(theta[m]);
-      sin_theta[m] = std::sin(theta[m]);
+      const T angle = theta[m], c = std::cos(angle), s = std::sin(angle);  // one sincos call
+      cos_theta[m] = c;
+      sin_theta[m] = s;
     }
   }
   template <class T>
