@@ -4,7 +4,8 @@
 // from the C library, a buffer of more than a few hundred KiB is a fresh mmap: the kernel hands out
 // zeroed pages one fault at a time and takes them back at free — measurable time in every step (page
 // faults and page clearing were ~5% of a CPU training step). Cached, a block of the same size comes
-// back untouched. Small buffers go straight to the C library, whose own free lists serve them well.
+// back untouched. Small buffers go straight to the C library (plain malloc), whose own free lists
+// serve them well.
 //
 // Sizes are rounded up to 64 KiB so that equal-shaped tensors share blocks; a request takes the
 // smallest cached block that fits and wastes at most a quarter of it. The cache holds at most
