@@ -50,8 +50,8 @@ Tensor Mamba2::forward(const Tensor& u, MixerCache* cache_base) const {
   const Tensor A = -exp(A_log);
   // 5. the SSD scan (§2.3) with the D skip
   const Tensor h0 = cache ? cache->ssm : Tensor();
-  const ScanOutput scan = scan_path == ScanPath::Chunked ? ssd_scan_chunked(x, dt, A, B, C, D, h0, chunk_size)
-                                                         : ssd_scan_reference(x, dt, A, B, C, D, h0);
+  const ScanOutput scan = chunked_scan(u) ? ssd_scan_chunked(x, dt, A, B, C, D, h0, chunk_size)
+                                          : ssd_scan_reference(x, dt, A, B, C, D, h0);
   // 6. y = rmsnorm_group(y ⊙ silu(z)) ⊙ w, then 7. out_proj
   const Tensor y = norm->forward(reshape(scan.y, {batch, L, d_inner}), z);
   if (cache) {  // keep the last K pre-conv columns and the final state (§2.5), written in place (ssm/mixer.h)

@@ -114,7 +114,7 @@ Tensor Mamba3::forward(const Tensor& u, MixerCache* cache_base) const {
     k_prev = cache->k;
     v_prev = values(cache->v);
   }
-  const ScanOutput scan = scan_path == ScanPath::Chunked
+  const ScanOutput scan = chunked_scan(u)
                               ? mamba3_scan_chunked(q, k, v, adt, gamma, eta, h0, k_prev, v_prev, chunk_size)
                               : mamba3_scan_reference(q, k, v, adt, gamma, eta, h0, k_prev, v_prev);
   // o_{t,r} = h_t q̃_{t,r} + D·v_{t,r}, then the gate (and rank contraction) and out_proj (§3.7)

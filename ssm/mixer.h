@@ -44,6 +44,15 @@ class Mixer : public nn::Module {
   virtual std::unique_ptr<MixerCache> empty_cache(int64_t batch) const = 0;
   const int64_t d_model, d_inner, heads, headdim, d_state, groups, chunk_size;
   ScanPath scan_path = ScanPath::Chunked;
+
+ protected:
+  // Whether a call on the tokens of u [batch, L, d_model] takes the chunked scan. A single token on the CPU (a
+  // decoding step) takes the sequential one whatever scan_path says: one step is the recurrence
+  // itself, and the chunked path's per-chunk set-up only pays over many steps. (The GPU has no
+  // sequential kernel: its single steps stay chunked.)
+  bool chunked_scan(const Tensor& u) const {
+    return scan_path == ScanPath::Chunked && !(u.size(1) == 1 && u.device().is_cpu());
+  }
 };
 
 // dt_bias, per head (spec §1): dt = exp(U(ln dt_min, ln dt_max)), floored at dt_init_floor, stored as
