@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "ssm/mamba3_scan_function.h"
+#include "tensor/cpu/dot.h"
+#include "tensor/cpu/parallel.h"
 
 namespace ssm {
 namespace {
@@ -63,11 +65,7 @@ T dot_with_outer_products(const Mamba3Sizes& s, const T* G, TokenKV<const T> tok
   T total = 0;
   for (int64_t r = 0; r < s.R; ++r) {
     const T *kr = tok.k + r * s.key_rank_stride(), *vr = tok.v + r * s.value_rank_stride();
-    for (int64_t p = 0; p < s.P; ++p) {
-      T Gk = 0;  // (G k_r)_p
-      for (int64_t n = 0; n < s.N; ++n) Gk += G[p * s.N + n] * kr[n];
-      total += vr[p] * Gk;
-    }
+    for (int64_t p = 0; p < s.P; ++p) total += vr[p] * cpu::dot(G + p * s.N, kr, s.N);  // v_p (G k_r)_p
   }
   return total;
 }
@@ -92,11 +90,7 @@ void read_out(const Mamba3Sizes& s, const T* M, const T* q, T* y) {
   for (int64_t r = 0; r < s.R; ++r) {
     const T* qr = q + r * s.key_rank_stride();
     T* yr = y + r * s.value_rank_stride();
-    for (int64_t p = 0; p < s.P; ++p) {
-      T out = 0;
-      for (int64_t n = 0; n < s.N; ++n) out += M[p * s.N + n] * qr[n];
-      yr[p] = out;
-    }
+    for (int64_t p = 0; p < s.P; ++p) yr[p] = cpu::dot(M + p * s.N, qr, s.N);
   }
 }
 
@@ -123,20 +117,21 @@ struct ReferenceKernel {
   static void forward(const Mamba3Sizes& s, const T* q, const T* k, const T* v, const T* adt, const T* gamma,
                       const T* eta, const T* h0, const T* k_prev, const T* v_prev, T* y, T* states) {
     const int64_t PN = s.P * s.N;
-    for (int64_t b = 0; b < s.batch; ++b)
-      for (int64_t h = 0; h < s.H; ++h) {
-        std::copy(h0 + s.state_offset(b, h), h0 + s.state_offset(b, h) + PN, state_at(s, states, b, -1, h));
-        for (int64_t t = 0; t < s.L; ++t) {
-          const T* prev = state_at(s, states, b, t - 1, h);
-          T* cur = state_at(s, states, b, t, h);
-          const int64_t i = s.scalar_offset(b, t, h);
-          const T alpha = std::exp(adt[i]), beta = alpha * eta[i];
-          for (int64_t e = 0; e < PN; ++e) cur[e] = alpha * prev[e];
-          add_outer_products(s, beta, token_at(s, k, v, k_prev, v_prev, b, t - 1, h), cur);
-          add_outer_products(s, gamma[i], token_at(s, k, v, k_prev, v_prev, b, t, h), cur);
-          read_out(s, cur, q + s.key_offset(b, t, 0, h), y + s.value_offset(b, t, 0, h));
-        }
+    // (batch, head) sequences are independent: in parallel (what a decoding step, L = 1, runs on)
+    cpu::parallel_for(s.batch * s.H, s.batch * s.H * s.L * PN * s.R * 4, [&](int64_t bh) {
+      const int64_t b = bh / s.H, h = bh % s.H;
+      std::copy(h0 + s.state_offset(b, h), h0 + s.state_offset(b, h) + PN, state_at(s, states, b, -1, h));
+      for (int64_t t = 0; t < s.L; ++t) {
+        const T* prev = state_at(s, states, b, t - 1, h);
+        T* cur = state_at(s, states, b, t, h);
+        const int64_t i = s.scalar_offset(b, t, h);
+        const T alpha = std::exp(adt[i]), beta = alpha * eta[i];
+        for (int64_t e = 0; e < PN; ++e) cur[e] = alpha * prev[e];
+        add_outer_products(s, beta, token_at(s, k, v, k_prev, v_prev, b, t - 1, h), cur);
+        add_outer_products(s, gamma[i], token_at(s, k, v, k_prev, v_prev, b, t, h), cur);
+        read_out(s, cur, q + s.key_offset(b, t, 0, h), y + s.value_offset(b, t, 0, h));
       }
+    });
   }
 
   template <class T>
