@@ -10,12 +10,14 @@
 //   y_{t,r} −= η_{t+1} Σ_{r'} (q̃_{t,r}·k̃_{t,r'}) v_{t,r'}
 // The final state S_nchunks is h_{L−1} (w_{L−1} = γ_{L−1}: the pending η_L term is the next call's).
 //
-// Backward (per batch and head): undo the diagonal correction, run the core's chunked adjoint with the
-// same Q, K, V, a, S_0, then map the generic gradients back:
+// Backward: run the core's chunked adjoint (per batch and head) with the same Q, K, V, a, S_0, then map
+// the generic gradients back and undo the diagonal correction (per token, all heads):
 //   dk̃_s += w_s dK_s,   dw_s = Σ_r <dK_{s,r}, k̃_{s,r}>,   dγ_s += dw_s,   dη_{s+1} += dw_s (s+1 < L)
 //   dh_init = dS_0,  dη_0 += Σ_r v_prev,rᵀ dS_0 k_prev,r,  dk_prev,r = η_0 dS_0ᵀ v_prev,r,  dv_prev,r = η_0 dS_0 k_prev,r
-// Sequences (batch × head) are independent and write disjoint gradient slices: one parallel loop over them.
+// Sequences (batch × head) are independent and write disjoint gradient slices, and so are tokens in the
+// per-token passes: parallel loops over them, every output computed the same way whatever the thread count.
 // CUDA tensors take the GPU path of ssm/scan_cuda.h (the same mapping as tensor ops around the GPU core).
+#include <algorithm>
 #include <vector>
 
 #include "ssm/mamba3_scan_function.h"
@@ -26,54 +28,80 @@
 namespace ssm {
 namespace {
 
-// One (batch, head) sequence seen through the core's strided views, plus its scratch: the weighted
-// keys K = w·k̃ and the initial state S_0. Built the same way by forward and backward.
+// Per-token helpers. The scan's (b, t, h) values are scalars; a head's rows of k, q, v, y and their
+// gradients are H·N (or H·P) values apart in memory, so a walk over one head's time steps waits on
+// memory at every row. Everything that is elementwise over (t, r, h) — the key weights, the diagonal
+// correction, the dK mapping — therefore runs as streaming passes over (b, t) with all heads inside,
+// and only the chunk core (which prefetches its rows) walks one head at a time.
 template <class T>
-struct HeadSequence {
+struct TokenScalars {
   const Mamba3Sizes& s;
-  int64_t b, h;
-  const T *q, *k, *v, *adt, *gamma, *eta, *h0, *k_prev, *v_prev;
-  std::vector<T>& weighted_keys;  // [L·R, N]
-  std::vector<T>& s0;             // [P, N]
+  const T *gamma, *eta;
 
-  T eta_next(int64_t t) const { return t + 1 < s.L ? eta[s.scalar_offset(b, t + 1, h)] : T(0); }
-  T key_weight(int64_t t) const { return gamma[s.scalar_offset(b, t, h)] + eta_next(t); }  // w_t
-  const T* key(int64_t t, int64_t r) const { return k + s.key_offset(b, t, r, h); }
-  const T* query(int64_t t, int64_t r) const { return q + s.key_offset(b, t, r, h); }
-  const T* value(int64_t t, int64_t r) const { return v + s.value_offset(b, t, r, h); }
-
-  ssd::ChunkProblem<T> build() {
-    const int64_t rows = s.L * s.R;
-    weighted_keys.resize(rows * s.N);
-    for (int64_t t = 0; t < s.L; ++t) {
-      const T w = key_weight(t);
-      for (int64_t r = 0; r < s.R; ++r)
-        for (int64_t n = 0; n < s.N; ++n) weighted_keys[(t * s.R + r) * s.N + n] = w * key(t, r)[n];
-    }
-    // S_0 = h_init + η_0 Σ_r v_prev,r k_prev,rᵀ
-    s0.assign(h0 + s.state_offset(b, h), h0 + s.state_offset(b, h) + s.P * s.N);
-    const T eta0 = eta[s.scalar_offset(b, 0, h)];
-    for (int64_t r = 0; r < s.R; ++r) {
-      const T *kp = k_prev + s.prev_key_offset(b, r, h), *vp = v_prev + s.prev_value_offset(b, r, h);
-      for (int64_t p = 0; p < s.P; ++p)
-        for (int64_t n = 0; n < s.N; ++n) s0[p * s.N + n] += eta0 * vp[p] * kp[n];
-    }
-    ssd::ChunkProblem<T> problem;
-    problem.steps = s.L;
-    problem.rank = s.R;
-    problem.N = s.N;
-    problem.P = s.P;
-    problem.chunk = s.Q;
-    problem.q = {q + s.key_offset(b, 0, 0, h), s.key_rank_stride()};  // row (t, r) is H·N after (t, r−1)
-    problem.k = {weighted_keys.data(), s.N};
-    problem.v = {v + s.value_offset(b, 0, 0, h), s.value_rank_stride()};
-    problem.a = {adt + s.scalar_offset(b, 0, h), s.H};
-    return problem;
+  T eta_next(int64_t b, int64_t t, int64_t h) const { return t + 1 < s.L ? eta[s.scalar_offset(b, t + 1, h)] : T(0); }
+  T key_weight(int64_t b, int64_t t, int64_t h) const {  // w_t = γ_t + η_{t+1}
+    return gamma[s.scalar_offset(b, t, h)] + eta_next(b, t, h);
   }
 };
 
+// K = w·k̃ for every row, in k's layout [batch, L, R, H, N].
+template <class T>
+void weight_keys(const Mamba3Sizes& s, const TokenScalars<T>& ts, const T* k, T* weighted) {
+  cpu::parallel_for(s.batch * s.L, s.batch * s.L * s.R * s.H * s.N, [&](int64_t bt) {
+    const int64_t b = bt / s.L, t = bt % s.L;
+    for (int64_t r = 0; r < s.R; ++r)
+      for (int64_t h = 0; h < s.H; ++h) {
+        const T w = ts.key_weight(b, t, h);
+        const int64_t off = s.key_offset(b, t, r, h);
+        for (int64_t n = 0; n < s.N; ++n) weighted[off + n] = w * k[off + n];
+      }
+  });
+}
+
+// S_0 = h_init + η_0 Σ_r v_prev,r k_prev,rᵀ  (P×N, row-major) for sequence (b, h).
+template <class T>
+void initial_state(const Mamba3Sizes& s, int64_t b, int64_t h, const T* eta, const T* h0, const T* k_prev,
+                   const T* v_prev, T* s0) {
+  const T* hi = h0 + s.state_offset(b, h);
+  std::copy(hi, hi + s.P * s.N, s0);
+  const T eta0 = eta[s.scalar_offset(b, 0, h)];
+  for (int64_t r = 0; r < s.R; ++r) {
+    const T *kp = k_prev + s.prev_key_offset(b, r, h), *vp = v_prev + s.prev_value_offset(b, r, h);
+    for (int64_t p = 0; p < s.P; ++p)
+      for (int64_t n = 0; n < s.N; ++n) s0[p * s.N + n] += eta0 * vp[p] * kp[n];
+  }
+}
+
+// The generic problem of sequence (b, h): rows (t, r) of one head, H·N (H·P) values apart.
+template <class T>
+ssd::ChunkProblem<T> head_problem(const Mamba3Sizes& s, int64_t b, int64_t h, const T* q, const T* weighted_keys,
+                                  const T* v, const T* adt) {
+  ssd::ChunkProblem<T> problem;
+  problem.steps = s.L;
+  problem.rank = s.R;
+  problem.N = s.N;
+  problem.P = s.P;
+  problem.chunk = s.Q;
+  problem.q = {q + s.key_offset(b, 0, 0, h), s.key_rank_stride()};  // row (t, r) is H·N after (t, r−1)
+  problem.k = {weighted_keys + s.key_offset(b, 0, 0, h), s.key_rank_stride()};
+  problem.v = {v + s.value_offset(b, 0, 0, h), s.value_rank_stride()};
+  problem.a = {adt + s.scalar_offset(b, 0, h), s.H};
+  return problem;
+}
+
+// A grow-only buffer of the calling thread for the weighted keys K and their gradient dK (the size of
+// k), so that steady-state calls do not allocate (or page-fault in) tens of megabytes.
+template <class T>
+T* key_scratch(int64_t n) {
+  thread_local std::vector<T> buffer;
+  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
+  return buffer.data();
+}
+
 // Multiply-adds of one call, roughly (the state products dominate): parallel_for's threshold.
 int64_t scan_work(const Mamba3Sizes& s) { return s.batch * s.H * s.L * s.R * (s.P * s.N + s.Q * (s.P + s.N)); }
+// and of the per-token passes (the diagonal correction's R² rank pairs dominate)
+int64_t token_work(const Mamba3Sizes& s) { return s.batch * s.L * s.H * s.R * s.R * (s.P + s.N); }
 
 struct ChunkedKernel {
   static constexpr const char* name = "mamba3_scan_chunked";
@@ -95,95 +123,63 @@ struct ChunkedKernel {
   template <class T>
   static void forward(const Mamba3Sizes& s, const T* q, const T* k, const T* v, const T* adt, const T* gamma,
                       const T* eta, const T* h0, const T* k_prev, const T* v_prev, T* y, T* states) {
-    const int64_t kept = stored_states(s);
+    const int64_t kept = stored_states(s), PN = s.P * s.N;
+    const TokenScalars<T> ts{s, gamma, eta};
+    T* weighted_keys = key_scratch<T>(s.batch * s.L * s.R * s.H * s.N);
+    weight_keys(s, ts, k, weighted_keys);
     cpu::parallel_for(s.batch * s.H, scan_work(s), [&](int64_t i) {
-      thread_local std::vector<T> weighted_keys, s0;
       const int64_t b = i / s.H, h = i % s.H;
-      HeadSequence<T> seq{s, b, h, q, k, v, adt, gamma, eta, h0, k_prev, v_prev, weighted_keys, s0};
-      const ssd::ChunkProblem<T> problem = seq.build();
-      T* y_head = y + s.value_offset(b, 0, 0, h);
-      ssd::chunk_forward(problem, s0.data(), ssd::RowsView<T>{y_head, s.value_rank_stride()},
-                         states + s.state_offset(b * kept, h), s.H * s.P * s.N);
-      // diagonal correction: y_{t,r} −= η_{t+1} Σ_{r'} (q̃_{t,r}·k̃_{t,r'}) v_{t,r'}
-      for (int64_t t = 0; t + 1 < s.L; ++t) {
-        const T eta_next = seq.eta_next(t);
-        for (int64_t r = 0; r < s.R; ++r) {
+      T* s0 = states + s.state_offset(b * kept, h);  // S_0 is kept, and chunk_forward reads it from there
+      initial_state(s, b, h, eta, h0, k_prev, v_prev, s0);
+      ssd::chunk_forward(head_problem(s, b, h, q, weighted_keys, v, adt), s0,
+                         ssd::RowsView<T>{y + s.value_offset(b, 0, 0, h), s.value_rank_stride()}, s0, s.H * PN);
+    });
+    // diagonal correction: y_{t,r} −= η_{t+1} Σ_{r'} (q̃_{t,r}·k̃_{t,r'}) v_{t,r'}
+    cpu::parallel_for(s.batch * s.L, token_work(s), [&](int64_t bt) {
+      const int64_t b = bt / s.L, t = bt % s.L;
+      if (t + 1 == s.L) return;  // η_L = 0
+      for (int64_t r = 0; r < s.R; ++r)
+        for (int64_t h = 0; h < s.H; ++h) {
+          const T eta_next = ts.eta_next(b, t, h);
+          const T* qt = q + s.key_offset(b, t, r, h);
           T* yt = y + s.value_offset(b, t, r, h);
           for (int64_t r2 = 0; r2 < s.R; ++r2) {
-            const T e = cpu::dot(seq.query(t, r), seq.key(t, r2), s.N);
-            const T* vt = seq.value(t, r2);
-            for (int64_t p = 0; p < s.P; ++p) yt[p] -= eta_next * e * vt[p];
+            const T c = eta_next * cpu::dot(qt, k + s.key_offset(b, t, r2, h), s.N);
+            const T* vt = v + s.value_offset(b, t, r2, h);
+            for (int64_t p = 0; p < s.P; ++p) yt[p] -= c * vt[p];
           }
         }
-      }
     });
   }
 
   template <class T>
   static void backward(const Mamba3Sizes& s, const T* q, const T* k, const T* v, const T* adt, const T* gamma,
-                       const T* eta, const T* h0, const T* k_prev, const T* v_prev, const T* states, const T* dy,
+                       const T* eta, const T* /*h0: S_0 is kept in states*/, const T* k_prev, const T* v_prev,
+                       const T* states, const T* dy,
                        const T* dh_final, T* dq, T* dk, T* dv, T* dadt, T* dgamma, T* deta, T* dh0, T* dk_prev,
                        T* dv_prev) {
-    const int64_t kept = stored_states(s), PN = s.P * s.N;
+    const int64_t kept = stored_states(s), PN = s.P * s.N, key_count = s.batch * s.L * s.R * s.H * s.N;
+    const TokenScalars<T> ts{s, gamma, eta};
+    T* weighted_keys = key_scratch<T>(2 * key_count);
+    T* d_weighted_keys = weighted_keys + key_count;  // ∂ℒ/∂K, in k's layout
+    weight_keys(s, ts, k, weighted_keys);
+
+    // The generic chunked adjoint, per sequence: dQ, dV, da, dS_0 straight into the gradients (which it
+    // overwrites), dK to scratch. Then the initial state S_0 = h_init + η_0 Σ_r v_prev,r k_prev,rᵀ:
+    //   dh_init = dS_0,  dη_0 = Σ_r v_prev,rᵀ dS_0 k_prev,r,  dk_prev,r = η_0 dS_0ᵀ v_prev,r,  dv_prev,r = η_0 dS_0 k_prev,r
     cpu::parallel_for(s.batch * s.H, scan_work(s), [&](int64_t i) {
-      thread_local std::vector<T> weighted_keys, s0, d_weighted_keys;
       const int64_t b = i / s.H, h = i % s.H;
-      HeadSequence<T> seq{s, b, h, q, k, v, adt, gamma, eta, h0, k_prev, v_prev, weighted_keys, s0};
-      const ssd::ChunkProblem<T> problem = seq.build();
-      const auto at = [&](T* base, int64_t t) { return base + s.scalar_offset(b, t, h); };
-
-      // the diagonal correction, backwards
-      for (int64_t t = 0; t + 1 < s.L; ++t) {
-        const T eta_next = seq.eta_next(t);
-        T d_eta_next = 0;
-        for (int64_t r = 0; r < s.R; ++r) {
-          const T* dyt = dy + s.value_offset(b, t, r, h);
-          for (int64_t r2 = 0; r2 < s.R; ++r2) {
-            const T e = cpu::dot(seq.query(t, r), seq.key(t, r2), s.N);
-            const T dy_v = cpu::dot(dyt, seq.value(t, r2), s.P);
-            T* dvt = dv + s.value_offset(b, t, r2, h);
-            for (int64_t p = 0; p < s.P; ++p) dvt[p] -= eta_next * e * dyt[p];
-            const T de = -eta_next * dy_v;
-            T *dqt = dq + s.key_offset(b, t, r, h), *dkt = dk + s.key_offset(b, t, r2, h);
-            for (int64_t n = 0; n < s.N; ++n) {
-              dqt[n] += de * seq.key(t, r2)[n];
-              dkt[n] += de * seq.query(t, r)[n];
-            }
-            d_eta_next -= e * dy_v;
-          }
-        }
-        *at(deta, t + 1) += d_eta_next;
-      }
-
-      // the generic chunked adjoint: dQ, dV, da straight into the gradients, dK and dS_0 to scratch
-      d_weighted_keys.assign(s.L * s.R * s.N, T(0));  // accumulated into, like the other gradients
       ssd::ChunkGrads<T> grads;
       grads.dq = {dq + s.key_offset(b, 0, 0, h), s.key_rank_stride()};
-      grads.dk = {d_weighted_keys.data(), s.N};
+      grads.dk = {d_weighted_keys + s.key_offset(b, 0, 0, h), s.key_rank_stride()};
       grads.dv = {dv + s.value_offset(b, 0, 0, h), s.value_rank_stride()};
       grads.da = {dadt + s.scalar_offset(b, 0, h), s.H};
-      grads.ds0 = dh0 + s.state_offset(b, h);  // dh_init = dS_0
-      grads.accumulate = true;                 // on top of the diagonal terms (and zeros elsewhere)
-      ssd::chunk_backward(problem, states + s.state_offset(b * kept, h), s.H * PN,
-                          ssd::RowsView<const T>{dy + s.value_offset(b, 0, 0, h), s.value_rank_stride()},
+      grads.ds0 = dh0 + s.state_offset(b, h);
+      ssd::chunk_backward(head_problem(s, b, h, q, weighted_keys, v, adt), states + s.state_offset(b * kept, h),
+                          s.H * PN, ssd::RowsView<const T>{dy + s.value_offset(b, 0, 0, h), s.value_rank_stride()},
                           dh_final + s.state_offset(b, h), grads);
 
-      // K_s = w_s k̃_s  ⇒  dk̃_s += w_s dK_s;  dw_s = Σ_r <dK_{s,r}, k̃_{s,r}> feeds γ_s and η_{s+1}
-      for (int64_t t = 0; t < s.L; ++t) {
-        const T w = seq.key_weight(t);
-        T dw = 0;
-        for (int64_t r = 0; r < s.R; ++r) {
-          const T* dK = d_weighted_keys.data() + (t * s.R + r) * s.N;
-          T* dkt = dk + s.key_offset(b, t, r, h);
-          for (int64_t n = 0; n < s.N; ++n) dkt[n] += w * dK[n];
-          dw += cpu::dot(dK, seq.key(t, r), s.N);
-        }
-        *at(dgamma, t) += dw;
-        if (t + 1 < s.L) *at(deta, t + 1) += dw;
-      }
-
-      // S_0 = h_init + η_0 Σ_r v_prev,r k_prev,rᵀ
-      const T* dS0 = dh0 + s.state_offset(b, h);
+      const T* dS0 = grads.ds0;
       const T eta0 = eta[s.scalar_offset(b, 0, h)];
       T d_eta0 = 0;
       for (int64_t r = 0; r < s.R; ++r) {
@@ -196,7 +192,47 @@ struct ChunkedKernel {
           for (int64_t n = 0; n < s.N; ++n) dkp[n] += eta0 * dS0[p * s.N + n] * vp[p];
         }
       }
-      *at(deta, 0) += d_eta0;
+      deta[s.scalar_offset(b, 0, h)] += d_eta0;
+    });
+
+    // Per token (b, t), all heads; token t writes dγ_t and dη_{t+1} only, so the tokens are independent:
+    //   K_s = w_s k̃_s  ⇒  dk̃_s = w_s dK_s,  dw_s = Σ_r <dK_{s,r}, k̃_{s,r}> feeds γ_s and η_{s+1};
+    //   the diagonal correction, with e_{t,r,r'} = q̃_{t,r}·k̃_{t,r'} and de = −η_{t+1}(do_{t,r}·v_{t,r'}):
+    //   dv_{t,r'} −= η_{t+1} e do_{t,r},  dq̃_{t,r} += de k̃_{t,r'},  dk̃_{t,r'} += de q̃_{t,r},
+    //   dη_{t+1} −= Σ_{r,r'} e (do_{t,r}·v_{t,r'}).
+    cpu::parallel_for(s.batch * s.L, token_work(s), [&](int64_t bt) {
+      const int64_t b = bt / s.L, t = bt % s.L;
+      for (int64_t h = 0; h < s.H; ++h) {
+        const T w = ts.key_weight(b, t, h), eta_next = ts.eta_next(b, t, h);
+        T dw = 0, d_eta_next = 0;
+        for (int64_t r = 0; r < s.R; ++r) {
+          const int64_t off = s.key_offset(b, t, r, h);
+          const T* dK = d_weighted_keys + off;
+          for (int64_t n = 0; n < s.N; ++n) dk[off + n] = w * dK[n];
+          dw += cpu::dot(dK, k + off, s.N);
+        }
+        if (t + 1 < s.L)
+          for (int64_t r = 0; r < s.R; ++r) {
+            const T *qt = q + s.key_offset(b, t, r, h), *dyt = dy + s.value_offset(b, t, r, h);
+            T* dqt = dq + s.key_offset(b, t, r, h);
+            for (int64_t r2 = 0; r2 < s.R; ++r2) {
+              const T* kt = k + s.key_offset(b, t, r2, h);
+              const T e = cpu::dot(qt, kt, s.N);
+              const T dy_v = cpu::dot(dyt, v + s.value_offset(b, t, r2, h), s.P);
+              T* dvt = dv + s.value_offset(b, t, r2, h);
+              for (int64_t p = 0; p < s.P; ++p) dvt[p] -= eta_next * e * dyt[p];
+              const T de = -eta_next * dy_v;
+              T* dkt = dk + s.key_offset(b, t, r2, h);
+              for (int64_t n = 0; n < s.N; ++n) {
+                dqt[n] += de * kt[n];
+                dkt[n] += de * qt[n];
+              }
+              d_eta_next -= e * dy_v;
+            }
+          }
+        dgamma[s.scalar_offset(b, t, h)] = dw;
+        if (t + 1 < s.L) deta[s.scalar_offset(b, t + 1, h)] = dw + d_eta_next;
+      }
     });
   }
 };

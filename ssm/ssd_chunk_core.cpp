@@ -30,6 +30,7 @@ namespace {
 template <class T>
 struct Scratch {
   std::vector<T> lam, mm, dm;          // m×m: Λ (row level), M = (Q Kᵀ) ⊙ Λ, dM
+  std::vector<T> qc, kc, vc, yc;       // the chunk's rows of Q, K (m×N), V and Y or dY (m×P), contiguous
   std::vector<T> kq, vw;               // m×N: w-scaled K / e^{cs}-scaled Q;  m×P: w-scaled V
   std::vector<T> dql, dkl, dvl;        // chunk-local dQ, dK (m×N) and dV (m×P)
   std::vector<T> ds, dsc;              // P×N: dS = ∂ℒ/∂S_{c+1}, dS_c = ∂ℒ/∂S_c
@@ -40,8 +41,8 @@ struct Scratch {
       if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
     };
     for (auto* v : {&lam, &mm, &dm}) grow(*v, m * m);
-    for (auto* v : {&kq, &dql, &dkl}) grow(*v, m * N);
-    for (auto* v : {&vw, &dvl}) grow(*v, m * P);
+    for (auto* v : {&kq, &dql, &dkl, &qc, &kc}) grow(*v, m * N);
+    for (auto* v : {&vw, &dvl, &vc, &yc}) grow(*v, m * P);
     for (auto* v : {&ds, &dsc}) grow(*v, P * N);
     for (auto* v : {&ecs, &dcs}) grow(*v, q);
     for (auto* v : {&rsum, &csum}) grow(*v, m);
@@ -55,17 +56,47 @@ Scratch<T>& thread_scratch(int64_t m, int64_t q, int64_t N, int64_t P) {
   return s;
 }
 
-// The chunk of time steps [t0, t0+q) of a problem, with views into the caller's rows.
+// dst (m×w, row stride w) = src rows (view), or the other way round.
+template <class T>
+void load_rows(int64_t m, int64_t w, RowsView<const T> src, T* dst) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < w; ++j) dst[i * w + j] = src.row(i)[j];
+}
+template <class T>
+void store_rows(int64_t m, int64_t w, const T* src, RowsView<T> dst, bool accumulate) {
+  for (int64_t i = 0; i < m; ++i) {
+    T* d = dst.row(i);
+    const T* s = src + i * w;
+    if (accumulate)
+      for (int64_t j = 0; j < w; ++j) d[j] += s[j];
+    else
+      for (int64_t j = 0; j < w; ++j) d[j] = s[j];
+  }
+}
+
+// A view of the rows of one chunk of a view.
+template <class T>
+RowsView<T> chunk_rows(RowsView<T> v, int64_t first_row) {
+  return {v.row(first_row), v.row_stride};
+}
+
+// The chunk of time steps [t0, t0+q) of a problem, its rows of Q, K, V copied into contiguous
+// scratch (row strides N, N, P). Why copy: the callers' rows are strided — one head inside
+// [.., H, N], H·N values apart; at the ~1M model's 1280 bytes, the 64 rows of a chunk fall into
+// only 16 of L1's 64 sets, and a chunk's operands evict one another between its dozen products.
+// Contiguous, they stay in L1 for the whole chunk (and the GEMMs read them in place).
 template <class T>
 struct Chunk {
-  int64_t t0, q, m;    // first step, steps, rows (q·R)
-  const T *Q, *K, *V;  // first row of the chunk in each input
-  int64_t q_rs, k_rs, v_rs;
+  int64_t t0, q, m, i0;  // first step, steps, rows (q·R), first row (t0·R)
+  const T *Q, *K, *V;
 
-  Chunk(const ChunkProblem<T>& p, int64_t c)
-      : t0(c * p.chunk), q(std::min(p.chunk, p.steps - c * p.chunk)), m(q * p.rank),
-        Q(p.q.row(t0 * p.rank)), K(p.k.row(t0 * p.rank)), V(p.v.row(t0 * p.rank)),
-        q_rs(p.q.row_stride), k_rs(p.k.row_stride), v_rs(p.v.row_stride) {}
+  Chunk(const ChunkProblem<T>& p, int64_t c, Scratch<T>& w)
+      : t0(c * p.chunk), q(std::min(p.chunk, p.steps - c * p.chunk)), m(q * p.rank), i0(t0 * p.rank),
+        Q(w.qc.data()), K(w.kc.data()), V(w.vc.data()) {
+    load_rows(m, p.N, chunk_rows(p.q, i0), w.qc.data());
+    load_rows(m, p.N, chunk_rows(p.k, i0), w.kc.data());
+    load_rows(m, p.P, chunk_rows(p.v, i0), w.vc.data());
+  }
 };
 
 // x·e, flushed to 0 once it falls below the smallest normal number. A decay that small contributes
@@ -108,19 +139,6 @@ void apply_mask(int64_t m, int64_t R, const T* lam, T* g) {
   }
 }
 
-// dst rows (view) = or += src (m×w, row stride w).
-template <class T>
-void store_rows(int64_t m, int64_t w, const T* src, RowsView<T> dst, bool accumulate) {
-  for (int64_t i = 0; i < m; ++i) {
-    T* d = dst.row(i);
-    const T* s = src + i * w;
-    if (accumulate)
-      for (int64_t j = 0; j < w; ++j) d[j] += s[j];
-    else
-      std::memcpy(d, s, static_cast<size_t>(w) * sizeof(T));
-  }
-}
-
 // Causal products touch only the lower block triangle of the m×m matrices. Splitting the rows into
 // bands of ~kBandRows (R-aligned, so a band never cuts a step's diagonal block) lets each band's GEMM
 // stop at the band's last column (or start at its first row, for the transposed products): about
@@ -148,11 +166,11 @@ void prefetch_rows(const T* base, int64_t rows, int64_t rs, int64_t width) {
 template <class T>
 void prefetch_chunk(const ChunkProblem<T>& p, int64_t c, const T* dy, int64_t dy_rs) {
   if (c < 0 || c >= p.nchunks()) return;
-  const Chunk<T> ch(p, c);
-  prefetch_rows(ch.Q, ch.m, ch.q_rs, p.N);
-  prefetch_rows(ch.K, ch.m, ch.k_rs, p.N);
-  prefetch_rows(ch.V, ch.m, ch.v_rs, p.P);
-  if (dy) prefetch_rows(dy + ch.t0 * p.rank * dy_rs, ch.m, dy_rs, p.P);
+  const int64_t i0 = c * p.chunk * p.rank, m = std::min(p.chunk, p.steps - c * p.chunk) * p.rank;
+  prefetch_rows(p.q.row(i0), m, p.q.row_stride, p.N);
+  prefetch_rows(p.k.row(i0), m, p.k.row_stride, p.N);
+  prefetch_rows(p.v.row(i0), m, p.v.row_stride, p.P);
+  if (dy) prefetch_rows(dy + i0 * dy_rs, m, dy_rs, p.P);
 }
 
 }  // namespace
@@ -170,41 +188,41 @@ void chunk_forward(const ChunkProblem<T>& p, const T* s0, RowsView<T> y, T* stat
   Scratch<T>& w = thread_scratch<T>(max_q * R, max_q, N, P);
 
   for (int64_t c = 0; c < p.nchunks(); ++c) {
-    const Chunk<T> ch(p, c);
+    const Chunk<T> ch(p, c, w);
     const int64_t m = ch.m;
     const T* Sc = states + c * state_stride;
     T* Sn = states + (c + 1) * state_stride;
-    T* Y = y.row(ch.t0 * R);
+    T* Y = w.yc.data();  // the chunk's Y, stored into y at the end
     T *lam = w.lam.data(), *M = w.mm.data(), *ecs = w.ecs.data();
     prefetch_chunk(p, c + 1, y.data, y.row_stride);  // Y rows are written: fetch them too
     build_decay(p, ch, ecs, lam);
 
     // §2.4 step 3: M = (Q Kᵀ) ⊙ Λ (band rows [r0, r1) need columns < r1 only).
     for_each_band(m, R, [&](int64_t r0, int64_t r1) {
-      cpu::gemm(r1 - r0, r1, N, T(1), ch.Q + r0 * ch.q_rs, ch.q_rs, 1, ch.K, 1, ch.k_rs, T(0), M + r0 * m, m);
+      cpu::gemm(r1 - r0, r1, N, T(1), ch.Q + r0 * N, N, 1, ch.K, 1, N, T(0), M + r0 * m, m);
     });
     apply_mask(m, R, lam, M);
 
-    // §2.4 steps 3 and 6: Y (+)= M V, then Y += (diag(e^{cs_t}) Q) S_cᵀ.
+    // §2.4 steps 3 and 6: Y = M V, then Y += (diag(e^{cs_t}) Q) S_cᵀ.
     for_each_band(m, R, [&](int64_t r0, int64_t r1) {
-      cpu::gemm(r1 - r0, P, r1, T(1), M + r0 * m, m, 1, ch.V, ch.v_rs, 1, accumulate ? T(1) : T(0),
-                Y + r0 * y.row_stride, y.row_stride);
+      cpu::gemm(r1 - r0, P, r1, T(1), M + r0 * m, m, 1, ch.V, P, 1, T(0), Y + r0 * P, P);
     });
     T* qe = w.kq.data();
     for (int64_t i = 0; i < m; ++i) {
       const T e = ecs[i / R];
-      for (int64_t n = 0; n < N; ++n) qe[i * N + n] = e * ch.Q[i * ch.q_rs + n];
+      for (int64_t n = 0; n < N; ++n) qe[i * N + n] = e * ch.Q[i * N + n];
     }
-    cpu::gemm(m, P, N, T(1), qe, N, 1, Sc, 1, N, T(1), Y, y.row_stride);
+    cpu::gemm(m, P, N, T(1), qe, N, 1, Sc, 1, N, T(1), Y, P);
+    store_rows(m, P, Y, chunk_rows(y, ch.i0), accumulate);
 
     // §2.4 steps 4–5: S_{c+1} = e^T S_c + Vᵀ diag(w) K with w_i = e^{T − cs_t(i)} = Λ_{last row, i}.
     const T* wrow = lam + (m - 1) * m;
     T* kw = w.kq.data();
     for (int64_t i = 0; i < m; ++i)
-      for (int64_t n = 0; n < N; ++n) kw[i * N + n] = wrow[i] * ch.K[i * ch.k_rs + n];
+      for (int64_t n = 0; n < N; ++n) kw[i * N + n] = wrow[i] * ch.K[i * N + n];
     const T eT = ecs[ch.q - 1];
     for (int64_t e = 0; e < PN; ++e) Sn[e] = eT * Sc[e];
-    cpu::gemm(P, N, m, T(1), ch.V, 1, ch.v_rs, kw, N, 1, T(1), Sn, N);
+    cpu::gemm(P, N, m, T(1), ch.V, 1, P, kw, N, 1, T(1), Sn, N);
   }
 }
 
@@ -223,19 +241,19 @@ void chunk_backward(const ChunkProblem<T>& p, const T* states, int64_t state_str
     std::fill(dS, dS + PN, T(0));
 
   for (int64_t c = p.nchunks() - 1; c >= 0; --c) {
-    const Chunk<T> ch(p, c);
+    const Chunk<T> ch(p, c, w);
     const int64_t m = ch.m, q = ch.q;
     const T* Sc = states + c * state_stride;
-    const T* dY = dy.row(ch.t0 * R);
-    const int64_t dy_rs = dy.row_stride;
+    T* dY = w.yc.data();  // the chunk's rows of dY, contiguous like Q, K, V
+    load_rows(m, P, chunk_rows(dy, ch.i0), dY);
     T *lam = w.lam.data(), *M = w.mm.data(), *dM = w.dm.data(), *ecs = w.ecs.data(), *dcs = w.dcs.data();
     T *kq = w.kq.data(), *vw = w.vw.data(), *dQ = w.dql.data(), *dK = w.dkl.data(), *dV = w.dvl.data();
     T *rsum = w.rsum.data(), *csum = w.csum.data();
-    prefetch_chunk(p, c - 1, dy.data, dy_rs);
+    prefetch_chunk(p, c - 1, dy.data, dy.row_stride);
     if (c > 0) prefetch_rows(states + (c - 1) * state_stride, 1, 0, PN);  // S_{c−1}, written long ago
     build_decay(p, ch, ecs, lam);
     for_each_band(m, R, [&](int64_t r0, int64_t r1) {  // recompute M = (Q Kᵀ) ⊙ Λ
-      cpu::gemm(r1 - r0, r1, N, T(1), ch.Q + r0 * ch.q_rs, ch.q_rs, 1, ch.K, 1, ch.k_rs, T(0), M + r0 * m, m);
+      cpu::gemm(r1 - r0, r1, N, T(1), ch.Q + r0 * N, N, 1, ch.K, 1, N, T(0), M + r0 * m, m);
     });
     apply_mask(m, R, lam, M);
     std::fill(dcs, dcs + q, T(0));
@@ -247,13 +265,13 @@ void chunk_backward(const ChunkProblem<T>& p, const T* states, int64_t state_str
     //   g_s = w_s V_sᵀ dS K_s = V_s · dV_s;  dcs_s −= g_s;  dT += Σ g_s + e^T <dS, S_c>;  dS_c = e^T dS.
     const T* wrow = lam + (m - 1) * m;
     for (int64_t i = 0; i < m; ++i) {
-      for (int64_t n = 0; n < N; ++n) kq[i * N + n] = wrow[i] * ch.K[i * ch.k_rs + n];
-      for (int64_t j = 0; j < P; ++j) vw[i * P + j] = wrow[i] * ch.V[i * ch.v_rs + j];
+      for (int64_t n = 0; n < N; ++n) kq[i * N + n] = wrow[i] * ch.K[i * N + n];
+      for (int64_t j = 0; j < P; ++j) vw[i * P + j] = wrow[i] * ch.V[i * P + j];
     }
     cpu::gemm(m, P, N, T(1), kq, N, 1, dS, 1, N, T(0), dV, P);
     cpu::gemm(m, N, P, T(1), vw, P, 1, dS, N, 1, T(0), dK, N);
     for (int64_t i = 0; i < m; ++i) {
-      const T* vi = ch.V + i * ch.v_rs;
+      const T* vi = ch.V + i * P;
       const T g = cpu::dot(vi, dV + i * P, P);
       dcs[i / R] -= g;
       dT += g;
@@ -264,10 +282,10 @@ void chunk_backward(const ChunkProblem<T>& p, const T* states, int64_t state_str
     // Step 2, Y_off_t = e^{cs_t} S_c Q_t:
     //   dQ_t = e^{cs_t} S_cᵀ dY_t  → dQ = diag(e^{cs}) dY S_c;   dcs_t += e^{cs_t} dY_tᵀ S_c Q_t = dQ_t · Q_t;
     //   dS_c += Σ_t e^{cs_t} dY_t Q_tᵀ  → dS_c += dYᵀ diag(e^{cs}) Q.
-    cpu::gemm(m, N, P, T(1), dY, dy_rs, 1, Sc, N, 1, T(0), dQ, N);
+    cpu::gemm(m, N, P, T(1), dY, P, 1, Sc, N, 1, T(0), dQ, N);
     for (int64_t i = 0; i < m; ++i) {
       const T e = ecs[i / R];
-      const T* qi = ch.Q + i * ch.q_rs;
+      const T* qi = ch.Q + i * N;
       T* dqi = dQ + i * N;
       for (int64_t n = 0; n < N; ++n) {
         dqi[n] *= e;
@@ -275,15 +293,15 @@ void chunk_backward(const ChunkProblem<T>& p, const T* states, int64_t state_str
       }
       dcs[i / R] += cpu::dot(dqi, qi, N);
     }
-    cpu::gemm(P, N, m, T(1), dY, 1, dy_rs, kq, N, 1, T(1), dSc, N);
+    cpu::gemm(P, N, m, T(1), dY, 1, P, kq, N, 1, T(1), dSc, N);
 
     // Step 3, Y_diag = M V with M = (Q Kᵀ) ⊙ Λ:
     //   dM = (dY Vᵀ) ⊙ causal;  dV += Mᵀ dY;  Ξ = dM ⊙ M: dcs_t += Σ_s Ξ_ts, dcs_s −= Σ_t Ξ_ts;
     //   dQ += (dM ⊙ Λ) K;  dK += (dM ⊙ Λ)ᵀ Q.
     // Bands: rows [r0, r1) of dM need columns < r1; rows [r0, r1) of Mᵀ (columns of M) need M's rows ≥ r0.
     for_each_band(m, R, [&](int64_t r0, int64_t r1) {
-      cpu::gemm(r1 - r0, r1, P, T(1), dY + r0 * dy_rs, dy_rs, 1, ch.V, 1, ch.v_rs, T(0), dM + r0 * m, m);
-      cpu::gemm(r1 - r0, P, m - r0, T(1), M + r0 * m + r0, 1, m, dY + r0 * dy_rs, dy_rs, 1, T(1), dV + r0 * P, P);
+      cpu::gemm(r1 - r0, r1, P, T(1), dY + r0 * P, P, 1, ch.V, 1, P, T(0), dM + r0 * m, m);
+      cpu::gemm(r1 - r0, P, m - r0, T(1), M + r0 * m + r0, 1, m, dY + r0 * P, P, 1, T(1), dV + r0 * P, P);
     });
     std::fill(csum, csum + m, T(0));
     for (int64_t i = 0; i < m; ++i) {
@@ -300,8 +318,8 @@ void chunk_backward(const ChunkProblem<T>& p, const T* states, int64_t state_str
     }
     for (int64_t i = 0; i < m; ++i) dcs[i / R] += rsum[i] - csum[i];
     for_each_band(m, R, [&](int64_t r0, int64_t r1) {
-      cpu::gemm(r1 - r0, N, r1, T(1), dM + r0 * m, m, 1, ch.K, ch.k_rs, 1, T(1), dQ + r0 * N, N);
-      cpu::gemm(r1 - r0, N, m - r0, T(1), dM + r0 * m + r0, 1, m, ch.Q + r0 * ch.q_rs, ch.q_rs, 1, T(1),
+      cpu::gemm(r1 - r0, N, r1, T(1), dM + r0 * m, m, 1, ch.K, N, 1, T(1), dQ + r0 * N, N);
+      cpu::gemm(r1 - r0, N, m - r0, T(1), dM + r0 * m + r0, 1, m, ch.Q + r0 * N, N, 1, T(1),
                 dK + r0 * N, N);
     });
 
@@ -313,10 +331,9 @@ void chunk_backward(const ChunkProblem<T>& p, const T* states, int64_t state_str
       T& da = grads.da[ch.t0 + t];
       da = acc ? da + run : run;
     }
-    const int64_t i0 = ch.t0 * R;
-    store_rows(m, N, dQ, RowsView<T>{grads.dq.row(i0), grads.dq.row_stride}, acc);
-    store_rows(m, N, dK, RowsView<T>{grads.dk.row(i0), grads.dk.row_stride}, acc);
-    store_rows(m, P, dV, RowsView<T>{grads.dv.row(i0), grads.dv.row_stride}, acc);
+    store_rows(m, N, dQ, chunk_rows(grads.dq, ch.i0), acc);
+    store_rows(m, N, dK, chunk_rows(grads.dk, ch.i0), acc);
+    store_rows(m, P, dV, chunk_rows(grads.dv, ch.i0), acc);
 
     // Step 5: carry ∂ℒ/∂S_c to the previous chunk.
     std::swap(dS, dSc);

@@ -153,6 +153,32 @@ void sweep_sizes() {
           check_gemm<T>(M, N, K, t & 1, t & 2, T(0.75), T(-1.25), 3, seed++);
 }
 
+// A small product (below the thread-team size, one K block) skips the packing of A and reads it in
+// place; it must give bitwise the rows that the packed path gives for the same A rows inside a big
+// product (same K block, same tiles, same kernel). B is shared; A's first M rows are the small A.
+template <class T>
+void small_products_match_packed_rows() {
+  const int64_t shapes[][3] = {{5, 16, 16}, {16, 16, 64}, {32, 64, 16}, {64, 17, 33}, {7, 1, 1}};
+  constexpr int64_t kBigRows = 1100;  // M·N·K ≥ 64³ for every shape: the packed path
+  std::mt19937 rng(5);
+  for (const auto& [M, N, K] : shapes)
+    for (int t = 0; t < 4; ++t) {
+      const bool ta = t & 1, tb = t & 2;
+      const Operand<T> A = make_operand<T>(kBigRows, K, ta, 3, rng);
+      const Operand<T> B = make_operand<T>(K, N, tb, 3, rng);
+      std::vector<T> big(kBigRows * N), small(M * N);
+      gemm(kBigRows, N, K, T(0.75), A.data.data(), A.rs, A.cs, B.data.data(), B.rs, B.cs, T(0), big.data(), N);
+      gemm(M, N, K, T(0.75), A.data.data(), A.rs, A.cs, B.data.data(), B.rs, B.cs, T(0), small.data(), N);
+      for (int64_t i = 0; i < M * N; ++i)
+        ASSERT_EQ(small[i], big[i]) << M << "x" << N << "x" << K << " t=" << t << " at " << i;
+    }
+}
+
+TEST(Gemm, SmallProductsAreBitwiseThePackedPathsRows) {
+  for_each_kernel(small_products_match_packed_rows<float>);
+  for_each_kernel(small_products_match_packed_rows<double>);
+}
+
 TEST(Gemm, FloatAllSizeCombinationsAndTransposes) { for_each_kernel(sweep_sizes<float>); }
 TEST(Gemm, DoubleAllSizeCombinationsAndTransposes) { for_each_kernel(sweep_sizes<double>); }
 

@@ -2,7 +2,8 @@
 // nine inputs, values and gradients against a twin composed of differentiable tensor ops, the hand-off of
 // (state, k_prev, v_prev) across a split sequence, float32 against float64, and argument validation.
 // The chunked fast path (ssm/mamba3_scan_chunked.cpp): equal to the reference in value and every gradient
-// over chunk sizes (1, 2, 3, > L, L not a multiple), ranks and initial states; its own gradcheck; float32.
+// over chunk sizes (1, 2, 3, > L, L not a multiple), ranks and initial states; its own gradcheck; float32;
+// bitwise the same for any thread count.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,6 +17,10 @@
 #include "compare_helpers.h"
 #include "ssm/mamba3_scan.h"
 #include "tensor/random.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 using namespace ssm;
 using ssm::testing::expect_close;
@@ -307,4 +312,24 @@ TEST(Mamba3ScanChunked, Float32AgreesWithTheFloat64Reference) {
   expect_close(got.final_state, want.final_state, 1e-5 * max_abs(want.final_state), 0, "final state");
   for (size_t i = 0; i < want.grads.size(); ++i)
     expect_close(got.grads[i], want.grads[i], 1e-5 * max_abs(want.grads[i]), 0, kNames[i]);
+}
+
+TEST(Mamba3ScanChunked, BitwiseTheSameForAnyThreadCount) {
+#ifdef _OPENMP
+  // long enough that the per-sequence loop and the per-token passes both go parallel
+  const Mamba3Inputs in = random_inputs(33, /*L=*/700, /*R=*/2, /*with_state=*/true);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const RunResult one = run_with_grads(in, DType::Float32, chunked_scan(16));
+  omp_set_num_threads(3);
+  const RunResult three = run_with_grads(in, DType::Float32, chunked_scan(16));
+  omp_set_num_threads(threads);
+  EXPECT_EQ(one.y.to_vector<float>(), three.y.to_vector<float>());
+  EXPECT_EQ(one.final_state.to_vector<float>(), three.final_state.to_vector<float>());
+  ASSERT_EQ(one.grads.size(), three.grads.size());
+  for (size_t i = 0; i < one.grads.size(); ++i)
+    EXPECT_EQ(one.grads[i].to_vector<float>(), three.grads[i].to_vector<float>()) << kNames[i];
+#else
+  GTEST_SKIP() << "built without OpenMP";
+#endif
 }

@@ -167,6 +167,23 @@ inline void team_barrier([[maybe_unused]] int nt) {
 #endif
 }
 
+// One MR×NR tile of C (its top-left at c, row stride ldc) from an A sliver with strides (a_rs, a_cs)
+// and a packed B micro-panel; an edge tile (mr < MR or nr < NR) goes through a scratch tile, so the
+// kernel always works on full tiles (the A sliver and B panel are zero-padded, or A has MR rows).
+template <class T>
+void tile(detail::MicroKernel<T> kernel, int64_t mr, int64_t nr, int64_t kc, const T* a, int64_t a_rs,
+          int64_t a_cs, const T* bp, T* c, int64_t ldc, T alpha, T beta) {
+  constexpr int MR = GemmTile<T>::MR, NR = GemmTile<T>::NR;
+  if (mr == MR && nr == NR) return kernel(kc, a, a_rs, a_cs, bp, c, ldc, alpha, beta);
+  alignas(64) T scratch[MR * NR];
+  kernel(kc, a, a_rs, a_cs, bp, scratch, NR, T(1), T(0));
+  for (int64_t r = 0; r < mr; ++r)
+    for (int64_t s = 0; s < nr; ++s) {
+      T& dst = c[r * ldc + s];
+      dst = beta == T(0) ? alpha * scratch[r * NR + s] : alpha * scratch[r * NR + s] + beta * dst;
+    }
+}
+
 // Multiply the packed A block (mc×kc) by packed B micro-panels [jp_lo, jp_hi) into C; b_panels
 // points at panel jp_lo.
 template <class T>
@@ -174,25 +191,12 @@ void macro_kernel(const Problem<T>& p, detail::MicroKernel<T> kernel, int64_t mc
                   int64_t kc, const T* a_pack, const T* b_panels, int64_t jp_lo, int64_t jp_hi,
                   T* c, T beta) {
   constexpr int MR = GemmTile<T>::MR, NR = GemmTile<T>::NR;
-  alignas(64) T tile[MR * NR];
   for (int64_t jp = jp_lo; jp < jp_hi; ++jp) {
     const int64_t j = jp * NR, nr = std::min<int64_t>(NR, nc - j);
     const T* bp = b_panels + (jp - jp_lo) * NR * kc;
-    for (int64_t i = 0; i < mc; i += MR) {
-      const int64_t mr = std::min<int64_t>(MR, mc - i);
-      const T* ap = a_pack + i * kc;
-      T* cp = c + i * p.ldc + j;
-      if (mr == MR && nr == NR) {
-        kernel(kc, ap, bp, cp, p.ldc, p.alpha, beta);
-        continue;
-      }
-      kernel(kc, ap, bp, tile, NR, T(1), T(0));  // edge: full tile into scratch, then clip
-      for (int64_t r = 0; r < mr; ++r)
-        for (int64_t s = 0; s < nr; ++s) {
-          T& dst = cp[r * p.ldc + s];
-          dst = beta == T(0) ? p.alpha * tile[r * NR + s] : p.alpha * tile[r * NR + s] + beta * dst;
-        }
-    }
+    for (int64_t i = 0; i < mc; i += MR)
+      tile(kernel, std::min<int64_t>(MR, mc - i), nr, kc, a_pack + i * kc, 1, MR, bp, c + i * p.ldc + j, p.ldc,
+           p.alpha, beta);
   }
 }
 
@@ -345,11 +349,47 @@ void gemm_few_rows(const Problem<T>& p) {
   columns(0, p.N);
 }
 
+// A small product — the SSM chunk core's, e.g. 32×64×16 or 16×16×64 — is done in a few hundred
+// cycles, and the packed path's per-call work (the loop nest, and packing A, a transpose) cost as
+// much as the multiply-adds. Below the thread-team size and within one K block, A is read in place
+// by the micro-kernel (broadcasts take any strides) and only B is packed (it must be, for the
+// kernel's aligned vector loads). A partial last sliver of rows is packed with zero rows, as the
+// packed path does, so the kernel never reads past A. The kernel sees the same operands in the
+// same order as on the packed path (one K block, same tiles), so the results are bitwise the same.
+template <class T>
+bool small_path(const Problem<T>& p) {
+  return p.K <= Blocking<T>::KC && p.N <= Blocking<T>::NC &&
+         double(p.M) * double(p.N) * double(p.K) < kParallelMinWork;
+}
+
+template <class T>
+void gemm_small(const Problem<T>& p) {
+  constexpr int MR = GemmTile<T>::MR, NR = GemmTile<T>::NR;
+  const detail::MicroKernel<T> kernel = detail::micro_kernel<T>();
+  const int64_t n_panels = ceil_div(p.N, NR);
+  T* b_pack = tl_b_pack.get<T>(n_panels * NR * p.K);
+  pack_b_panels(p.N, p.K, p.b, p.brs, p.bcs, 0, n_panels, b_pack);
+  T* a_edge = tl_a_pack.get<T>(MR * p.K);
+  for (int64_t i = 0; i < p.M; i += MR) {
+    const int64_t mr = std::min<int64_t>(MR, p.M - i);
+    const T* a = p.a + i * p.ars;
+    int64_t a_rs = p.ars, a_cs = p.acs;
+    if (mr < MR) {
+      pack_a(mr, p.K, a, a_rs, a_cs, a_edge);
+      a = a_edge, a_rs = 1, a_cs = MR;
+    }
+    for (int64_t jp = 0; jp < n_panels; ++jp)
+      tile(kernel, mr, std::min<int64_t>(NR, p.N - jp * NR), p.K, a, a_rs, a_cs, b_pack + jp * NR * p.K,
+           p.c + i * p.ldc + jp * NR, p.ldc, p.alpha, p.beta);
+  }
+}
+
 template <class T>
 void gemm_impl(const Problem<T>& p) {
   if (p.M <= 0 || p.N <= 0) return;
   if (p.K <= 0 || p.alpha == T(0)) return scale_c(p.M, p.N, p.beta, p.c, p.ldc);
   if (few_rows_path(p)) return gemm_few_rows(p);
+  if (small_path(p)) return gemm_small(p);
 
   constexpr int64_t NR = GemmTile<T>::NR;
   const int64_t b_count = Blocking<T>::KC * round_up(std::min(Blocking<T>::NC, p.N), NR);

@@ -26,14 +26,14 @@ namespace {
 // and the inner loop vectorizes cleanly. (One pass over the whole MR×NR tile instead leaves GCC
 // with more accumulators than registers and a slow shuffle-and-spill loop: ~4x slower.)
 template <class T>
-void kernel_portable(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
-                     int64_t ldc, T alpha, T beta) {
+void kernel_portable(int64_t kc, const T* __restrict a, int64_t a_rs, int64_t a_cs, const T* __restrict b,
+                     T* __restrict c, int64_t ldc, T alpha, T beta) {
   constexpr int MR = GemmTile<T>::MR, NR = GemmTile<T>::NR, W = 16 / sizeof(T);
   for (int v = 0; v < NR; v += W) {
     T acc[MR][W] = {};
     for (int64_t k = 0; k < kc; ++k)
       for (int i = 0; i < MR; ++i)
-        for (int w = 0; w < W; ++w) acc[i][w] += a[k * MR + i] * b[k * NR + v + w];
+        for (int w = 0; w < W; ++w) acc[i][w] += a[i * a_rs + k * a_cs] * b[k * NR + v + w];
     for (int i = 0; i < MR; ++i) {
       T* ci = c + i * ldc + v;
       for (int w = 0; w < W; ++w)  // beta == 0: write-only, old C (maybe NaN) must not leak in
@@ -122,8 +122,8 @@ inline void prefetch_c_tile(const T* c, int64_t ldc) {
 // the 8 loads per 12 FMAs fit its load ports, so the loop runs at the FMA throughput limit.
 template <class T>
 __attribute__((target("avx2,fma")))
-void kernel_avx2(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
-                 int64_t ldc, T alpha, T beta) {
+void kernel_avx2(int64_t kc, const T* __restrict a, int64_t a_rs, int64_t a_cs, const T* __restrict b,
+                 T* __restrict c, int64_t ldc, T alpha, T beta) {
   using V = typename Vec<T, 256>::type;
   constexpr int MR = GemmTile<T>::MR, W = sizeof(V) / sizeof(T);
   static_assert(GemmTile<T>::NR == 2 * W, "kernel assumes NR = two vectors");
@@ -136,11 +136,11 @@ void kernel_avx2(int64_t kc, const T* __restrict a, const T* __restrict b, T* __
     const V b0 = vload<V>(b), b1 = vload<V>(b + W);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
-      const V ai = vset1<V>(a[i]);
+      const V ai = vset1<V>(a[i * a_rs]);
       acc[i][0] = vfma(ai, b0, acc[i][0]);
       acc[i][1] = vfma(ai, b1, acc[i][1]);
     }
-    a += MR;
+    a += a_cs;
     b += 2 * W;
   }
   const V va = vset1<V>(alpha), vb = vset1<V>(beta);
@@ -162,8 +162,8 @@ void kernel_avx2(int64_t kc, const T* __restrict a, const T* __restrict b, T* __
 // goes to depends on kc only, so the result stays the same for any thread count.
 template <class T>
 __attribute__((target("avx512f")))
-void kernel_avx512(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
-                   int64_t ldc, T alpha, T beta) {
+void kernel_avx512(int64_t kc, const T* __restrict a, int64_t a_rs, int64_t a_cs, const T* __restrict b,
+                   T* __restrict c, int64_t ldc, T alpha, T beta) {
   using V = typename Vec<T, 512>::type;
   constexpr int MR = GemmTile<T>::MR, NR = GemmTile<T>::NR;
   static_assert(NR * sizeof(T) == sizeof(V), "kernel assumes NR = one vector");
@@ -173,18 +173,18 @@ void kernel_avx512(int64_t kc, const T* __restrict a, const T* __restrict b, T* 
   for (int i = 0; i < MR; ++i) even[i] = odd[i] = vzero<V>();
   int64_t k = 0;
 #pragma GCC unroll 2
-  for (; k + 2 <= kc; k += 2, a += 2 * MR, b += 2 * NR) {
+  for (; k + 2 <= kc; k += 2, a += 2 * a_cs, b += 2 * NR) {
     const V b0 = vload<V>(b), b1 = vload<V>(b + NR);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
-      even[i] = vfma(vset1<V>(a[i]), b0, even[i]);
-      odd[i] = vfma(vset1<V>(a[MR + i]), b1, odd[i]);
+      even[i] = vfma(vset1<V>(a[i * a_rs]), b0, even[i]);
+      odd[i] = vfma(vset1<V>(a[i * a_rs + a_cs]), b1, odd[i]);
     }
   }
   if (k < kc) {  // odd kc: the last k
     const V b0 = vload<V>(b);
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) even[i] = vfma(vset1<V>(a[i]), b0, even[i]);
+    for (int i = 0; i < MR; ++i) even[i] = vfma(vset1<V>(a[i * a_rs]), b0, even[i]);
   }
   const V va = vset1<V>(alpha), vb = vset1<V>(beta);
 #pragma GCC unroll 6

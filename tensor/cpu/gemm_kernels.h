@@ -1,10 +1,12 @@
 // tensor/cpu/gemm_kernels.h — internal to the GEMM (gemm.cpp, gemm_kernels.cpp); not a public API.
 //
-// The micro-kernel computes one MR×NR tile of C from two packed micro-panels:
-//   a: kc groups of MR values (column k of an MR-row sliver of A), i.e. a[k*MR + i] = A(i, k)
+// The micro-kernel computes one MR×NR tile of C from an MR-row sliver of A and a packed micro-panel of B:
+//   a: any strides, A(i, k) = a[i*a_rs + k*a_cs]; the packed sliver (kc groups of MR values, column k
+//      of the sliver together) is a_rs = 1, a_cs = MR, and small products read A in place
 //   b: kc groups of NR values (row k of an NR-column sliver of B),  i.e. b[k*NR + j] = B(k, j)
-//   C(i, j) = alpha * sum_k a[k*MR+i] * b[k*NR+j] + beta * C(i, j)   (beta == 0: C is not read)
+//   C(i, j) = alpha * sum_k A(i, k) * b[k*NR+j] + beta * C(i, j)   (beta == 0: C is not read)
 // b is 64-byte aligned (the kernel may use aligned loads); c is arbitrary, with row stride ldc.
+// A's values are only ever broadcast, one at a time, so its layout costs the kernel nothing.
 // The tile shape is fixed per type so that one packing format serves every kernel. 6×16 float /
 // 6×8 double is 12 ymm accumulators + 2 for B + 1 broadcast of A, within the 16 ymm registers of
 // AVX2, with enough independent FMAs (12) to cover FMA latency × 2 pipes on Zen 3; with AVX-512 a
@@ -19,8 +21,8 @@ template <> struct GemmTile<float>  { static constexpr int MR = 6, NR = 16; };
 template <> struct GemmTile<double> { static constexpr int MR = 6, NR = 8; };
 
 template <class T>
-using MicroKernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha,
-                             T beta);
+using MicroKernel = void (*)(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, const T* b, T* c,
+                             int64_t ldc, T alpha, T beta);
 
 // The kernel families, narrowest first. The GEMM uses the widest one the CPU supports (checked
 // once): AVX-512F, else AVX2+FMA, else portable C++. Compiling with -DSSM_GEMM_PORTABLE_ONLY
