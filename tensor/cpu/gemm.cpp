@@ -304,11 +304,12 @@ int available_threads() { return omp_in_parallel() ? 1 : omp_get_max_threads(); 
 // row of X per sequence — is mostly a walk over the weight. The packed path would copy all of W
 // into panels (a strided transpose) for a handful of multiply-adds per element: that copy was ~3/4
 // of a batch-1 decoding step. Here W is read in place, once: each C element is a dot product of a
-// row of A with a column of B, all of A's rows against one column together (detail::dot_rows), so
-// every value of B is loaded once. A's rows are copied to a contiguous buffer first (any strides).
+// row of A with a column of B, taken in blocks of rows × columns (detail::dot_block) so that every
+// value of B is loaded once and several sums run side by side. A's rows are copied to a contiguous
+// buffer first (any strides).
 // Threads, when the product is big enough, take contiguous ranges of C's columns: each element's
 // sum is the same whatever the team.
-constexpr int64_t kFewRows = 4;  // = detail::kDotRowsMax; measured: from ~6 rows the packed path wins
+constexpr int64_t kFewRows = 4;  // measured: from ~6 rows the packed path wins
 
 thread_local AlignedBuffer tl_few_rows;
 
@@ -319,19 +320,23 @@ bool few_rows_path(const Problem<T>& p) {
 
 template <class T>
 void gemm_few_rows(const Problem<T>& p) {
-  static_assert(kFewRows <= detail::kDotRowsMax);
+  static_assert(kFewRows <= detail::kDotBlockMax);
   T* a_rows = tl_few_rows.get<T>(p.M * p.K);
   for (int64_t i = 0; i < p.M; ++i)
     for (int64_t k = 0; k < p.K; ++k) a_rows[i * p.K + k] = p.a[i * p.ars + k * p.acs];
-  const detail::DotRows<T> dot_rows = detail::dot_rows<T>();
+  const detail::DotBlock<T> dot_block = detail::dot_block<T>();
+  const int rows = static_cast<int>(p.M), block_cols = detail::kDotBlockMax / rows;
   auto columns = [&](int64_t j_lo, int64_t j_hi) {
-    T sums[kFewRows];
-    for (int64_t j = j_lo; j < j_hi; ++j) {
-      dot_rows(static_cast<int>(p.M), p.K, a_rows, p.b + j * p.bcs, sums);
-      for (int64_t i = 0; i < p.M; ++i) {
-        T& c = p.c[i * p.ldc + j];
-        c = p.beta == T(0) ? p.alpha * sums[i] : p.alpha * sums[i] + p.beta * c;
-      }
+    T sums[detail::kDotBlockMax];
+    for (int64_t j = j_lo; j < j_hi; j += block_cols) {
+      const int cols = static_cast<int>(std::min<int64_t>(block_cols, j_hi - j));
+      dot_block(rows, cols, p.K, a_rows, p.b + j * p.bcs, p.bcs, sums);
+      for (int64_t i = 0; i < rows; ++i)
+        for (int jj = 0; jj < cols; ++jj) {
+          T& c = p.c[i * p.ldc + j + jj];
+          const T sum = sums[i * cols + jj];
+          c = p.beta == T(0) ? p.alpha * sum : p.alpha * sum + p.beta * c;
+        }
     }
   };
 #ifdef _OPENMP

@@ -50,8 +50,9 @@ void pack_rows_portable(int64_t kc, const T* __restrict a, int64_t lda, T* __res
 }
 
 template <class T>
-void dot_rows_portable(int rows, int64_t K, const T* a, const T* b, T* out) {
-  for (int i = 0; i < rows; ++i) out[i] = cpu::dot(a + i * K, b, K);
+void dot_block_portable(int rows, int cols, int64_t K, const T* a, const T* b, int64_t ldb, T* out) {
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) out[i * cols + j] = cpu::dot(a + i * K, b + j * ldb, K);
 }
 
 #ifdef SSM_GEMM_X86
@@ -256,45 +257,53 @@ void pack_rows_avx2(int64_t kc, const double* __restrict a, int64_t lda, double*
   }
   pack_rows_portable<double>(kc - k, a + k, lda, dst);
 }
-// Each row keeps two vector accumulators (k in steps of two vectors): a single one would make every
-// FMA wait ~4 cycles for the previous, and one row is the common case (batch-1 decoding). Up to 4
-// rows × 2 = 8 accumulators + the two loads of b fit the 16 registers. Lane sums are combined in a
-// fixed order, so the result depends on K only.
-template <class T, int Rows>
+// Every dot product of the block keeps two vector accumulators (k in steps of two vectors), so a
+// block of rows · cols ≤ 4 has up to 8 independent FMA chains: enough to cover the FMA latency on
+// both pipes, where a single dot product (batch-1 decoding, one column at a time) waited ~4 cycles
+// per FMA. The lanes are summed in a fixed order, so the result depends on K only.
+template <class T, int Rows, int Cols>
 __attribute__((target("avx2,fma")))
-void dot_rows_avx2_n(int64_t K, const T* __restrict a, const T* __restrict b, T* __restrict out) {
+void dot_block_avx2_n(int64_t K, const T* __restrict a, const T* __restrict b, int64_t ldb, T* __restrict out) {
   constexpr int W = 32 / sizeof(T);
   using V = typename Vec<T, 256>::type;
-  V acc[Rows][2];
-  for (int i = 0; i < Rows; ++i) acc[i][0] = acc[i][1] = vzero<V>();
+  V acc[Rows][Cols][2];
+  for (int i = 0; i < Rows; ++i)
+    for (int j = 0; j < Cols; ++j) acc[i][j][0] = acc[i][j][1] = vzero<V>();
   int64_t k = 0;
-  for (; k + 2 * W <= K; k += 2 * W) {
-    const V b0 = vloadu<V>(b + k), b1 = vloadu<V>(b + k + W);
-    for (int i = 0; i < Rows; ++i) {
-      acc[i][0] = vfma(vloadu<V>(a + i * K + k), b0, acc[i][0]);
-      acc[i][1] = vfma(vloadu<V>(a + i * K + k + W), b1, acc[i][1]);
+  for (; k + 2 * W <= K; k += 2 * W)
+    for (int j = 0; j < Cols; ++j) {
+      const V b0 = vloadu<V>(b + j * ldb + k), b1 = vloadu<V>(b + j * ldb + k + W);
+      for (int i = 0; i < Rows; ++i) {
+        acc[i][j][0] = vfma(vloadu<V>(a + i * K + k), b0, acc[i][j][0]);
+        acc[i][j][1] = vfma(vloadu<V>(a + i * K + k + W), b1, acc[i][j][1]);
+      }
     }
-  }
-  for (int i = 0; i < Rows; ++i) {
-    alignas(32) T lanes[2 * W];
-    vstoreu(lanes, acc[i][0]);
-    vstoreu(lanes + W, acc[i][1]);
-    T sum = 0;
-    for (int l = 0; l < 2 * W; ++l) sum += lanes[l];
-    for (int64_t kk = k; kk < K; ++kk) sum += a[i * K + kk] * b[kk];
-    out[i] = sum;
-  }
+  for (int i = 0; i < Rows; ++i)
+    for (int j = 0; j < Cols; ++j) {
+      alignas(32) T lanes[2 * W];
+      vstoreu(lanes, acc[i][j][0]);
+      vstoreu(lanes + W, acc[i][j][1]);
+      T sum = 0;
+      for (int l = 0; l < 2 * W; ++l) sum += lanes[l];
+      for (int64_t kk = k; kk < K; ++kk) sum += a[i * K + kk] * b[j * ldb + kk];
+      out[i * Cols + j] = sum;
+    }
 }
 
 template <class T>
 __attribute__((target("avx2,fma")))
-void dot_rows_avx2(int rows, int64_t K, const T* a, const T* b, T* out) {
-  static_assert(kDotRowsMax == 4);
-  switch (rows) {
-    case 1: return dot_rows_avx2_n<T, 1>(K, a, b, out);
-    case 2: return dot_rows_avx2_n<T, 2>(K, a, b, out);
-    case 3: return dot_rows_avx2_n<T, 3>(K, a, b, out);
-    default: return dot_rows_avx2_n<T, 4>(K, a, b, out);
+void dot_block_avx2(int rows, int cols, int64_t K, const T* a, const T* b, int64_t ldb, T* out) {
+  static_assert(kDotBlockMax == 4);
+  switch (rows * 8 + cols) {  // every (rows, cols) with rows · cols ≤ 4
+    case 8 + 1: return dot_block_avx2_n<T, 1, 1>(K, a, b, ldb, out);
+    case 8 + 2: return dot_block_avx2_n<T, 1, 2>(K, a, b, ldb, out);
+    case 8 + 3: return dot_block_avx2_n<T, 1, 3>(K, a, b, ldb, out);
+    case 8 + 4: return dot_block_avx2_n<T, 1, 4>(K, a, b, ldb, out);
+    case 16 + 1: return dot_block_avx2_n<T, 2, 1>(K, a, b, ldb, out);
+    case 16 + 2: return dot_block_avx2_n<T, 2, 2>(K, a, b, ldb, out);
+    case 24 + 1: return dot_block_avx2_n<T, 3, 1>(K, a, b, ldb, out);
+    case 32 + 1: return dot_block_avx2_n<T, 4, 1>(K, a, b, ldb, out);
+    default: return dot_block_portable(rows, cols, K, a, b, ldb, out);  // not reached
   }
 }
 
@@ -343,18 +352,18 @@ PackRows<T> pack_a_rows() {
 }
 
 template <class T>
-DotRows<T> dot_rows() {
+DotBlock<T> dot_block() {
 #ifdef SSM_GEMM_X86
-  if (active_isa() >= Isa::avx2) return &dot_rows_avx2<T>;
+  if (active_isa() >= Isa::avx2) return &dot_block_avx2<T>;
 #endif
-  return &dot_rows_portable<T>;
+  return &dot_block_portable<T>;
 }
 
 template MicroKernel<float> micro_kernel<float>();
 template MicroKernel<double> micro_kernel<double>();
 template PackRows<float> pack_a_rows<float>();
 template PackRows<double> pack_a_rows<double>();
-template DotRows<float> dot_rows<float>();
-template DotRows<double> dot_rows<double>();
+template DotBlock<float> dot_block<float>();
+template DotBlock<double> dot_block<double>();
 
 }  // namespace ssm::cpu::detail

@@ -44,12 +44,15 @@ template <class T>
 using PackRows = void (*)(int64_t kc, const T* a, int64_t lda, T* dst);
 template <class T> PackRows<T> pack_a_rows();
 
-// The few-rows GEMM path (gemm.cpp): out[i] = Σ_k a[i·K + k] · b[k] for i < rows ≤ kDotRowsMax,
-// i.e. `rows` contiguous rows of A against one contiguous column of B, b loaded once for all rows.
+// The few-rows GEMM path (gemm.cpp): a block of dot products of `rows` contiguous rows of A (row
+// stride K) with `cols` contiguous columns of B (column j at b + j·ldb), rows · cols ≤ kDotBlockMax:
+//   out[i·cols + j] = Σ_k a[i·K + k] · b[j·ldb + k]
+// Each loaded vector feeds several products (a row of A every column, a column of B every row), and
+// the block's independent sums hide the FMA latency: one dot product at a time was latency-bound.
 // The summation order depends on K only (deterministic).
-constexpr int kDotRowsMax = 4;
+constexpr int kDotBlockMax = 4;
 template <class T>
-using DotRows = void (*)(int rows, int64_t K, const T* a, const T* b, T* out);
-template <class T> DotRows<T> dot_rows();
+using DotBlock = void (*)(int rows, int cols, int64_t K, const T* a, const T* b, int64_t ldb, T* out);
+template <class T> DotBlock<T> dot_block();
 
 }  // namespace ssm::cpu::detail
