@@ -1,6 +1,6 @@
 // Benchmarks for the nn layers at the ~1M model's training shapes (spec, "default-1m"):
 // batch 16 × length 256 = 4096 tokens, d_model 160, d_inner 320, in_proj 160→768, vocab 256,
-// Mamba-3's fused keys and output gate at the default mixer's shapes, plus one AdamW step over the model's 928,680 parameters laid out as its 62 tensors.
+// Mamba-3's fused keys, values and output gate at the default mixer's shapes, plus one AdamW step over the model's 928,680 parameters laid out as its 62 tensors.
 //
 // Each layer benchmark is forward only (`fwd`) or forward + backward (`fwd_bwd`, the gradient of
 // every input that needs one, as in training), with a tokens/s counter. Threads: whatever
@@ -23,6 +23,7 @@
 #include "nn/optim.h"
 #include "ssm/mamba3_keys.h"
 #include "ssm/mamba3_output.h"
+#include "ssm/mamba3_values.h"
 #include "tensor/random.h"
 
 namespace {
@@ -119,7 +120,8 @@ void BM_Embedding(benchmark::State& state, bool with_backward) {
 }
 
 // Mamba-3's fused ops at the default-1m mixer's shapes (MIMO: H 20 heads, R 2, N = P = 16, one group,
-// S 4 rotated pairs): the keys (or queries) from in_proj's B slice, and the output gate.
+// S 4 rotated pairs): the keys (or queries) from in_proj's B slice, the values' rank up-projection,
+// and the output gate.
 constexpr int64_t kHeads = 20, kRank = 2, kState = 16, kHeadDim = 16, kAngles = 4;
 
 void BM_Mamba3Keys(benchmark::State& state, bool with_backward) {
@@ -129,6 +131,12 @@ void BM_Mamba3Keys(benchmark::State& state, bool with_backward) {
   const Tensor theta = input({kBatch, kLen, kHeads, kAngles}, gen, true);
   run(state, with_backward, {raw, weight, bias, theta},
       [&] { return mamba3_keys(raw, weight, bias, theta, RotaryPairing::HalfSplit, 1e-5); });
+}
+
+void BM_Mamba3Values(benchmark::State& state, bool with_backward) {
+  Generator gen(12);
+  const Tensor x = input({kBatch, kLen, kHeads, kHeadDim}, gen, true), psi = input({kHeads, kRank, kHeadDim}, gen, true);
+  run(state, with_backward, {x, psi}, [&] { return mamba3_values(x, psi); });
 }
 
 void BM_Mamba3OutputGate(benchmark::State& state, bool with_backward) {
@@ -213,6 +221,8 @@ void register_all() {
     benchmark::RegisterBenchmark(("Embedding_256x160" + suffix).c_str(), BM_Embedding, bwd)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark(("Mamba3Keys_MIMO" + suffix).c_str(), BM_Mamba3Keys, bwd)
+        ->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark(("Mamba3Values_MIMO" + suffix).c_str(), BM_Mamba3Values, bwd)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark(("Mamba3OutputGate_MIMO" + suffix).c_str(), BM_Mamba3OutputGate, bwd)
         ->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -22,25 +22,8 @@ struct RotaryPairs {
   int64_t first(int64_t m) const { return pairing == RotaryPairing::Adjacent ? 2 * m : m; }
   int64_t second(int64_t m) const { return pairing == RotaryPairing::Adjacent ? 2 * m + 1 : m + N / 2; }
 
-  // (a, b) of pair m of dst → (a c − b s, a s + b c)
-  template <class T>
-  void rotate_pair(T* dst, int64_t m, T c, T s) const {
-    const T a = dst[first(m)], b = dst[second(m)];
-    dst[first(m)] = a * c - b * s;
-    dst[second(m)] = a * s + b * c;
-  }
-
-  // dst = Rot(sign·θ) src (in place allowed); sign −1 applies Rotᵀ
-  template <class T>
-  void rotate(const T* src, const T* theta, T* dst, T sign = T(1)) const {
-    if (dst != src)
-      for (int64_t n = 0; n < N; ++n) dst[n] = src[n];
-    for (int64_t m = 0; m < S; ++m) rotate_pair(dst, m, std::cos(theta[m]), sign * std::sin(theta[m]));
-  }
-
-  // The same from the angles' cosines and sines, computed once by the caller: one row of angles
-  // rotates every rank's key, and its gradient again, and sin/cos were the fused key op's costliest
-  // calls.
+  // cos θ_m and sin θ_m of one row's angles, computed once by the caller: one row of angles rotates
+  // every rank's key, and its gradient again, and sin/cos were the fused key op's costliest calls.
   template <class T>
   void cos_sin(const T* theta, T* cos_theta, T* sin_theta) const {
     for (int64_t m = 0; m < S; ++m) {
@@ -49,11 +32,17 @@ struct RotaryPairs {
       sin_theta[m] = s;
     }
   }
+
+  // dst = Rot(sign·θ) src from θ's cosines and sines (in place allowed); sign −1 applies Rotᵀ
   template <class T>
   void rotate(const T* src, const T* cos_theta, const T* sin_theta, T* dst, T sign = T(1)) const {
     if (dst != src)
       for (int64_t n = 0; n < N; ++n) dst[n] = src[n];
-    for (int64_t m = 0; m < S; ++m) rotate_pair(dst, m, cos_theta[m], sign * sin_theta[m]);
+    for (int64_t m = 0; m < S; ++m) {
+      const T c = cos_theta[m], s = sign * sin_theta[m], a = dst[first(m)], b = dst[second(m)];
+      dst[first(m)] = a * c - b * s;
+      dst[second(m)] = a * s + b * c;
+    }
   }
 
   // dθ_m += y_a dy_b − y_b dy_a for the rotated row y and its gradient dy

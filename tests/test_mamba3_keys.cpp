@@ -81,8 +81,9 @@ TEST(Mamba3Keys, RotatesTheRightPairsByTheirAngles) {
   const double x[8] = {0.3, -1.2, 0.7, 2.0, -0.4, 0.9, 1.5, -0.8}, theta[3] = {0.4, -2.1, 3.0};
   for (RotaryPairing pairing : {RotaryPairing::Adjacent, RotaryPairing::HalfSplit}) {
     const RotaryPairs pairs{pairing, 8, 3};
-    double y[8], back[8];
-    pairs.rotate(x, theta, y);
+    double y[8], back[8], cos_theta[3], sin_theta[3];
+    pairs.cos_sin(theta, cos_theta, sin_theta);
+    pairs.rotate(x, cos_theta, sin_theta, y);
     bool rotated[8] = {};
     for (int64_t m = 0; m < 3; ++m) {
       const int64_t i = pairing == RotaryPairing::Adjacent ? 2 * m : m;
@@ -96,7 +97,7 @@ TEST(Mamba3Keys, RotatesTheRightPairsByTheirAngles) {
         EXPECT_EQ(y[n], x[n]) << "dim " << n << " must not move";
       }
     }
-    pairs.rotate(y, theta, back, -1.0);  // Rotᵀ undoes it
+    pairs.rotate(y, cos_theta, sin_theta, back, -1.0);  // Rotᵀ undoes it
     for (int n = 0; n < 8; ++n) EXPECT_NEAR(back[n], x[n], 1e-15);
   }
 }

@@ -167,6 +167,12 @@ inline void team_barrier([[maybe_unused]] int nt) {
 #endif
 }
 
+// c = alpha·sum + beta·c; with beta == 0, c is written without being read (an old NaN must not leak in)
+template <class T>
+inline void store_c(T& c, T sum, T alpha, T beta) {
+  c = beta == T(0) ? alpha * sum : alpha * sum + beta * c;
+}
+
 // One MR×NR tile of C (its top-left at c, row stride ldc) from an A sliver with strides (a_rs, a_cs)
 // and a packed B micro-panel; an edge tile (mr < MR or nr < NR) goes through a scratch tile, so the
 // kernel always works on full tiles (the A sliver and B panel are zero-padded, or A has MR rows).
@@ -178,10 +184,7 @@ void tile(detail::MicroKernel<T> kernel, int64_t mr, int64_t nr, int64_t kc, con
   alignas(64) T scratch[MR * NR];
   kernel(kc, a, a_rs, a_cs, bp, scratch, NR, T(1), T(0));
   for (int64_t r = 0; r < mr; ++r)
-    for (int64_t s = 0; s < nr; ++s) {
-      T& dst = c[r * ldc + s];
-      dst = beta == T(0) ? alpha * scratch[r * NR + s] : alpha * scratch[r * NR + s] + beta * dst;
-    }
+    for (int64_t s = 0; s < nr; ++s) store_c(c[r * ldc + s], scratch[r * NR + s], alpha, beta);
 }
 
 // Multiply the packed A block (mc×kc) by packed B micro-panels [jp_lo, jp_hi) into C; b_panels
@@ -306,9 +309,8 @@ int available_threads() { return omp_in_parallel() ? 1 : omp_get_max_threads(); 
 // of a batch-1 decoding step. Here W is read in place, once: each C element is a dot product of a
 // row of A with a column of B, taken in blocks of rows × columns (detail::dot_block) so that every
 // value of B is loaded once and several sums run side by side. A's rows are copied to a contiguous
-// buffer first (any strides).
-// Threads, when the product is big enough, take contiguous ranges of C's columns: each element's
-// sum is the same whatever the team.
+// buffer first (any strides). Threads, when the product is big enough, take contiguous ranges of
+// C's columns: each element's sum is the same whatever the team.
 constexpr int64_t kFewRows = 4;  // measured: from ~6 rows the packed path wins
 
 thread_local AlignedBuffer tl_few_rows;
@@ -332,11 +334,7 @@ void gemm_few_rows(const Problem<T>& p) {
       const int cols = static_cast<int>(std::min<int64_t>(block_cols, j_hi - j));
       dot_block(rows, cols, p.K, a_rows, p.b + j * p.bcs, p.bcs, sums);
       for (int64_t i = 0; i < rows; ++i)
-        for (int jj = 0; jj < cols; ++jj) {
-          T& c = p.c[i * p.ldc + j + jj];
-          const T sum = sums[i * cols + jj];
-          c = p.beta == T(0) ? p.alpha * sum : p.alpha * sum + p.beta * c;
-        }
+        for (int jj = 0; jj < cols; ++jj) store_c(p.c[i * p.ldc + j + jj], sums[i * cols + jj], p.alpha, p.beta);
     }
   };
 #ifdef _OPENMP

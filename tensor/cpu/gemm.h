@@ -10,9 +10,11 @@
 // How it is fast (see gemm.cpp): the classic Goto/BLIS structure — blocks of B (KC×NC) and A (MC×KC)
 // are packed into contiguous panels that stay in L2/L1, and a register-tiled micro-kernel
 // (AVX-512 or else AVX2+FMA when the CPU has it, chosen at run time; a portable C++ kernel
-// otherwise) computes MR×NR tiles of C. OpenMP threads share the tiles of C when the product is big enough to pay.
-// Small products (below the thread-team size, K within one block: the SSM chunk core's) skip the
-// loop nest and the packing of A, which the kernel then reads in place; the bits do not change.
+// otherwise) computes MR×NR tiles of C. OpenMP threads share the tiles of C when the product is big
+// enough to pay. Small products (below the thread-team size, K within one block: the SSM chunk
+// core's) skip the loop nest and the packing of A, which the kernel then reads in place; the bits do
+// not change. Products of at most 4 rows against a B with contiguous columns (decoding's x·Wᵀ) are
+// dot products that read B in place.
 //
 // Threads and reproducibility: a call opens its own OpenMP team only when M·N·K is worth it
 // (> ~64^3) and runs serially when made from inside a parallel region. Results are bitwise
