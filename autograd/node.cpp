@@ -24,6 +24,7 @@ Node::~Node() {
 
 void Node::save_for_backward(const std::vector<Tensor>& tensors) {
   saved_.clear();
+  if (!keeps_saved_) return;
   for (const Tensor& t : tensors) {
     // detach(): a saved output must not point back at this node (that would be a reference cycle)
     if (t.defined()) saved_.push_back({t.detach(), t.impl_ptr()->storage->version()});
@@ -89,6 +90,8 @@ static void connect(const std::shared_ptr<Node>& node, const std::vector<Tensor>
 }
 
 std::vector<Tensor> apply(const std::shared_ptr<Function>& fn, const std::vector<Tensor>& inputs) {
+  const bool recording = should_record(inputs);
+  fn->keeps_saved_ = recording;
   std::vector<Tensor> outputs;
   {
     NoGradGuard no_grad;
@@ -96,7 +99,7 @@ std::vector<Tensor> apply(const std::shared_ptr<Function>& fn, const std::vector
   }
   // Fresh handles, so that an output which is an input (or a view sharing its handle) gets its own grad_fn.
   for (Tensor& out : outputs) out = out.detach();
-  if (should_record(inputs)) connect(fn, inputs, outputs);
+  if (recording) connect(fn, inputs, outputs);
   return outputs;
 }
 

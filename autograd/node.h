@@ -65,6 +65,8 @@ class Node {
   // gradients of the outputs -> gradients of the inputs (see file comment)
   virtual std::vector<Tensor> backward(const std::vector<Tensor>& grad_outputs) = 0;
 
+  // Keeps `tensors` for backward; does nothing when apply() already knows no backward will come (grad mode
+  // off or no input needing a gradient: evaluation and decoding then save no handles).
   void save_for_backward(const std::vector<Tensor>& tensors);
   std::vector<Tensor> saved() const;  // throws if freed or modified in place since saving
   bool needs_input_grad(size_t i) const { return i < next.size() && next[i].wants_grad(); }
@@ -82,6 +84,9 @@ class Node {
   std::string name_;
   std::vector<Saved> saved_;
   bool released_ = false;
+  bool keeps_saved_ = true;  // false while a forward runs that will not be recorded (set by apply())
+
+  friend std::vector<Tensor> apply(const std::shared_ptr<class Function>& fn, const std::vector<Tensor>& inputs);
 };
 
 // A user-defined differentiable op: see the example above.

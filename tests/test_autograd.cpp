@@ -390,6 +390,11 @@ TEST(AutogradFunction, NeedsInputGradAndNoRecording) {
   NoGradGuard guard;
   const auto out3 = apply(std::make_shared<MulAndMix>(), {a, b});
   EXPECT_FALSE(out3[1].requires_grad());
+  // and an unrecorded forward keeps nothing alive: its save_for_backward saved no handle to a's storage
+  const long handles = a.impl_ptr()->storage.use_count();
+  auto fn3 = std::make_shared<MulAndMix>();
+  apply(fn3, {a, b});
+  EXPECT_EQ(a.impl_ptr()->storage.use_count(), handles);
 }
 
 // Returns its input unchanged (the same handle) plus an integer output.
