@@ -86,6 +86,7 @@ Tensor Mamba3::normed_gate(const Tensor& o, const Tensor& z) const {
 
 Tensor Mamba3::forward(const Tensor& u, MixerCache* cache_base) const {
   auto* cache = static_cast<Mamba3Cache*>(cache_base);
+  if (fused_step(u, cache)) return out_proj->forward(decode_step(in_proj->forward(u), *cache));
   const int64_t batch = u.size(0), L = u.size(1), H = heads, P = headdim, RGN = rank * groups * d_state;
   // §3.3 step 1: [z | x | B | C | dd_dt | dd_A | trap | ang]
   const auto parts = split(in_proj->forward(u), {d_inner, d_inner, RGN, RGN, H, H, H, angles}, -1);

@@ -8,6 +8,7 @@
 
 #include "autograd/node.h"
 #include "ssm/fused_device.h"
+#include "ssm/key_row.h"
 #include "ssm/partial_sums.h"
 #include "ssm/row_blocks.h"
 #include "tensor/ops.h"
@@ -38,16 +39,6 @@ cuda::KeysLayout cuda_layout(const KeySizes& s, double eps) {
 }
 #endif
 
-// x̂ = raw·ρ and ρ = (mean(raw²) + eps)^(−1/2) of one N-row
-template <class T>
-T normalise(const T* raw, int64_t N, double eps, T* xhat) {
-  T squares = 0;
-  for (int64_t n = 0; n < N; ++n) squares += raw[n] * raw[n];
-  const T rho = T(1) / std::sqrt(squares / T(N) + T(eps));
-  for (int64_t n = 0; n < N; ++n) xhat[n] = raw[n] * rho;
-  return rho;
-}
-
 // cos θ and sin θ of every head's angles at one row (b, t), computed once for the R ranks' keys and,
 // in the backward, for the rotation of their gradients too.
 template <class T>
@@ -70,7 +61,7 @@ struct RowRotations {
 template <class T>
 void rotated_key(const KeySizes& s, const T* xhat, const T* w, const T* bias_row, const RowRotations<T>& rot,
                  int64_t h, T* out) {
-  for (int64_t n = 0; n < s.N; ++n) out[n] = xhat[n] * w[n] + bias_row[n];
+  scale_and_bias(xhat, w, bias_row, s.N, out);
   rot.rotate(h, out, out);
 }
 

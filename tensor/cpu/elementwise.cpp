@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "tensor/cpu/kernels.h"
+#include "tensor/cpu/scalar_math.h"
 #include "tensor/cpu/strided_loop.h"
 
 namespace ssm::cpu {
@@ -72,13 +73,6 @@ void map_binary(const Tensor& a, const Tensor& b, const Tensor& out, F f) {
   });
 }
 
-// Numerically safe scalar functions.
-template <class T> T sigmoid_of(T x) {
-  if (x >= 0) return T(1) / (T(1) + std::exp(-x));
-  const T e = std::exp(x);
-  return e / (T(1) + e);
-}
-template <class T> T softplus_of(T x) { return std::max(x, T(0)) + std::log1p(std::exp(-std::abs(x))); }
 template <class T> T sign_of(T x) { return static_cast<T>((T(0) < x) - (x < T(0))); }
 
 template <class T>
