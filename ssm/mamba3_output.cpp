@@ -8,6 +8,7 @@
 
 #include "autograd/node.h"
 #include "ssm/fused_device.h"
+#include "ssm/rank_params.h"
 #include "ssm/row_blocks.h"
 #include "tensor/cpu/sigmoid.h"
 #include "tensor/ops.h"
@@ -21,21 +22,6 @@ namespace {
 struct OutputSizes {
   int64_t rows, R, H, P;  // rows = batch · L
 };
-
-// The per-(h, r, p) parameters ψ, ζ, φ as plain arrays; SISO's undefined ones read a buffer of ones,
-// so the inner loops over p are branch-free.
-template <class T>
-struct RankParams {
-  std::vector<T> ones;
-  const T *psi, *zeta, *phi;
-  RankParams(const std::vector<Tensor>& c, const OutputSizes& s) {
-    if (!c[4].defined()) ones.assign(s.H * s.R * s.P, T(1));
-    psi = c[4].defined() ? c[4].data<T>() : ones.data();
-    zeta = c[5].defined() ? c[5].data<T>() : ones.data();
-    phi = c[6].defined() ? c[6].data<T>() : ones.data();
-  }
-};
-
 
 OutputSizes sizes_of(const Tensor& y) { return {y.size(0) * y.size(1), y.size(2), y.size(3), y.size(4)}; }
 
@@ -75,7 +61,7 @@ class OutputGateFunction final : public Function {
     dispatch_float(c[0].dtype(), "mamba3_output_gate", [&](auto tag) {
       using T = decltype(tag);
       const T *y = c[0].data<T>(), *x = c[1].data<T>(), *z = c[2].data<T>(), *D = c[3].data<T>();
-      const RankParams<T> rp(c, s);
+      const RankParams<T> rp(c[4], c[5], c[6], s.H * s.R * s.P);
       T* po = out.data<T>();
       // The p loops vectorise (float: cpu::sigmoid has no call in it); the __restrict pointers and the
       // locals P and D_h tell the compiler that the stores do not change what the loops read.
@@ -115,7 +101,7 @@ class OutputGateFunction final : public Function {
       using T = decltype(tag);
       const T *y = c[0].data<T>(), *x = c[1].data<T>(), *z = c[2].data<T>(), *D = c[3].data<T>();
       const T* g = dout.data<T>();
-      const RankParams<T> rp(c, s);
+      const RankParams<T> rp(c[4], c[5], c[6], s.H * s.R * s.P);
       T *pdy = dy.data<T>(), *pdx = dx.data<T>(), *pdz = dz.data<T>();
       for_row_blocks(s.rows, s.rows * HRP * 16, [&](int64_t block, int64_t row_begin, int64_t row_end) {
         T* dD = partial.data<T>() + block * (s.H + 3 * HRP);

@@ -21,24 +21,15 @@
 #include "autograd/grad_mode.h"
 #include "ssm/key_row.h"
 #include "ssm/mamba3.h"
+#include "ssm/rank_params.h"
 #include "ssm/rotary.h"
 #include "tensor/cpu/dot.h"
 #include "tensor/cpu/parallel.h"
 #include "tensor/cpu/scalar_math.h"
+#include "tensor/cpu/sigmoid.h"
 
 namespace ssm {
 namespace {
-
-// A parameter's values, or `count` ones where SISO has no such parameter.
-template <class T>
-struct ParamOrOnes {
-  std::vector<T> ones;
-  const T* data;
-  ParamOrOnes(const Tensor& t, int64_t count) {
-    if (!t.defined()) ones.assign(count, T(1));
-    data = t.defined() ? t.data<T>() : ones.data();
-  }
-};
 
 // θ mod 2π in float64, as forward()'s wrap_angle does it
 template <class T>
@@ -67,7 +58,10 @@ Tensor Mamba3::decode_step(const Tensor& zxbcdt, Mamba3Cache& cache) const {
     const T *rows = in.data<T>(), *dt_b = params[0].data<T>(), *b_bias = params[1].data<T>(),
             *c_bias = params[2].data<T>(), *d_skip = params[3].data<T>(), *w_b = params[4].data<T>(),
             *w_c = params[5].data<T>();
-    const ParamOrOnes<T> psi(params[6], H * R * P), zeta(params[7], H * R * P), phi(params[8], H * R * P);
+    const RankParams<T> rp(params[6], params[7], params[8], H * R * P);
+    // per (sequence, head) scratch: cos θ, sin θ [S], x̂ [N], this token's keys k̃ and queries q̃ [R, N]
+    const int64_t scratch_size = 2 * S + N + 2 * R * N;
+    std::vector<T> scratch(batch * H * scratch_size);
     T *angle = cache.angle.data<T>(), *state = cache.ssm.data<T>(), *k_cache = cache.k.data<T>(),
       *x_cache = cache.v.data<T>(), *out = y.data<T>();
     const RotaryPairs pairs{is_mimo ? RotaryPairing::HalfSplit : RotaryPairing::Adjacent, N, S};
@@ -85,9 +79,8 @@ Tensor Mamba3::decode_step(const Tensor& zxbcdt, Mamba3Cache& cache) const {
       const T gamma = DT * cpu::sigmoid_of(trap[h]), eta = DT - gamma;
       const T alpha = std::exp(A * DT), beta = alpha * eta;
 
-      // scratch: cos θ, sin θ [S], x̂ [N], this token's keys k̃ and queries q̃ [R, N]
-      std::vector<T> scratch(2 * S + N + 2 * R * N);
-      T *cos_t = scratch.data(), *sin_t = cos_t + S, *xhat = sin_t + S, *keys = xhat + N, *queries = keys + R * N;
+      T *cos_t = scratch.data() + bh * scratch_size, *sin_t = cos_t + S, *xhat = sin_t + S;
+      T *keys = xhat + N, *queries = keys + R * N;
       T* theta_cache = angle + (b * H + h) * S;
       for (int64_t s = 0; s < S; ++s) {  // step 7; the rotation uses θ itself, the cache keeps θ mod 2π
         const T theta = theta_cache[s] + DT * (std::tanh(ang[s]) * T(std::numbers::pi));
@@ -113,7 +106,7 @@ Tensor Mamba3::decode_step(const Tensor& zxbcdt, Mamba3Cache& cache) const {
         T* hp = hs + p * N;
         for (int64_t n = 0; n < N; ++n) hp[n] *= alpha;
         for (int64_t r = 0; r < R; ++r) {
-          const T psi_rp = psi.data[(h * R + r) * P + p];
+          const T psi_rp = rp.psi[(h * R + r) * P + p];
           const T old_weight = beta * x_prev[p] * psi_rp, new_weight = gamma * x[p] * psi_rp;
           const T *kp = k_prev(r), *kn = keys + r * N;
           for (int64_t n = 0; n < N; ++n) hp[n] += old_weight * kp[n] + new_weight * kn[n];
@@ -122,9 +115,9 @@ Tensor Mamba3::decode_step(const Tensor& zxbcdt, Mamba3Cache& cache) const {
         T y_p = 0;
         for (int64_t r = 0; r < R; ++r) {
           const int64_t at = (h * R + r) * P + p;
-          const T o = cpu::dot(hp, queries + r * N, N) + d_skip[h] * psi.data[at] * x[p];
-          const T gate_in = z[p] * zeta.data[at];
-          y_p += phi.data[at] * o * gate_in * cpu::sigmoid_of(gate_in);
+          const T o = cpu::dot(hp, queries + r * N, N) + d_skip[h] * rp.psi[at] * x[p];
+          const T gate_in = z[p] * rp.zeta[at];
+          y_p += rp.phi[at] * o * gate_in * cpu::sigmoid(gate_in);  // as mamba3_output_gate evaluates it
         }
         out[b * d_inner + h * P + p] = y_p;
       }
