@@ -6,7 +6,7 @@
 //   GPU (cuda/... rows; they report an error and skip without a GPU): the chunked scans at L 2K .. 16K
 //   for the ~1M heads and for the 130M model's heads (H 24, P 64, N 128, SISO, chunk 64); every
 //   iteration ends with a device synchronize. The train_shape rows run one layer's scan at bench_lm's
-//   training shapes (batch 16 and 128 × 256; batch 8 × 2048).
+//   training shapes (batch 16 and 128 × 256; batch 8 × 2048); the CPU row runs the ~1M model's (16 × 256).
 //   OMP_NUM_THREADS=1 ./build/release/bench_ssd_scan --benchmark_min_time=0.2
 //   ./build/gpu/bench_ssd_scan --benchmark_filter=cuda
 #include <benchmark/benchmark.h>
@@ -138,6 +138,11 @@ BENCHMARK_CAPTURE(mamba3_scan_fwd_bwd, cuda_large, Path::Chunked, kLargeHeads, k
     ->Unit(benchmark::kMillisecond);
 // The training shapes of bench_lm (one layer's scan; the model has 5 and 24 layers): what share of a
 // training step the scan takes.
+BENCHMARK_CAPTURE(mamba3_scan_fwd_bwd, cpu_train_1m_b16, Path::Chunked, kSmallHeads, kCpu, 16)
+    ->Name("mamba3_scan_chunked/heads_1m/batch_16/fwd_bwd")
+    ->ArgNames({"L", "chunk"})
+    ->Args({256, 32})
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(mamba3_scan_fwd_bwd, cuda_train_1m_b16, Path::Chunked, kSmallHeads, kCuda, 16)
     ->Name("cuda/mamba3_scan_chunked/heads_1m/batch_16/fwd_bwd")
     ->ArgNames({"L", "chunk"})

@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <vector>
 
 #include "tensor/cpu/gemm.h"
@@ -25,19 +26,34 @@
 namespace ssm::ssd {
 namespace {
 
+// Cache-line-aligned storage: a GEMM operand of exactly 16 float columns is then read in place rather
+// than packed (tensor/cpu/gemm.cpp), which at P = N = 16 is most of the chunk's products.
+template <class T>
+struct CacheLineAllocator {
+  using value_type = T;
+  CacheLineAllocator() = default;
+  template <class U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t{64}); }
+  bool operator==(const CacheLineAllocator&) const { return true; }
+};
+template <class T>
+using AlignedVector = std::vector<T, CacheLineAllocator<T>>;
+
 // Per-thread scratch, sized for the largest chunk seen so far and reused (grow-only: resize to a
 // smaller size never reallocates), so that steady-state calls never allocate.
 template <class T>
 struct Scratch {
-  std::vector<T> lam, mm, dm;          // m×m: Λ (row level), M = (Q Kᵀ) ⊙ Λ, dM
-  std::vector<T> qc, kc, vc, yc;       // the chunk's rows of Q, K (m×N), V and Y or dY (m×P), contiguous
-  std::vector<T> kq, vw;               // m×N: w-scaled K / e^{cs}-scaled Q;  m×P: w-scaled V
-  std::vector<T> dql, dkl, dvl;        // chunk-local dQ, dK (m×N) and dV (m×P)
-  std::vector<T> ds, dsc;              // P×N: dS = ∂ℒ/∂S_{c+1}, dS_c = ∂ℒ/∂S_c
-  std::vector<T> ecs, dcs, rsum, csum; // e^{cs_t}, ∂ℒ/∂cs_t (q); row and column sums of Ξ (m)
+  AlignedVector<T> lam, mm, dm;          // m×m: Λ (row level), M = (Q Kᵀ) ⊙ Λ, dM
+  AlignedVector<T> qc, kc, vc, yc;       // the chunk's rows of Q, K (m×N), V and Y or dY (m×P), contiguous
+  AlignedVector<T> kq, vw;               // m×N: w-scaled K / e^{cs}-scaled Q;  m×P: w-scaled V
+  AlignedVector<T> dql, dkl, dvl;        // chunk-local dQ, dK (m×N) and dV (m×P)
+  AlignedVector<T> ds, dsc;              // P×N: dS = ∂ℒ/∂S_{c+1}, dS_c = ∂ℒ/∂S_c
+  AlignedVector<T> ecs, dcs, rsum, csum; // e^{cs_t}, ∂ℒ/∂cs_t (q); row and column sums of Ξ (m)
 
   void fit(int64_t m, int64_t q, int64_t N, int64_t P) {
-    auto grow = [](std::vector<T>& v, int64_t n) {
+    auto grow = [](AlignedVector<T>& v, int64_t n) {
       if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
     };
     for (auto* v : {&lam, &mm, &dm}) grow(*v, m * m);

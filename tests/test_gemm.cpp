@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -177,6 +178,36 @@ void small_products_match_packed_rows() {
 TEST(Gemm, SmallProductsAreBitwiseThePackedPathsRows) {
   for_each_kernel(small_products_match_packed_rows<float>);
   for_each_kernel(small_products_match_packed_rows<double>);
+}
+
+// A B that is exactly one packed micro-panel (NR columns, rows NR apart, 64-byte aligned) is read in
+// place instead of packed. The same values one element off that alignment take the packing path; both
+// must give the same bits, and match the naive sum.
+template <class T>
+void packed_panel_b_is_read_in_place() {
+  constexpr int64_t NR = ssm::cpu::detail::GemmTile<T>::NR;
+  std::mt19937 rng(9);
+  for (const auto& [M, K] : {std::pair<int64_t, int64_t>{64, 16}, {16, 64}, {5, 33}, {1, 1}}) {
+    const Operand<T> A = make_operand<T>(M, K, false, 0, rng);
+    Operand<T> B = make_operand<T>(K, NR, false, 0, rng);  // rows NR apart, unit column stride
+    std::vector<T> storage(2 * K * NR + 64);  // room for both copies and the shift to alignment
+    T* aligned = storage.data();
+    while (reinterpret_cast<uintptr_t>(aligned) % 64 != 0) ++aligned;
+    T* misaligned = aligned + K * NR + 1;
+    std::copy(B.data.begin(), B.data.end(), aligned);
+    std::copy(B.data.begin(), B.data.end(), misaligned);
+    std::vector<T> in_place(M * NR), packed(M * NR);
+    gemm(M, NR, K, T(0.75), A.data.data(), A.rs, A.cs, aligned, NR, 1, T(0), in_place.data(), NR);
+    gemm(M, NR, K, T(0.75), A.data.data(), A.rs, A.cs, misaligned, NR, 1, T(0), packed.data(), NR);
+    for (int64_t i = 0; i < M * NR; ++i) ASSERT_EQ(in_place[i], packed[i]) << M << "x" << K << " at " << i;
+    expect_matches<T>(M, NR, K, T(0.75), A, B, T(0), std::vector<T>(M * NR), in_place.data(), NR,
+                      "in-place panel " + std::to_string(M) + "x" + std::to_string(K));
+  }
+}
+
+TEST(Gemm, AnAlignedOnePanelBIsReadInPlace) {
+  for_each_kernel(packed_panel_b_is_read_in_place<float>);
+  for_each_kernel(packed_panel_b_is_read_in_place<double>);
 }
 
 TEST(Gemm, FloatAllSizeCombinationsAndTransposes) { for_each_kernel(sweep_sizes<float>); }

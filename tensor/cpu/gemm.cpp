@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -365,13 +366,26 @@ bool small_path(const Problem<T>& p) {
          double(p.M) * double(p.N) * double(p.K) < kParallelMinWork;
 }
 
+// A B that already is one packed micro-panel — exactly NR columns, rows NR values apart, aligned for
+// the kernel's loads (the chunk core's 16-wide rows of V, K, Q, dY and states, in float) — is read in
+// place: packing it would copy it unchanged.
+template <class T>
+bool is_packed_panel(const Problem<T>& p) {
+  constexpr int NR = GemmTile<T>::NR;
+  return p.N == NR && p.bcs == 1 && p.brs == NR && reinterpret_cast<uintptr_t>(p.b) % 64 == 0;
+}
+
 template <class T>
 void gemm_small(const Problem<T>& p) {
   constexpr int MR = GemmTile<T>::MR, NR = GemmTile<T>::NR;
   const detail::MicroKernel<T> kernel = detail::micro_kernel<T>();
   const int64_t n_panels = ceil_div(p.N, NR);
-  T* b_pack = tl_b_pack.get<T>(n_panels * NR * p.K);
-  pack_b_panels(p.N, p.K, p.b, p.brs, p.bcs, 0, n_panels, b_pack);
+  const T* b_pack = p.b;
+  if (!is_packed_panel(p)) {
+    T* packed = tl_b_pack.get<T>(n_panels * NR * p.K);
+    pack_b_panels(p.N, p.K, p.b, p.brs, p.bcs, 0, n_panels, packed);
+    b_pack = packed;
+  }
   T* a_edge = tl_a_pack.get<T>(MR * p.K);
   for (int64_t i = 0; i < p.M; i += MR) {
     const int64_t mr = std::min<int64_t>(MR, p.M - i);
