@@ -10,7 +10,7 @@
 #include "ssm/fused_device.h"
 #include "ssm/key_row.h"
 #include "ssm/partial_sums.h"
-#include "ssm/row_blocks.h"
+#include "tensor/cpu/row_blocks.h"
 #include "tensor/ops.h"
 #if SSM_WITH_CUDA
 #include "cuda/ssm_fused.h"
@@ -112,13 +112,13 @@ class KeysFunction final : public Function {
     const int64_t HRN = s.H * s.R * s.N;
     if (!raw.device().is_cpu()) return backward_cuda(s, raw, w, bias, theta, dout);
     Tensor draw = Tensor::empty(raw.shape(), raw.dtype()), dtheta = op::zeros_like(theta);
-    Tensor partial = Tensor::zeros({kRowBlocks, s.N + HRN}, raw.dtype());  // per block: dw [N], dbias [H, R, N]
+    Tensor partial = Tensor::zeros({cpu::kRowBlocks, s.N + HRN}, raw.dtype());  // per block: dw [N], dbias [H, R, N]
     dispatch_float(raw.dtype(), "mamba3_keys", [&](auto tag) {
       using T = decltype(tag);
       const T *praw = raw.data<T>(), *pw = w.data<T>(), *pbias = bias.data<T>(), *ptheta = theta.data<T>();
       const T* pdout = dout.data<T>();
       T *pdraw = draw.data<T>(), *pdtheta = dtheta.data<T>();
-      for_row_blocks(s.rows, s.rows * s.R * s.H * s.N * 8, [&](int64_t block, int64_t row_begin, int64_t row_end) {
+      cpu::for_row_blocks(s.rows, s.rows * s.R * s.H * s.N * 8, [&](int64_t block, int64_t row_begin, int64_t row_end) {
         T* dw = partial.data<T>() + block * (s.N + HRN);
         T* dbias = dw + s.N;
         std::vector<T> xhat(s.N), key(s.N), dkey(s.N), dn(s.N);

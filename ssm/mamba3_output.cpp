@@ -1,5 +1,5 @@
 // ssm/mamba3_output.cpp — see mamba3_output.h. Forward and backward walk the same (row = (b, t), h, r, p)
-// loops; the per-head parameter gradients are summed per row block (ssm/row_blocks.h).
+// loops; the per-head parameter gradients are summed per row block (tensor/cpu/row_blocks.h).
 // Tensors on a CUDA device run the same math as kernels (cuda/mamba3_gate.cu).
 #include "ssm/mamba3_output.h"
 
@@ -9,7 +9,7 @@
 #include "autograd/node.h"
 #include "ssm/fused_device.h"
 #include "ssm/rank_params.h"
-#include "ssm/row_blocks.h"
+#include "tensor/cpu/row_blocks.h"
 #include "tensor/cpu/sigmoid.h"
 #include "tensor/ops.h"
 #if SSM_WITH_CUDA
@@ -96,14 +96,14 @@ class OutputGateFunction final : public Function {
            dz = op::zeros_like(c[2]);
     if (!dy.device().is_cpu()) return backward_cuda(c, s, dout, dy, dx, dz);
     // per block: dD [H], dψ, dζ, dφ [H, R, P]
-    Tensor partial = Tensor::zeros({kRowBlocks, s.H + 3 * HRP}, c[0].dtype());
+    Tensor partial = Tensor::zeros({cpu::kRowBlocks, s.H + 3 * HRP}, c[0].dtype());
     dispatch_float(c[0].dtype(), "mamba3_output_gate", [&](auto tag) {
       using T = decltype(tag);
       const T *y = c[0].data<T>(), *x = c[1].data<T>(), *z = c[2].data<T>(), *D = c[3].data<T>();
       const T* g = dout.data<T>();
       const RankParams<T> rp(c[4], c[5], c[6], s.H * s.R * s.P);
       T *pdy = dy.data<T>(), *pdx = dx.data<T>(), *pdz = dz.data<T>();
-      for_row_blocks(s.rows, s.rows * HRP * 16, [&](int64_t block, int64_t row_begin, int64_t row_end) {
+      cpu::for_row_blocks(s.rows, s.rows * HRP * 16, [&](int64_t block, int64_t row_begin, int64_t row_end) {
         T* dD = partial.data<T>() + block * (s.H + 3 * HRP);
         const int64_t P = s.P;  // as in the forward: locals and __restrict let the p loop vectorise
         for (int64_t row = row_begin; row < row_end; ++row)

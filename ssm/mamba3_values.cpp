@@ -1,9 +1,9 @@
 // ssm/mamba3_values.cpp — see mamba3_values.h. Forward and backward walk the same (row, r, h, p) loops;
-// dψ is summed per row block (ssm/row_blocks.h), so its bits do not depend on the thread count.
+// dψ is summed per row block (tensor/cpu/row_blocks.h), so its bits do not depend on the thread count.
 #include "ssm/mamba3_values.h"
 
 #include "autograd/functions.h"
-#include "ssm/row_blocks.h"
+#include "tensor/cpu/row_blocks.h"
 
 namespace ssm {
 namespace {
@@ -53,12 +53,12 @@ class ValuesFunction final : public Function {
     const ValueSizes s = sizes_of(x, psi);
     const int64_t HRP = s.H * s.R * s.P;
     Tensor dx = Tensor::empty(x.shape(), x.dtype());
-    Tensor partial = Tensor::zeros({kRowBlocks, HRP}, x.dtype());  // per block: dψ [H, R, P]
+    Tensor partial = Tensor::zeros({cpu::kRowBlocks, HRP}, x.dtype());  // per block: dψ [H, R, P]
     dispatch_float(x.dtype(), "mamba3_values", [&](auto tag) {
       using T = decltype(tag);
       const T *px = x.data<T>(), *ppsi = psi.data<T>(), *pdv = dv.data<T>();
       T* pdx = dx.data<T>();
-      for_row_blocks(s.rows, s.rows * HRP * 2, [&](int64_t block, int64_t row_begin, int64_t row_end) {
+      cpu::for_row_blocks(s.rows, s.rows * HRP * 2, [&](int64_t block, int64_t row_begin, int64_t row_end) {
         T* dpsi = partial.data<T>() + block * HRP;
         for (int64_t row = row_begin; row < row_end; ++row)
           for (int64_t h = 0; h < s.H; ++h) {

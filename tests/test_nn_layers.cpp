@@ -21,6 +21,10 @@
 #include "nn/module.h"
 #include "tensor/random.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace {
 
 using namespace ssm;
@@ -594,6 +598,35 @@ TEST(NnLayers, RMSNormGradcheckAndTwin) {
   const Tensor w2 = leaf({4}, gen);
   expect_gradcheck(fused, {x2, w2}, "rms_norm w only");
   compare_with_twin(fused, twin, {x2, w2}, "rms_norm w only");
+}
+
+// Many rows (more than the backward's 32 row blocks of dw partials), float32 and float64: the CPU row
+// loops against the tensor-op twin, and dw's bits the same for one thread and three.
+TEST(NnLayers, RMSNormRowLoopsOnManyRowsMatchTheTwinAndAnyThreadCount) {
+  Generator gen(34);
+  for (const DType dtype : {DType::Float32, DType::Float64})
+    for (const int64_t group : {0, 4}) {
+      const Tensor x = leaf({5, 37, 12}, gen, dtype, -2, 2);
+      const Tensor w = leaf({12}, gen, dtype, 0.5, 1.5);
+      auto fused = [group](const std::vector<Tensor>& in) { return nn::rms_norm(in[0], in[1], 1e-5, group); };
+      auto twin = [group](const std::vector<Tensor>& in) { return twin_rms_norm(in[0], in[1], 1e-5, group); };
+      const std::string what = std::string(dtype_name(dtype)) + " group " + std::to_string(group);
+      compare_with_twin(fused, twin, {x, w}, "rms_norm " + what, dtype == DType::Float32 ? 2e-5 : 1e-12);
+#ifdef _OPENMP
+      const Tensor dy = rand_t(x.shape(), gen, dtype);
+      std::vector<std::vector<double>> dw;
+      const int threads = omp_get_max_threads();
+      for (const int t : {1, 3}) {
+        omp_set_num_threads(t);
+        clear_grads({x, w});
+        backward(sum(mul(fused({x, w}), dy)));
+        dw.push_back(vals(w.grad()));
+      }
+      omp_set_num_threads(threads);
+      clear_grads({x, w});
+      EXPECT_EQ(dw[0], dw[1]) << what;
+#endif
+    }
 }
 
 TEST(NnLayers, GatedRMSNormGradcheckAndTwin) {

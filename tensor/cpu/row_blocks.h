@@ -1,4 +1,4 @@
-// ssm/row_blocks.h — parallel loops over rows whose per-parameter gradients must be summed.
+// tensor/cpu/row_blocks.h — parallel loops over rows whose per-parameter gradients must be summed.
 //
 // A fused op's backward writes each row's input gradient in place, but a shared parameter (a bias, a
 // norm weight) gets a sum over all rows. Each of a FIXED number of row blocks sums into its own partial
@@ -9,7 +9,7 @@
 
 #include "tensor/cpu/parallel.h"
 
-namespace ssm {
+namespace ssm::cpu {
 
 inline constexpr int64_t kRowBlocks = 32;
 
@@ -17,9 +17,9 @@ inline constexpr int64_t kRowBlocks = 32;
 // threshold (work = a cost estimate of the whole loop).
 template <class Body>
 void for_row_blocks(int64_t rows, int64_t work, Body&& body) {
-  cpu::parallel_for(kRowBlocks, work, [&](int64_t block) {
+  parallel_for(kRowBlocks, work, [&](int64_t block) {
     body(block, rows * block / kRowBlocks, rows * (block + 1) / kRowBlocks);
   });
 }
 
-}  // namespace ssm
+}  // namespace ssm::cpu
