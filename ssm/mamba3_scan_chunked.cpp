@@ -30,9 +30,9 @@ namespace {
 
 // Per-token helpers. The scan's (b, t, h) values are scalars; a head's rows of k, q, v, y and their
 // gradients are H·N (or H·P) values apart in memory, so a walk over one head's time steps waits on
-// memory at every row. Everything that is elementwise over (t, r, h) — the key weights, the diagonal
-// correction, the dK mapping — therefore runs as streaming passes over (b, t) with all heads inside,
-// and only the chunk core (which prefetches its rows) walks one head at a time.
+// memory at every row. Everything that is elementwise over (t, r, h) — the diagonal correction, the dK
+// mapping — therefore runs as streaming passes over (b, t) with all heads inside, and only the chunk
+// core (which prefetches its rows, and weights the keys as it loads them) walks one head at a time.
 template <class T>
 struct TokenScalars {
   const Mamba3Sizes& s;
@@ -44,18 +44,15 @@ struct TokenScalars {
   }
 };
 
-// K = w·k̃ for every row, in k's layout [batch, L, R, H, N].
+// The key weights w = γ + η_next of every (b, t, h), in the layout of γ [batch, L, H]; the chunk core
+// scales the keys by them as it loads a chunk's rows (K = w·k̃ is never written out).
 template <class T>
-void weight_keys(const Mamba3Sizes& s, const TokenScalars<T>& ts, const T* k, T* weighted) {
-  cpu::parallel_for(s.batch * s.L, s.batch * s.L * s.R * s.H * s.N, [&](int64_t bt) {
-    const int64_t b = bt / s.L, t = bt % s.L;
-    for (int64_t r = 0; r < s.R; ++r)
-      for (int64_t h = 0; h < s.H; ++h) {
-        const T w = ts.key_weight(b, t, h);
-        const int64_t off = s.key_offset(b, t, r, h);
-        for (int64_t n = 0; n < s.N; ++n) weighted[off + n] = w * k[off + n];
-      }
-  });
+std::vector<T> key_weights(const Mamba3Sizes& s, const TokenScalars<T>& ts) {
+  std::vector<T> weights(static_cast<size_t>(s.batch * s.L * s.H));
+  for (int64_t b = 0; b < s.batch; ++b)
+    for (int64_t t = 0; t < s.L; ++t)
+      for (int64_t h = 0; h < s.H; ++h) weights[s.scalar_offset(b, t, h)] = ts.key_weight(b, t, h);
+  return weights;
 }
 
 // S_0 = h_init + η_0 Σ_r v_prev,r k_prev,rᵀ  (P×N, row-major) for sequence (b, h).
@@ -72,10 +69,11 @@ void initial_state(const Mamba3Sizes& s, int64_t b, int64_t h, const T* eta, con
   }
 }
 
-// The generic problem of sequence (b, h): rows (t, r) of one head, H·N (H·P) values apart.
+// The generic problem of sequence (b, h): rows (t, r) of one head, H·N (H·P) values apart, keys k̃ weighted
+// by w (key_weights).
 template <class T>
-ssd::ChunkProblem<T> head_problem(const Mamba3Sizes& s, int64_t b, int64_t h, const T* q, const T* weighted_keys,
-                                  const T* v, const T* adt) {
+ssd::ChunkProblem<T> head_problem(const Mamba3Sizes& s, int64_t b, int64_t h, const T* q, const T* k,
+                                  const T* weights, const T* v, const T* adt) {
   ssd::ChunkProblem<T> problem;
   problem.steps = s.L;
   problem.rank = s.R;
@@ -83,14 +81,15 @@ ssd::ChunkProblem<T> head_problem(const Mamba3Sizes& s, int64_t b, int64_t h, co
   problem.P = s.P;
   problem.chunk = s.Q;
   problem.q = {q + s.key_offset(b, 0, 0, h), s.key_rank_stride()};  // row (t, r) is H·N after (t, r−1)
-  problem.k = {weighted_keys + s.key_offset(b, 0, 0, h), s.key_rank_stride()};
+  problem.k = {k + s.key_offset(b, 0, 0, h), s.key_rank_stride()};
   problem.v = {v + s.value_offset(b, 0, 0, h), s.value_rank_stride()};
   problem.a = {adt + s.scalar_offset(b, 0, h), s.H};
+  problem.k_weight = {weights + s.scalar_offset(b, 0, h), s.H};
   return problem;
 }
 
-// A grow-only buffer of the calling thread for the weighted keys K and their gradient dK (the size of
-// k), so that steady-state calls do not allocate (or page-fault in) tens of megabytes.
+// A grow-only buffer of the calling thread for the gradient dK of the weighted keys (the size of k), so
+// that steady-state calls do not allocate (or page-fault in) tens of megabytes.
 template <class T>
 T* key_scratch(int64_t n) {
   thread_local std::vector<T> buffer;
@@ -125,13 +124,12 @@ struct ChunkedKernel {
                       const T* eta, const T* h0, const T* k_prev, const T* v_prev, T* y, T* states) {
     const int64_t kept = stored_states(s), PN = s.P * s.N;
     const TokenScalars<T> ts{s, gamma, eta};
-    T* weighted_keys = key_scratch<T>(s.batch * s.L * s.R * s.H * s.N);
-    weight_keys(s, ts, k, weighted_keys);
+    const std::vector<T> weights = key_weights(s, ts);
     cpu::parallel_for(s.batch * s.H, scan_work(s), [&](int64_t i) {
       const int64_t b = i / s.H, h = i % s.H;
       T* s0 = states + s.state_offset(b * kept, h);  // S_0 is kept, and chunk_forward reads it from there
       initial_state(s, b, h, eta, h0, k_prev, v_prev, s0);
-      ssd::chunk_forward(head_problem(s, b, h, q, weighted_keys, v, adt), s0,
+      ssd::chunk_forward(head_problem(s, b, h, q, k, weights.data(), v, adt), s0,
                          ssd::RowsView<T>{y + s.value_offset(b, 0, 0, h), s.value_rank_stride()}, s0, s.H * PN);
     });
     // diagonal correction: y_{t,r} −= η_{t+1} Σ_{r'} (q̃_{t,r}·k̃_{t,r'}) v_{t,r'}
@@ -160,9 +158,8 @@ struct ChunkedKernel {
                        T* dv_prev) {
     const int64_t kept = stored_states(s), PN = s.P * s.N, key_count = s.batch * s.L * s.R * s.H * s.N;
     const TokenScalars<T> ts{s, gamma, eta};
-    T* weighted_keys = key_scratch<T>(2 * key_count);
-    T* d_weighted_keys = weighted_keys + key_count;  // ∂ℒ/∂K, in k's layout
-    weight_keys(s, ts, k, weighted_keys);
+    const std::vector<T> weights = key_weights(s, ts);
+    T* d_weighted_keys = key_scratch<T>(key_count);  // ∂ℒ/∂K, in k's layout
 
     // The generic chunked adjoint, per sequence: dQ, dV, da, dS_0 straight into the gradients (which it
     // overwrites), dK to scratch. Then the initial state S_0 = h_init + η_0 Σ_r v_prev,r k_prev,rᵀ:
@@ -175,7 +172,7 @@ struct ChunkedKernel {
       grads.dv = {dv + s.value_offset(b, 0, 0, h), s.value_rank_stride()};
       grads.da = {dadt + s.scalar_offset(b, 0, h), s.H};
       grads.ds0 = dh0 + s.state_offset(b, h);
-      ssd::chunk_backward(head_problem(s, b, h, q, weighted_keys, v, adt), states + s.state_offset(b * kept, h),
+      ssd::chunk_backward(head_problem(s, b, h, q, k, weights.data(), v, adt), states + s.state_offset(b * kept, h),
                           s.H * PN, ssd::RowsView<const T>{dy + s.value_offset(b, 0, 0, h), s.value_rank_stride()},
                           dh_final + s.state_offset(b, h), grads);
 

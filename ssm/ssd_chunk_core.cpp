@@ -78,6 +78,14 @@ void load_rows(int64_t m, int64_t w, RowsView<const T> src, T* dst) {
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < w; ++j) dst[i * w + j] = src.row(i)[j];
 }
+// The same with row i scaled by weight[i / R] (rows (t, r) share step t's weight).
+template <class T>
+void load_weighted_rows(int64_t m, int64_t w, int64_t R, RowsView<const T> src, StridedVec<const T> weight, T* dst) {
+  for (int64_t i = 0; i < m; ++i) {
+    const T scale = weight[i / R];
+    for (int64_t j = 0; j < w; ++j) dst[i * w + j] = scale * src.row(i)[j];
+  }
+}
 template <class T>
 void store_rows(int64_t m, int64_t w, const T* src, RowsView<T> dst, bool accumulate) {
   for (int64_t i = 0; i < m; ++i) {
@@ -110,7 +118,10 @@ struct Chunk {
       : t0(c * p.chunk), q(std::min(p.chunk, p.steps - c * p.chunk)), m(q * p.rank), i0(t0 * p.rank),
         Q(w.qc.data()), K(w.kc.data()), V(w.vc.data()) {
     load_rows(m, p.N, chunk_rows(p.q, i0), w.qc.data());
-    load_rows(m, p.N, chunk_rows(p.k, i0), w.kc.data());
+    if (p.k_weight.data)
+      load_weighted_rows(m, p.N, p.rank, chunk_rows(p.k, i0), {&p.k_weight[t0], p.k_weight.stride}, w.kc.data());
+    else
+      load_rows(m, p.N, chunk_rows(p.k, i0), w.kc.data());
     load_rows(m, p.P, chunk_rows(p.v, i0), w.vc.data());
   }
 };

@@ -57,6 +57,9 @@ struct ChunkProblem {
   int64_t chunk = 64;  // time steps per chunk (> 0)
   RowsView<const T> q, k, v;  // [L·R, N], [L·R, N], [L·R, P]
   StridedVec<const T> a;      // [L]
+  // Optional per-step key weights w [L]: the keys are then K_{t,r} = w_t · k_{t,r}, scaled as the
+  // chunk's rows are loaded (Mamba-3's γ_t + η_{t+1}), and ∂ℒ/∂K is the gradient for those scaled keys.
+  StridedVec<const T> k_weight;
 
   int64_t rows() const { return steps * rank; }
   int64_t nchunks() const { return (steps + chunk - 1) / chunk; }

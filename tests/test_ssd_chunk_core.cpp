@@ -153,7 +153,8 @@ std::vector<T> cast(const std::vector<double>& v) {
 // Runs forward then backward in precision T. Outputs go into strided buffers too (row stride
 // out_rs, a/da stride a_stride), with `accumulate` on top of a known pre-fill that is subtracted.
 template <class T>
-CoreResult run_core(const CoreCase& c, int64_t chunk, bool with_s0, bool with_ds_final, bool accumulate) {
+CoreResult run_core(const CoreCase& c, int64_t chunk, bool with_s0, bool with_ds_final, bool accumulate,
+                    const T* key_weight = nullptr) {
   const int64_t rows = c.rows(), N = c.N, P = c.P, rs = c.row_stride, PN = P * N;
   const std::vector<T> q = cast<T>(c.q), k = cast<T>(c.k), v = cast<T>(c.v), a = cast<T>(c.a),
                        s0 = cast<T>(c.s0), dy = cast<T>(c.dy), dsf = cast<T>(c.ds_final);
@@ -167,6 +168,7 @@ CoreResult run_core(const CoreCase& c, int64_t chunk, bool with_s0, bool with_ds
   p.k = {k.data() + c.offset, rs};
   p.v = {v.data() + c.offset, rs};
   p.a = {a.data(), c.a_stride};
+  p.k_weight = {key_weight, 1};
 
   const int64_t out_rs = std::max(N, P) + 1, state_stride = PN + 2;
   const T fill = accumulate ? T(0.25) : T(-7);  // overwrite mode must not read it
@@ -367,4 +369,30 @@ TEST(SsdChunkCore, Mamba2ChunkedIsBitwiseTheSameForAnyThreadCount) {
 #else
   GTEST_SKIP() << "built without OpenMP";
 #endif
+}
+
+// Per-step key weights (ChunkProblem::k_weight, Mamba-3's γ + η_next) give the very bits of the same
+// problem with the keys scaled beforehand, forward and backward (dK is the scaled keys' gradient).
+TEST(SsdChunkCore, KeyWeightsEqualPrescaledKeys) {
+  for (int64_t R : {1, 2}) {
+    const CoreCase c = make_case(77 + R, /*L=*/37, R, /*N=*/16, /*P=*/16);
+    std::vector<double> weight(c.L);
+    for (int64_t t = 0; t < c.L; ++t) weight[t] = 0.25 + 0.5 * std::abs(std::sin(0.7 * double(t)));
+    CoreCase scaled = c;
+    for (int64_t i = 0; i < c.rows(); ++i)
+      for (int64_t n = 0; n < c.N; ++n) {
+        double& e = scaled.k[c.offset + i * c.row_stride + n];
+        e = double(float(weight[i / R]) * float(e));  // rounded as the core rounds it in float
+      }
+    const CoreResult want = run_core<float>(scaled, 8, true, true, false);
+    const std::vector<float> w32(weight.begin(), weight.end());
+    const CoreResult got = run_core<float>(c, 8, true, true, false, w32.data());
+    EXPECT_EQ(got.y, want.y);
+    EXPECT_EQ(got.states, want.states);
+    EXPECT_EQ(got.dq, want.dq);
+    EXPECT_EQ(got.dk, want.dk);
+    EXPECT_EQ(got.dv, want.dv);
+    EXPECT_EQ(got.da, want.da);
+    EXPECT_EQ(got.ds0, want.ds0);
+  }
 }
