@@ -106,6 +106,9 @@ struct ChunkedKernel {
   static constexpr const char* name = "mamba3_scan_chunked";
   static int64_t stored_states(const Mamba3Sizes& s) { return s.nchunks + 1; }  // S_0 .. S_nchunks
   static constexpr bool runs_on_cuda = true;
+  // The core overwrites dq, dv, dadt and dh0, the per-token pass dk, dγ and dη_{t≥1}; backward() zeroes
+  // the rest (dη_0, dk_prev, dv_prev) before it adds to them.
+  static constexpr bool writes_every_gradient = true;
 
   static scan_cuda::ScanForward cuda_forward(const Mamba3Sizes& s, const Tensor& q, const Tensor& k, const Tensor& v,
                                              const Tensor& adt, const Tensor& gamma, const Tensor& eta,
@@ -160,6 +163,10 @@ struct ChunkedKernel {
     const TokenScalars<T> ts{s, gamma, eta};
     const std::vector<T> weights = key_weights(s, ts);
     T* d_weighted_keys = key_scratch<T>(key_count);  // ∂ℒ/∂K, in k's layout
+    const int64_t prev_keys = s.batch * s.R * s.H * s.N, prev_values = s.batch * s.R * s.H * s.P;
+    std::fill(dk_prev, dk_prev + prev_keys, T(0));
+    std::fill(dv_prev, dv_prev + prev_values, T(0));
+    for (int64_t b = 0; b < s.batch; ++b) std::fill_n(deta + s.scalar_offset(b, 0, 0), s.H, T(0));
 
     // The generic chunked adjoint, per sequence: dQ, dV, da, dS_0 straight into the gradients (which it
     // overwrites), dK to scratch. Then the initial state S_0 = h_init + η_0 Σ_r v_prev,r k_prev,rᵀ:

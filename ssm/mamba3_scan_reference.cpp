@@ -111,6 +111,7 @@ void backprop_read_out(const Mamba3Sizes& s, const T* M, const T* q, const T* dy
 struct ReferenceKernel {
   static constexpr const char* name = "mamba3_scan_reference";
   static constexpr bool runs_on_cuda = false;  // run_*_scan rejects CUDA tensors
+  static constexpr bool writes_every_gradient = false;  // it accumulates into zeroed gradients
   static int64_t stored_states(const Mamba3Sizes& s) { return s.L + 1; }  // h_{-1}, h_0, ..., h_{L-1}
 
   template <class T>
