@@ -25,6 +25,15 @@ struct OutputSizes {
 
 OutputSizes sizes_of(const Tensor& y) { return {y.size(0) * y.size(1), y.size(2), y.size(3), y.size(4)}; }
 
+// x and z [batch, L, H, P] are column ranges of in_proj's output: rows (b, t) evenly spaced, each row's
+// H·P values contiguous. The CPU loops read such a view in place, one row stride apart (a copy of each
+// was ~1% of a training step); anything else, and every CUDA tensor, is made contiguous first.
+bool rows_in_place(const Tensor& t) {
+  const Strides& st = t.strides();
+  return t.device().is_cpu() && st[3] == 1 && st[2] == t.size(3) && st[0] == t.size(1) * st[1];
+}
+int64_t row_stride(const Tensor& t) { return t.strides()[1]; }  // of a rows_in_place or contiguous tensor
+
 #if SSM_WITH_CUDA
 // The device pointers of the saved inputs y, x, z, D, ψ, ζ, φ (null for SISO's undefined ones).
 template <class T>
@@ -43,7 +52,10 @@ class OutputGateFunction final : public Function {
 
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
     std::vector<Tensor> c;
-    for (const Tensor& t : in) c.push_back(t.defined() ? t.contiguous() : Tensor());
+    for (size_t i = 0; i < in.size(); ++i) {
+      const bool strided_rows_ok = (i == 1 || i == 2) && rows_in_place(in[i]);  // x, z
+      c.push_back(!in[i].defined() || strided_rows_ok ? in[i] : in[i].contiguous());
+    }
     const OutputSizes s = sizes_of(c[0]);
     Tensor out = Tensor::zeros(c[1].shape(), c[1].dtype(), c[1].device());
     save_for_backward(c);
@@ -63,6 +75,7 @@ class OutputGateFunction final : public Function {
       const T *y = c[0].data<T>(), *x = c[1].data<T>(), *z = c[2].data<T>(), *D = c[3].data<T>();
       const RankParams<T> rp(c[4], c[5], c[6], s.H * s.R * s.P);
       T* po = out.data<T>();
+      const int64_t x_rs = row_stride(c[1]), z_rs = row_stride(c[2]);
       // The p loops vectorise (float: cpu::sigmoid has no call in it); the __restrict pointers and the
       // locals P and D_h tell the compiler that the stores do not change what the loops read.
       cpu::parallel_for(s.rows, s.rows * s.R * s.H * s.P * 8, [&](int64_t row) {
@@ -70,7 +83,7 @@ class OutputGateFunction final : public Function {
         for (int64_t h = 0; h < s.H; ++h) {
           const int64_t at = (row * s.H + h) * P;
           const T D_h = D[h];
-          const T *__restrict xh = x + at, *__restrict zh = z + at;
+          const T *__restrict xh = x + row * x_rs + h * P, *__restrict zh = z + row * z_rs + h * P;
           T* __restrict oh = po + at;
           for (int64_t r = 0; r < s.R; ++r) {
             const int64_t hr = (h * s.R + r) * P;
@@ -103,6 +116,7 @@ class OutputGateFunction final : public Function {
       const T* g = dout.data<T>();
       const RankParams<T> rp(c[4], c[5], c[6], s.H * s.R * s.P);
       T *pdy = dy.data<T>(), *pdx = dx.data<T>(), *pdz = dz.data<T>();
+      const int64_t x_rs = row_stride(c[1]), z_rs = row_stride(c[2]);
       cpu::for_row_blocks(s.rows, s.rows * HRP * 16, [&](int64_t block, int64_t row_begin, int64_t row_end) {
         T* dD = partial.data<T>() + block * (s.H + 3 * HRP);
         const int64_t P = s.P;  // as in the forward: locals and __restrict let the p loop vectorise
@@ -110,7 +124,8 @@ class OutputGateFunction final : public Function {
           for (int64_t h = 0; h < s.H; ++h) {
             const int64_t at = (row * s.H + h) * P;
             const T D_h = D[h];
-            const T *__restrict xh = x + at, *__restrict zh = z + at, *__restrict gh = g + at;
+            const T *__restrict xh = x + row * x_rs + h * P, *__restrict zh = z + row * z_rs + h * P,
+                    *__restrict gh = g + at;
             T *__restrict dxh = pdx + at, *__restrict dzh = pdz + at;
             for (int64_t r = 0; r < s.R; ++r) {
               const int64_t hr = (h * s.R + r) * P, yi = ((row * s.R + r) * s.H + h) * P;
