@@ -137,17 +137,17 @@ struct ChunkedKernel {
     });
     // diagonal correction: y_{t,r} −= η_{t+1} Σ_{r'} (q̃_{t,r}·k̃_{t,r'}) v_{t,r'}
     cpu::parallel_for(s.batch * s.L, token_work(s), [&](int64_t bt) {
-      const int64_t b = bt / s.L, t = bt % s.L;
+      const int64_t b = bt / s.L, t = bt % s.L, N = s.N, P = s.P;  // locals and __restrict: the loops vectorise
       if (t + 1 == s.L) return;  // η_L = 0
       for (int64_t r = 0; r < s.R; ++r)
         for (int64_t h = 0; h < s.H; ++h) {
           const T eta_next = ts.eta_next(b, t, h);
           const T* qt = q + s.key_offset(b, t, r, h);
-          T* yt = y + s.value_offset(b, t, r, h);
+          T* __restrict yt = y + s.value_offset(b, t, r, h);
           for (int64_t r2 = 0; r2 < s.R; ++r2) {
-            const T c = eta_next * cpu::dot(qt, k + s.key_offset(b, t, r2, h), s.N);
-            const T* vt = v + s.value_offset(b, t, r2, h);
-            for (int64_t p = 0; p < s.P; ++p) yt[p] -= c * vt[p];
+            const T c = eta_next * cpu::dot(qt, k + s.key_offset(b, t, r2, h), N);
+            const T* __restrict vt = v + s.value_offset(b, t, r2, h);
+            for (int64_t p = 0; p < P; ++p) yt[p] -= c * vt[p];
           }
         }
     });
@@ -205,29 +205,31 @@ struct ChunkedKernel {
     //   dv_{t,r'} −= η_{t+1} e do_{t,r},  dq̃_{t,r} += de k̃_{t,r'},  dk̃_{t,r'} += de q̃_{t,r},
     //   dη_{t+1} −= Σ_{r,r'} e (do_{t,r}·v_{t,r'}).
     cpu::parallel_for(s.batch * s.L, token_work(s), [&](int64_t bt) {
-      const int64_t b = bt / s.L, t = bt % s.L;
+      const int64_t b = bt / s.L, t = bt % s.L, N = s.N, P = s.P;  // locals and __restrict: the loops vectorise
       for (int64_t h = 0; h < s.H; ++h) {
         const T w = ts.key_weight(b, t, h), eta_next = ts.eta_next(b, t, h);
         T dw = 0, d_eta_next = 0;
         for (int64_t r = 0; r < s.R; ++r) {
           const int64_t off = s.key_offset(b, t, r, h);
-          const T* dK = d_weighted_keys + off;
-          for (int64_t n = 0; n < s.N; ++n) dk[off + n] = w * dK[n];
-          dw += cpu::dot(dK, k + off, s.N);
+          const T* __restrict dK = d_weighted_keys + off;
+          T* __restrict dkr = dk + off;
+          for (int64_t n = 0; n < N; ++n) dkr[n] = w * dK[n];
+          dw += cpu::dot(dK, k + off, N);
         }
         if (t + 1 < s.L)
           for (int64_t r = 0; r < s.R; ++r) {
-            const T *qt = q + s.key_offset(b, t, r, h), *dyt = dy + s.value_offset(b, t, r, h);
-            T* dqt = dq + s.key_offset(b, t, r, h);
+            const T *__restrict qt = q + s.key_offset(b, t, r, h), *__restrict dyt = dy + s.value_offset(b, t, r, h);
+            T* __restrict dqt = dq + s.key_offset(b, t, r, h);
             for (int64_t r2 = 0; r2 < s.R; ++r2) {
-              const T* kt = k + s.key_offset(b, t, r2, h);
-              const T e = cpu::dot(qt, kt, s.N);
-              const T dy_v = cpu::dot(dyt, v + s.value_offset(b, t, r2, h), s.P);
-              T* dvt = dv + s.value_offset(b, t, r2, h);
-              for (int64_t p = 0; p < s.P; ++p) dvt[p] -= eta_next * e * dyt[p];
+              const T* __restrict kt = k + s.key_offset(b, t, r2, h);
+              const T e = cpu::dot(qt, kt, N);
+              const T dy_v = cpu::dot(dyt, v + s.value_offset(b, t, r2, h), P);
+              T* __restrict dvt = dv + s.value_offset(b, t, r2, h);
+              const T dv_scale = eta_next * e;
+              for (int64_t p = 0; p < P; ++p) dvt[p] -= dv_scale * dyt[p];
               const T de = -eta_next * dy_v;
-              T* dkt = dk + s.key_offset(b, t, r2, h);
-              for (int64_t n = 0; n < s.N; ++n) {
+              T* __restrict dkt = dk + s.key_offset(b, t, r2, h);
+              for (int64_t n = 0; n < N; ++n) {
                 dqt[n] += de * kt[n];
                 dkt[n] += de * qt[n];
               }
