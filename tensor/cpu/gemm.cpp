@@ -313,6 +313,7 @@ int available_threads() { return omp_in_parallel() ? 1 : omp_get_max_threads(); 
 // buffer first (any strides). Threads, when the product is big enough, take contiguous ranges of
 // C's columns: each element's sum is the same whatever the team.
 constexpr int64_t kFewRows = 4;  // measured: from ~6 rows the packed path wins
+constexpr double kFewRowsParallelMin = 32768;  // elements of B
 
 thread_local AlignedBuffer tl_few_rows;
 
@@ -339,7 +340,9 @@ void gemm_few_rows(const Problem<T>& p) {
     }
   };
 #ifdef _OPENMP
-  const bool big = double(p.M) * double(p.N) * double(p.K) >= kParallelMinWork;
+  // Worth a team once the weight itself is big: the walk over B is memory-bound, and each thread
+  // streams its own columns (decoding's in_proj, 1×772×160, reads ~0.5 MB per token).
+  const bool big = double(p.N) * double(p.K) >= kFewRowsParallelMin;
   if (const int nt = big ? available_threads() : 1; nt > 1) {
 #pragma omp parallel num_threads(nt)
     {
