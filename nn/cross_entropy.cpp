@@ -7,12 +7,68 @@
 //   dz_i = g · m_i / M · (softmax(z_i) - onehot(t_i))
 // Saved: the logits, the per-row logsumexp, the (safe) targets and the row weights m_i / M; the
 // softmax is recomputed from them rather than stored (it is as large as the logits).
+//
+// On the CPU each direction is one pass over the rows (ce_rows_forward / ce_rows_backward): as tensor
+// ops the loss is ~5 passes over the [N, V] logits forward and ~6 backward (the head's logits are the
+// largest activation of a small model). Other devices run the tensor-op form, which the tests also
+// hold the loops to.
 #include "nn/functional.h"
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
+#include <vector>
+
+#include "tensor/cpu/parallel.h"
+#include "tensor/cpu/sigmoid.h"
 
 namespace ssm::nn {
 namespace {
+
+// e^x: float without a library call (tensor/cpu/sigmoid.h, ~1 ulp; x ≤ 0 here, below −87 it reads e^−87,
+// nothing beside the row's largest term), double with std::exp (its gradient checks want every digit).
+inline float exp_of(float x) { return cpu::exp_clamped(x); }
+inline double exp_of(double x) { return std::exp(x); }
+
+// Per row i of z [N, V]: lse_i = logsumexp(z_i) (the max first, then the sum of e^{z − max});
+// rows with weight 0 (ignored) are skipped. Returns Σ_i weight_i (lse_i − z_i[t_i]), summed in row order.
+template <class T>
+double ce_rows_forward(int64_t N, int64_t V, const T* z, const int64_t* target, const T* weight, T* lse) {
+  std::vector<double> row_loss(static_cast<size_t>(N), 0.0);
+  cpu::parallel_for(N, N * V * 4, [&](int64_t i) {
+    lse[i] = T(0);
+    if (weight[i] == T(0)) return;
+    const T* zi = z + i * V;
+    T max = zi[0];
+#pragma omp simd reduction(max : max)  // the reductions vectorise only when allowed to; lane order is fixed
+    for (int64_t v = 1; v < V; ++v) max = std::max(max, zi[v]);
+    T sum = 0;  // every term is in (0, 1] and one of them is 1: no cancellation, float sums are enough
+#pragma omp simd reduction(+ : sum)
+    for (int64_t v = 0; v < V; ++v) sum += exp_of(zi[v] - max);
+    lse[i] = max + std::log(sum);
+    row_loss[i] = double(weight[i]) * double(lse[i] - zi[target[i]]);
+  });
+  double total = 0;
+  for (const double l : row_loss) total += l;
+  return total;
+}
+
+// dz_i = g · weight_i · (softmax(z_i) − onehot(t_i)); ignored rows (weight 0) get exact zeros.
+template <class T>
+void ce_rows_backward(int64_t N, int64_t V, const T* z, const int64_t* target, const T* weight, const T* lse, T g,
+                      T* dz) {
+  cpu::parallel_for(N, N * V * 4, [&](int64_t i) {
+    const T scale = g * weight[i];
+    T* dzi = dz + i * V;
+    if (scale == T(0)) {
+      std::fill(dzi, dzi + V, T(0));
+      return;
+    }
+    const T* zi = z + i * V;
+    for (int64_t v = 0; v < V; ++v) dzi[v] = exp_of(zi[v] - lse[i]) * scale;
+    dzi[target[i]] -= scale;
+  });
+}
 
 class CrossEntropyFunction final : public Function {
  public:
@@ -31,6 +87,18 @@ class CrossEntropyFunction final : public Function {
     const Tensor count = op::clamp(op::sum(kept), 1.0, std::numeric_limits<double>::infinity());
     const Tensor row_weight = op::div(kept, count);                                   // m_i / M
 
+    if (logits.device().is_cpu()) {
+      const Tensor z = logits.contiguous(), safe = safe_targets.contiguous(), weight = row_weight.contiguous();
+      Tensor lse = Tensor::empty({z.size(0), 1}, z.dtype());
+      double total = 0;
+      dispatch_float(z.dtype(), "cross_entropy", [&](auto tag) {
+        using T = decltype(tag);
+        total = ce_rows_forward<T>(z.size(0), V, z.data<T>(), safe.data<int64_t>(), weight.data<T>(),
+                                   lse.data<T>());
+      });
+      save_for_backward({z, lse, safe, weight});
+      return {Tensor::full({}, total, z.dtype())};
+    }
     const Tensor lse = op::logsumexp(logits, {1}, /*keepdim=*/true);                  // [N, 1]
     const Tensor picked = op::gather(logits, 1, safe_targets);                        // z_i[t_i]
     save_for_backward({logits, lse, safe_targets, row_weight});
@@ -40,6 +108,16 @@ class CrossEntropyFunction final : public Function {
   std::vector<Tensor> backward(const std::vector<Tensor>& grad_out) override {
     const auto s = saved();
     const Tensor &logits = s[0], &lse = s[1], &targets = s[2], &row_weight = s[3];
+    if (logits.device().is_cpu()) {
+      Tensor dz = Tensor::empty(logits.shape(), logits.dtype());
+      dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag) {
+        using T = decltype(tag);
+        ce_rows_backward<T>(logits.size(0), logits.size(1), logits.data<T>(), targets.data<int64_t>(),
+                            row_weight.data<T>(), lse.data<T>(), static_cast<T>(grad_out[0].item<double>()),
+                            dz.data<T>());
+      });
+      return {dz.view(input_shape_), Tensor()};
+    }
     const Tensor scale = op::mul(row_weight, grad_out[0]);                             // g · m_i / M, [N, 1]
     const Tensor softmax_part = op::mul(op::exp(op::sub(logits, lse)), scale);
     const Tensor onehot_part = op::scatter_add(logits.shape(), 1, targets, op::neg(scale));

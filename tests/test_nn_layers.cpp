@@ -763,6 +763,23 @@ TEST(NnLayers, CrossEntropyMatchesLoops) {
   }
 }
 
+// Enough rows and classes for the CPU row loops to run on several threads: values and gradients
+// against the tensor-op twin, float32 and float64, with some rows ignored.
+TEST(NnLayers, CrossEntropyRowLoopsOnManyRowsMatchTheTwin) {
+  Generator gen(55);
+  const int64_t N = 120, V = 300;
+  std::vector<int64_t> t(N);
+  for (int64_t i = 0; i < N; ++i) t[i] = i % 7 == 3 ? -100 : (i * 37) % V;
+  for (const DType dtype : {DType::Float32, DType::Float64}) {
+    const Tensor z = leaf({4, N / 4, V}, gen, dtype, -6, 6);
+    const Tensor targets = Tensor::from_vector<int64_t>(t, {4, N / 4});
+    auto fused = [](const std::vector<Tensor>& in) { return nn::cross_entropy(in[0], in[1]); };
+    auto twin = [](const std::vector<Tensor>& in) { return twin_cross_entropy(in[0], in[1], -100); };
+    compare_with_twin(fused, twin, {z, targets}, std::string("cross_entropy ") + dtype_name(dtype),
+                      dtype == DType::Float32 ? 1e-5 : 1e-12);
+  }
+}
+
 TEST(NnLayers, CrossEntropyInt32TargetsAndCustomIgnoreIndex) {
   Generator gen(51);
   const int64_t V = 5;

@@ -17,9 +17,10 @@
 
 namespace ssm::cpu {
 
-inline float sigmoid(float x) {
+// e^u for float u, clamped to [−87, 87] (so e^u and 2^n stay normal floats), ~1 ulp, no library call
+// (the derivation above). Also the softmax of the CPU cross-entropy (nn/cross_entropy.cpp).
+inline float exp_clamped(float u) {
   constexpr float kLow = -87.0f, kHigh = 87.0f;
-  const float u = -x;
   const uint32_t below = -static_cast<uint32_t>(u < kLow), above = -static_cast<uint32_t>(u > kHigh);
   const float uc = std::bit_cast<float>((std::bit_cast<uint32_t>(u) & ~(below | above)) |
                                         (std::bit_cast<uint32_t>(kLow) & below) | (std::bit_cast<uint32_t>(kHigh) & above));
@@ -36,8 +37,10 @@ inline float sigmoid(float x) {
   p = p * r + 5.0000001201e-1f;
   const float e_r = (p * r + 1.0f) * r + 1.0f;
   const uint32_t n_bits = std::bit_cast<uint32_t>(shifted) - std::bit_cast<uint32_t>(kRound);  // n, two's complement
-  return 1.0f / (1.0f + e_r * std::bit_cast<float>((n_bits + 127u) << 23));
+  return e_r * std::bit_cast<float>((n_bits + 127u) << 23);
 }
+
+inline float sigmoid(float x) { return 1.0f / (1.0f + exp_clamped(-x)); }
 
 inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
