@@ -107,9 +107,8 @@ class RMSNormFunction final : public Function {
   // The CPU passes; x and w contiguous. r is saved in the tensor-op form's shape [.., G, 1].
   std::vector<Tensor> forward_rows(const Tensor& x, const Tensor& w) {
     const int64_t D = x.size(-1), n = width(x);
-    Shape r_shape(x.shape().begin(), x.shape().end() - 1);
-    r_shape.push_back(D / n);
-    r_shape.push_back(1);
+    Shape r_shape = grouped(x).shape();  // [.., G, n] → [.., G, 1]
+    r_shape.back() = 1;
     Tensor y = Tensor::empty(x.shape(), x.dtype()), r = Tensor::empty(r_shape, x.dtype());
     dispatch_float(x.dtype(), "rms_norm", [&](auto tag) {
       using T = decltype(tag);

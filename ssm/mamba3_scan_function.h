@@ -15,9 +15,10 @@
 //   static ScanForward cuda_forward(const Mamba3Sizes&, q, k, v, adt, gamma, eta, h0, k_prev, v_prev);
 //   static std::vector<Tensor> cuda_backward(const Mamba3Sizes&, q, ..., v_prev, states, dy, dh_final);
 // Gradients arrive zeroed, unless the kernel says it writes every element itself (sparing a fill of
-// each gradient, ~2% of a CPU training step). All tensors are contiguous, row-major, in the shapes of ssm/mamba3_scan.h, and on
-// one device (raw-memory loops for CPU tensors, the cuda_* functions for CUDA tensors); undefined input
-// states reach the kernel as zeros, and their gradients are dropped on the way out.
+// each gradient, ~2% of a CPU training step). All tensors are contiguous, row-major, in the shapes of
+// ssm/mamba3_scan.h, and on one device (raw-memory loops for CPU tensors, the cuda_* functions for CUDA
+// tensors); undefined input states reach the kernel as zeros, and their gradients are dropped on the way
+// out.
 #pragma once
 #include <memory>
 

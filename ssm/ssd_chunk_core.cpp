@@ -18,51 +18,38 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <new>
-#include <vector>
 
+#include "tensor/cpu/aligned_buffer.h"
 #include "tensor/cpu/gemm.h"
 
 namespace ssm::ssd {
 namespace {
 
-// Cache-line-aligned storage: a GEMM operand of exactly 16 float columns is then read in place rather
-// than packed (tensor/cpu/gemm.cpp), which at P = N = 16 is most of the chunk's products.
-template <class T>
-struct CacheLineAllocator {
-  using value_type = T;
-  CacheLineAllocator() = default;
-  template <class U>
-  CacheLineAllocator(const CacheLineAllocator<U>&) {}
-  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
-  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t{64}); }
-  bool operator==(const CacheLineAllocator&) const { return true; }
-};
-template <class T>
-using AlignedVector = std::vector<T, CacheLineAllocator<T>>;
-
-// Per-thread scratch, sized for the largest chunk seen so far and reused (grow-only: resize to a
-// smaller size never reallocates), so that steady-state calls never allocate.
+// Per-thread scratch, sized for the largest chunk seen so far and reused (grow-only), so that
+// steady-state calls never allocate. The buffers are cache-line aligned (tensor/cpu/aligned_buffer.h):
+// a GEMM operand of exactly 16 float columns is then read in place rather than packed
+// (tensor/cpu/gemm.cpp), which at P = N = 16 is most of the chunk's products.
 template <class T>
 struct Scratch {
-  AlignedVector<T> lam, mm, dm;          // m×m: Λ (row level), M = (Q Kᵀ) ⊙ Λ, dM
-  AlignedVector<T> qc, kc, vc, yc;       // the chunk's rows of Q, K (m×N), V and Y or dY (m×P), contiguous
-  AlignedVector<T> kq, vw;               // m×N: w-scaled K / e^{cs}-scaled Q;  m×P: w-scaled V
-  AlignedVector<T> dql, dkl, dvl;        // chunk-local dQ, dK (m×N) and dV (m×P)
-  AlignedVector<T> ds, dsc;              // P×N: dS = ∂ℒ/∂S_{c+1}, dS_c = ∂ℒ/∂S_c
-  AlignedVector<T> ecs, dcs, rsum, csum; // e^{cs_t}, ∂ℒ/∂cs_t (q); row and column sums of Ξ (m)
+  T *lam, *mm, *dm;          // m×m: Λ (row level), M = (Q Kᵀ) ⊙ Λ, dM
+  T *qc, *kc, *vc, *yc;      // the chunk's rows of Q, K (m×N), V and Y or dY (m×P), contiguous
+  T *kq, *vw;                // m×N: w-scaled K / e^{cs}-scaled Q;  m×P: w-scaled V
+  T *dql, *dkl, *dvl;        // chunk-local dQ, dK (m×N) and dV (m×P)
+  T *ds, *dsc;               // P×N: dS = ∂ℒ/∂S_{c+1}, dS_c = ∂ℒ/∂S_c
+  T *ecs, *dcs, *rsum, *csum; // e^{cs_t}, ∂ℒ/∂cs_t (q); row and column sums of Ξ (m)
 
   void fit(int64_t m, int64_t q, int64_t N, int64_t P) {
-    auto grow = [](AlignedVector<T>& v, int64_t n) {
-      if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
-    };
-    for (auto* v : {&lam, &mm, &dm}) grow(*v, m * m);
-    for (auto* v : {&kq, &dql, &dkl, &qc, &kc}) grow(*v, m * N);
-    for (auto* v : {&vw, &dvl, &vc, &yc}) grow(*v, m * P);
-    for (auto* v : {&ds, &dsc}) grow(*v, P * N);
-    for (auto* v : {&ecs, &dcs}) grow(*v, q);
-    for (auto* v : {&rsum, &csum}) grow(*v, m);
+    cpu::AlignedBuffer* next = buffers;
+    for (T** v : {&lam, &mm, &dm}) *v = (next++)->get<T>(m * m);
+    for (T** v : {&kq, &dql, &dkl, &qc, &kc}) *v = (next++)->get<T>(m * N);
+    for (T** v : {&vw, &dvl, &vc, &yc}) *v = (next++)->get<T>(m * P);
+    for (T** v : {&ds, &dsc}) *v = (next++)->get<T>(P * N);
+    for (T** v : {&ecs, &dcs}) *v = (next++)->get<T>(q);
+    for (T** v : {&rsum, &csum}) *v = (next++)->get<T>(m);
   }
+
+ private:
+  cpu::AlignedBuffer buffers[18];  // one per array above
 };
 
 template <class T>
@@ -116,13 +103,13 @@ struct Chunk {
 
   Chunk(const ChunkProblem<T>& p, int64_t c, Scratch<T>& w)
       : t0(c * p.chunk), q(std::min(p.chunk, p.steps - c * p.chunk)), m(q * p.rank), i0(t0 * p.rank),
-        Q(w.qc.data()), K(w.kc.data()), V(w.vc.data()) {
-    load_rows(m, p.N, chunk_rows(p.q, i0), w.qc.data());
+        Q(w.qc), K(w.kc), V(w.vc) {
+    load_rows(m, p.N, chunk_rows(p.q, i0), w.qc);
     if (p.k_weight.data)
-      load_weighted_rows(m, p.N, p.rank, chunk_rows(p.k, i0), {&p.k_weight[t0], p.k_weight.stride}, w.kc.data());
+      load_weighted_rows(m, p.N, p.rank, chunk_rows(p.k, i0), {&p.k_weight[t0], p.k_weight.stride}, w.kc);
     else
-      load_rows(m, p.N, chunk_rows(p.k, i0), w.kc.data());
-    load_rows(m, p.P, chunk_rows(p.v, i0), w.vc.data());
+      load_rows(m, p.N, chunk_rows(p.k, i0), w.kc);
+    load_rows(m, p.P, chunk_rows(p.v, i0), w.vc);
   }
 };
 
@@ -219,8 +206,8 @@ void chunk_forward(const ChunkProblem<T>& p, const T* s0, RowsView<T> y, T* stat
     const int64_t m = ch.m;
     const T* Sc = states + c * state_stride;
     T* Sn = states + (c + 1) * state_stride;
-    T* Y = w.yc.data();  // the chunk's Y, stored into y at the end
-    T *lam = w.lam.data(), *M = w.mm.data(), *ecs = w.ecs.data();
+    T* Y = w.yc;  // the chunk's Y, stored into y at the end
+    T *lam = w.lam, *M = w.mm, *ecs = w.ecs;
     prefetch_chunk(p, c + 1, y.data, y.row_stride);  // Y rows are written: fetch them too
     build_decay(p, ch, ecs, lam);
 
@@ -234,7 +221,7 @@ void chunk_forward(const ChunkProblem<T>& p, const T* s0, RowsView<T> y, T* stat
     for_each_band(m, R, [&](int64_t r0, int64_t r1) {
       cpu::gemm(r1 - r0, P, r1, T(1), M + r0 * m, m, 1, ch.V, P, 1, T(0), Y + r0 * P, P);
     });
-    T* qe = w.kq.data();
+    T* qe = w.kq;
     for (int64_t i = 0; i < m; ++i) {
       const T e = ecs[i / R];
       for (int64_t n = 0; n < N; ++n) qe[i * N + n] = e * ch.Q[i * N + n];
@@ -244,7 +231,7 @@ void chunk_forward(const ChunkProblem<T>& p, const T* s0, RowsView<T> y, T* stat
 
     // §2.4 steps 4–5: S_{c+1} = e^T S_c + Vᵀ diag(w) K with w_i = e^{T − cs_t(i)} = Λ_{last row, i}.
     const T* wrow = lam + (m - 1) * m;
-    T* kw = w.kq.data();
+    T* kw = w.kq;
     for (int64_t i = 0; i < m; ++i)
       for (int64_t n = 0; n < N; ++n) kw[i * N + n] = wrow[i] * ch.K[i * N + n];
     const T eT = ecs[ch.q - 1];
@@ -260,8 +247,8 @@ void chunk_backward(const ChunkProblem<T>& p, const T* states, int64_t state_str
   const bool acc = grads.accumulate;
   const int64_t max_q = std::max<int64_t>(1, std::min(p.chunk, p.steps));
   Scratch<T>& w = thread_scratch<T>(max_q * R, max_q, N, P);
-  T* dS = w.ds.data();   // ∂ℒ/∂S_{c+1}
-  T* dSc = w.dsc.data(); // ∂ℒ/∂S_c, built during chunk c
+  T* dS = w.ds;   // ∂ℒ/∂S_{c+1}
+  T* dSc = w.dsc; // ∂ℒ/∂S_c, built during chunk c
   if (ds_final)
     std::memcpy(dS, ds_final, static_cast<size_t>(PN) * sizeof(T));
   else
@@ -271,11 +258,11 @@ void chunk_backward(const ChunkProblem<T>& p, const T* states, int64_t state_str
     const Chunk<T> ch(p, c, w);
     const int64_t m = ch.m, q = ch.q;
     const T* Sc = states + c * state_stride;
-    T* dY = w.yc.data();  // the chunk's rows of dY, contiguous like Q, K, V
+    T* dY = w.yc;  // the chunk's rows of dY, contiguous like Q, K, V
     load_rows(m, P, chunk_rows(dy, ch.i0), dY);
-    T *lam = w.lam.data(), *M = w.mm.data(), *dM = w.dm.data(), *ecs = w.ecs.data(), *dcs = w.dcs.data();
-    T *kq = w.kq.data(), *vw = w.vw.data(), *dQ = w.dql.data(), *dK = w.dkl.data(), *dV = w.dvl.data();
-    T *rsum = w.rsum.data(), *csum = w.csum.data();
+    T *lam = w.lam, *M = w.mm, *dM = w.dm, *ecs = w.ecs, *dcs = w.dcs;
+    T *kq = w.kq, *vw = w.vw, *dQ = w.dql, *dK = w.dkl, *dV = w.dvl;
+    T *rsum = w.rsum, *csum = w.csum;
     prefetch_chunk(p, c - 1, dy.data, dy.row_stride);
     if (c > 0) prefetch_rows(states + (c - 1) * state_stride, 1, 0, PN);  // S_{c−1}, written long ago
     build_decay(p, ch, ecs, lam);

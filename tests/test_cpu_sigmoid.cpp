@@ -1,8 +1,10 @@
-// Tests for tensor/cpu/sigmoid.h: the call-free float σ against σ computed in double with libm.
+// Tests for tensor/cpu/sigmoid.h: the call-free float e^u and σ against the same computed in double with
+// libm.
 #include "tensor/cpu/sigmoid.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -36,6 +38,23 @@ TEST(CpuSigmoid, FloatSpecialValues) {
   EXPECT_EQ(ssm::cpu::sigmoid(0.0f), 0.5f);
   EXPECT_EQ(ssm::cpu::sigmoid(1e-30f), 0.5f);
   EXPECT_TRUE(std::isnan(ssm::cpu::sigmoid(std::numeric_limits<float>::quiet_NaN())));
+}
+
+// e^u (the cross-entropy's softmax uses it directly): within 2 float ulps of libm's double e^u on a dense
+// sweep of [−87, 87], e^±87 past the clamp, NaN kept.
+TEST(CpuSigmoid, FloatExpMatchesLibmWithinTwoUlpsAndClamps) {
+  double worst_ulps = 0;
+  for (int i = -870000; i <= 870000; ++i) {
+    const float u = static_cast<float>(i) * 1e-4f;
+    const double want = std::exp(static_cast<double>(u)), got = ssm::cpu::exp_clamped(u);
+    worst_ulps = std::max(worst_ulps, std::abs(got - want) / (want * std::numeric_limits<float>::epsilon()));
+  }
+  EXPECT_LE(worst_ulps, 2.0);
+  EXPECT_EQ(ssm::cpu::exp_clamped(-1000.0f), ssm::cpu::exp_clamped(-87.0f));
+  EXPECT_EQ(ssm::cpu::exp_clamped(1000.0f), ssm::cpu::exp_clamped(87.0f));
+  EXPECT_GE(ssm::cpu::exp_clamped(-87.0f), std::numeric_limits<float>::min());  // normal, not subnormal
+  EXPECT_EQ(ssm::cpu::exp_clamped(0.0f), 1.0f);
+  EXPECT_TRUE(std::isnan(ssm::cpu::exp_clamped(std::numeric_limits<float>::quiet_NaN())));
 }
 
 TEST(CpuSigmoid, DoubleIsLibm) {

@@ -21,10 +21,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 
+#include "tensor/cpu/aligned_buffer.h"
 #include "tensor/cpu/gemm_kernels.h"
 
 #ifdef _OPENMP
@@ -52,28 +51,8 @@ constexpr double kParallelMinWork = 64.0 * 64.0 * 64.0;
 constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 constexpr int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// A grow-only 64-byte-aligned scratch buffer; one per thread per role (thread_local below), so
-// steady-state calls never allocate.
-class AlignedBuffer {
- public:
-  ~AlignedBuffer() { std::free(ptr_); }
-  template <class T>
-  T* get(int64_t count) {
-    const size_t bytes = static_cast<size_t>(round_up(count * int64_t(sizeof(T)), 64));
-    if (bytes > bytes_) {
-      std::free(ptr_);
-      ptr_ = std::aligned_alloc(64, bytes);
-      if (!ptr_) throw std::bad_alloc();
-      bytes_ = bytes;
-    }
-    return static_cast<T*>(ptr_);
-  }
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
-// A blocks and private B panels of this thread; B blocks this thread shares with its team.
+// Per thread, grow-only (tensor/cpu/aligned_buffer.h): A blocks and private B panels of this thread; B
+// blocks this thread shares with its team.
 thread_local AlignedBuffer tl_a_pack, tl_b_pack, tl_b_shared;
 
 // Pack an mr×kc sliver of A (mr ≤ MR) as kc groups of MR values, zero-padding rows mr..MR-1.
