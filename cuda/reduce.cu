@@ -5,7 +5,9 @@
 //   * a whole warp when x's innermost dim is reduced and contiguous (a norm over features): the
 //     32 lanes read neighbouring elements, then combine their partial results by shuffles;
 //   * one thread otherwise (a sum over tokens of a [tokens, features] tensor): neighbouring threads
-//     own neighbouring outputs, so their reads are neighbours too.
+//     own neighbouring outputs, so their reads are neighbours too;
+//   * and when there are too few outputs to keep the GPU busy, each fold is split in segments folded
+//     side by side, and a second pass folds the segments' results.
 // Sums accumulate in float64 for float64, int64 for integers and float32 otherwise; max/min let NaN win.
 #include <cuda/std/limits>
 
@@ -36,25 +38,31 @@ __device__ A fold(ReduceOp op, A acc, A x) {
   return op == ReduceOp::Max ? (x > acc ? x : acc) : (x < acc ? x : acc);
 }
 
+__device__ inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+
 template <class A>
 __device__ A shuffle_down(A v, int lane_delta) {
   return __shfl_down_sync(0xffffffffu, v, lane_delta);
 }
 
-// Each output is folded by `team` consecutive threads (1 or 32).
-template <class T>
-__global__ void reduce_kernel(ReduceOp op, const T* x, T* out, int64_t n_out, int64_t n_reduced,
-                              StridedIndex<2> kept, StridedIndex<1> reduced, int team) {
+// Each fold is done by `team` consecutive threads (1 or 32). A fold is one output's reduced elements,
+// or with splits > 1 one of `splits` consecutive segments of them, whose result goes to partial[o·splits +
+// segment] for a second pass to fold (see reduce()).
+template <class T, class Out>
+__global__ void reduce_kernel(ReduceOp op, const T* x, Out* out, int64_t n_out, int64_t n_reduced,
+                              StridedIndex<2> kept, StridedIndex<1> reduced, int team, int64_t splits,
+                              int64_t segment) {
   using A = Acc<T>;
-  // Grid-stride over outputs; the 32 lanes of a team share o, so a warp loops (and shuffles) together.
-  for (int64_t thread = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; thread / team < n_out;
+  // Grid-stride over folds; the 32 lanes of a team share a fold, so a warp loops (and shuffles) together.
+  for (int64_t thread = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; thread / team < n_out * splits;
        thread += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t o = thread / team;
+    const int64_t fold_index = thread / team, o = fold_index / splits, seg = fold_index % splits;
     const int lane = static_cast<int>(thread % team);
     int64_t kept_off[2];
     kept.offsets(o, kept_off);
+    const int64_t end = splits == 1 ? n_reduced : imin(n_reduced, (seg + 1) * segment);
     A acc = fold_init<A>(op);
-    for (int64_t r = lane; r < n_reduced; r += team) {
+    for (int64_t r = seg * segment + lane; r < end; r += team) {
       int64_t reduced_off[1];
       reduced.offsets(r, reduced_off);
       acc = fold<A>(op, acc, convert<A>(x[kept_off[0] + reduced_off[0]]));
@@ -62,7 +70,7 @@ __global__ void reduce_kernel(ReduceOp op, const T* x, T* out, int64_t n_out, in
     if (team == 32) {
       for (int delta = 16; delta > 0; delta /= 2) acc = fold<A>(op, acc, shuffle_down(acc, delta));
     }
-    if (lane == 0) out[kept_off[1]] = convert<T>(acc);
+    if (lane == 0) out[splits == 1 ? kept_off[1] : fold_index] = convert<Out>(acc);
   }
 }
 
@@ -85,6 +93,10 @@ __global__ void cumsum_kernel(const T* x, T* out, int64_t n_lines, int64_t lengt
 
 }  // namespace
 
+// Threads that keep the GPU busy; a reduction with fewer folds than this splits them (below).
+constexpr int64_t kBusyThreads = 64 * 1024;
+constexpr int64_t kMinSegment = 512;  // elements per split fold, at least
+
 void reduce(ReduceOp op, const Tensor& x, const Tensor& out) {
   Shape kept_shape, reduced_shape;
   Strides kept_x, kept_out, reduced_x;
@@ -104,10 +116,38 @@ void reduce(ReduceOp op, const Tensor& x, const Tensor& out) {
   if (n_out == 0) return;
   const bool row_mode = reduced.rank > 0 && reduced.strides[0][reduced.rank - 1] == 1 && n_reduced >= 32;
   const int team = row_mode ? 32 : 1;
+  // Few long folds (a parameter's gradient summed over every token, a norm of a whole tensor) would leave
+  // most of the GPU idle while each thread or warp walks thousands of elements. Split each fold into
+  // segments folded side by side into partial[n_out, splits], then fold those partials in a second pass.
+  // The order of the additions is fixed by the sizes alone, so results stay the same from run to run.
+  const int64_t splits = std::clamp<int64_t>(
+      std::min(kBusyThreads / (n_out * team), n_reduced / kMinSegment), 1, 4096);
+  const int64_t segment = (n_reduced + splits - 1) / splits;
   dispatch_device_numeric(x.dtype(), "reduce", [&](auto t) {
     using T = decltype(t);
-    reduce_kernel<T><<<blocks_for(n_out * team), kThreads, 0, stream()>>>(
-        op, static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), n_out, n_reduced, kept, reduced, team);
+    using A = Acc<T>;
+    const T* x_data = static_cast<const T*>(x.raw_data());
+    T* out_data = static_cast<T*>(out.raw_data());
+    if (splits == 1) {
+      reduce_kernel<T, T><<<blocks_for(n_out * team), kThreads, 0, stream()>>>(op, x_data, out_data, n_out, n_reduced,
+                                                                              kept, reduced, team, 1, n_reduced);
+      SSM_CUDA_CHECK_LAUNCH();
+      return;
+    }
+    const Tensor partial = Tensor::empty({n_out * splits}, dtype_of<A>::value, Device::cuda());
+    reduce_kernel<T, A><<<blocks_for(n_out * splits * team), kThreads, 0, stream()>>>(
+        op, x_data, partial.data<A>(), n_out, n_reduced, kept, reduced, team, splits, segment);
+    SSM_CUDA_CHECK_LAUNCH();
+    // pass 2: partial row o (contiguous, `splits` long) folds into out at o's place
+    Strides partial_strides(kept_shape.size());
+    for (int64_t d = static_cast<int64_t>(kept_shape.size()) - 1, step = splits; d >= 0; --d) {
+      partial_strides[d] = step;
+      step *= kept_shape[d];
+    }
+    const int team2 = splits >= 32 ? 32 : 1;
+    reduce_kernel<A, T><<<blocks_for(n_out * team2), kThreads, 0, stream()>>>(
+        op, partial.data<A>(), out_data, n_out, splits, strided_index<2>(kept_shape, {partial_strides, kept_out}),
+        strided_index<1>(Shape{splits}, {Strides{1}}), team2, 1, splits);
     SSM_CUDA_CHECK_LAUNCH();
   });
 }

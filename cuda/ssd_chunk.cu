@@ -64,40 +64,55 @@ __host__ __device__ inline int64_t state_offset(const ChunkScanSizes& z, int64_t
   return ((b * (z.nchunks() + 1) + slot) * z.heads + h) * z.P * z.N;
 }
 
-// The operands of one chunk, first row at the chunk's first row.
+// Rows of a matrix, `stride` values apart: an operand's rows in global memory, or their copy in shared memory.
+template <class T>
+struct RowView {
+  const T* data;
+  int64_t stride;
+  __device__ const T& operator()(int64_t i, int64_t c) const { return data[i * stride + c]; }
+};
+
+// The operands of one chunk, first row at the chunk's first row: rows.q(i, n), rows.k(i, n), rows.v(i, p).
 template <class T>
 struct ChunkRows {
-  const T *Q, *K, *V;
-  int64_t qs, ks, vs;  // row strides
-  __device__ const T& q(int64_t i, int64_t n) const { return Q[i * qs + n]; }
-  __device__ const T& k(int64_t i, int64_t n) const { return K[i * ks + n]; }
-  __device__ const T& v(int64_t i, int64_t p) const { return V[i * vs + p]; }
+  RowView<T> q, k, v;
 };
 
 template <class T>
 __device__ inline ChunkRows<T> chunk_rows(const ChunkScanInputs<T>& in, const ChunkPos& pos) {
   const int64_t i0 = pos.t0 * in.sizes.rank;
-  ChunkRows<T> r;
-  r.qs = in.q_layout.row_stride;
-  r.ks = in.k_layout.row_stride;
-  r.vs = in.v_layout.row_stride;
-  r.Q = in.q + seq_base(in.q_layout, pos.b, pos.h) + i0 * r.qs;
-  r.K = in.k + seq_base(in.k_layout, pos.b, pos.h) + i0 * r.ks;
-  r.V = in.v + seq_base(in.v_layout, pos.b, pos.h) + i0 * r.vs;
-  return r;
+  const auto rows_of = [&](const T* base, const SeqLayout& l) {
+    return RowView<T>{base + seq_base(l, pos.b, pos.h) + i0 * l.row_stride, l.row_stride};
+  };
+  return {rows_of(in.q, in.q_layout), rows_of(in.k, in.k_layout), rows_of(in.v, in.v_layout)};
 }
 
-// cs[t] = Σ_{τ≤t} a_{t0+τ} for the chunk's q steps (one thread: q is small and this is O(q)).
+// Copies `rows` × `width` values of `src` into shared memory at `cursor` (advanced past them) and returns
+// the copy. The tile loops read one column of many rows at once: from global memory each of those reads
+// is its own cache line; here rows are width + 1 apart, so the 32 reads of a warp fall in 32 different
+// banks. Callers __syncthreads() before reading.
+template <class T>
+__device__ RowView<T> stage(RowView<T> src, int64_t rows, int64_t width, T*& cursor) {
+  const RowView<T> copy{cursor, width + 1};
+  for (int64_t e = threadIdx.x; e < rows * width; e += blockDim.x) {
+    const int64_t i = e / width, c = e % width;
+    cursor[i * copy.stride + c] = src(i, c);
+  }
+  cursor += rows * copy.stride;
+  return copy;
+}
+
+// Shared values for staging `rows` × `width` (see stage()).
+inline int64_t staged_size(int64_t rows, int64_t width) { return rows * (width + 1); }
+
+// cs[t] = Σ_{τ≤t} a_{t0+τ} for the chunk's q steps: all threads load, one thread sums (q is small).
 template <class T>
 __device__ void chunk_cumsum(const ChunkScanInputs<T>& in, const ChunkPos& pos, T* cs) {
-  if (threadIdx.x == 0) {
-    const T* a = in.a + seq_base(in.a_layout, pos.b, pos.h);
-    T run = 0;
-    for (int64_t t = 0; t < pos.q; ++t) {
-      run += a[(pos.t0 + t) * in.a_layout.row_stride];
-      cs[t] = run;
-    }
-  }
+  const T* a = in.a + seq_base(in.a_layout, pos.b, pos.h);
+  for (int64_t t = threadIdx.x; t < pos.q; t += blockDim.x) cs[t] = a[(pos.t0 + t) * in.a_layout.row_stride];
+  __syncthreads();
+  if (threadIdx.x == 0)
+    for (int64_t t = 1; t < pos.q; ++t) cs[t] += cs[t - 1];
   __syncthreads();
 }
 
@@ -149,18 +164,24 @@ __global__ void state_pass_kernel(ChunkScanSizes z, const T* s0, T* states, cons
   }
 }
 
-// Y (+)= (Q Kᵀ ⊙ Λ) V + diag(e^{cs}) Q S_cᵀ, tile_rows rows at a time.
+// Y (+)= (Q Kᵀ ⊙ Λ) V + diag(e^{cs}) Q S_cᵀ, tile_rows rows at a time. With `staged`, the chunk's Q, K, V
+// and S_c are first copied to shared memory (stage()).
 template <class T>
 __global__ void chunk_output_kernel(ChunkScanInputs<T> in, const T* states, T* y, SeqLayout y_layout,
-                                    bool accumulate, int64_t tile_rows) {
+                                    bool accumulate, int64_t tile_rows, bool staged) {
   const ChunkScanSizes& z = in.sizes;
   const ChunkPos pos = chunk_pos(z);
   const int64_t R = z.rank, N = z.N, P = z.P, m = pos.m;
   T* cs = shared_as<T>();      // [chunk]
   T* tile = cs + z.chunk;      // [tile_rows, m]: scores (Q_i·K_j) Λ_ij of the tile's rows
-  chunk_cumsum(in, pos, cs);
-  const ChunkRows<T> rows = chunk_rows(in, pos);
-  const T* Sc = states + state_offset(z, pos.b, pos.c, pos.h);
+  ChunkRows<T> rows = chunk_rows(in, pos);
+  RowView<T> Sc{states + state_offset(z, pos.b, pos.c, pos.h), N};  // S_c [P, N]
+  if (staged) {
+    T* cursor = tile + tile_rows * z.chunk * R;
+    rows = {stage(rows.q, m, N, cursor), stage(rows.k, m, N, cursor), stage(rows.v, m, P, cursor)};
+    Sc = stage(Sc, P, N, cursor);
+  }
+  chunk_cumsum(in, pos, cs);  // (its barriers also cover the staging)
   T* Y = y + seq_base(y_layout, pos.b, pos.h) + pos.t0 * R * y_layout.row_stride;
 
   for (int64_t i0 = 0; i0 < m; i0 += tile_rows) {
@@ -179,7 +200,7 @@ __global__ void chunk_output_kernel(ChunkScanInputs<T> in, const T* states, T* y
       const int64_t ii = e / P, p = e % P, i = i0 + ii, ti = i / R, jmax = (ti + 1) * R;
       T diag = 0, off = 0;
       for (int64_t j = 0; j < jmax; ++j) diag += tile[ii * m + j] * rows.v(j, p);
-      for (int64_t n = 0; n < N; ++n) off += rows.q(i, n) * Sc[p * N + n];
+      for (int64_t n = 0; n < N; ++n) off += rows.q(i, n) * Sc(p, n);
       const T val = diag + exp(cs[ti]) * off;
       T& out = Y[i * y_layout.row_stride + p];
       out = accumulate ? out + val : val;
@@ -232,9 +253,10 @@ __global__ void dstate_pass_kernel(ChunkScanSizes z, const T* ds_final, T* dstat
 }
 
 // dQ, dK, dV of the chunk's rows and da of its steps (see the file header for the terms).
+// With `staged`, the chunk's Q, K, V, dY, S_c and dS are first copied to shared memory (stage()).
 template <class T>
 __global__ void chunk_grads_kernel(ChunkScanInputs<T> in, const T* states, const T* dstates, const T* dy,
-                                   SeqLayout dy_layout, ChunkScanGrads<T> g, int64_t tile_rows) {
+                                   SeqLayout dy_layout, ChunkScanGrads<T> g, int64_t tile_rows, bool staged) {
   const ChunkScanSizes& z = in.sizes;
   const ChunkPos pos = chunk_pos(z);
   const int64_t R = z.rank, N = z.N, P = z.P, m = pos.m, m_max = z.chunk * R, PN = P * N;
@@ -247,17 +269,24 @@ __global__ void chunk_grads_kernel(ChunkScanInputs<T> in, const T* states, const
   T* t3 = t2 + tile_rows * m_max;
   T* terms = t3 + tile_rows * m_max;  // [tile_rows, max(N, P)]: the terms of a per-row dot product
   const int64_t W = N > P ? N : P;
-  chunk_cumsum(in, pos, cs);
-  const ChunkRows<T> rows = chunk_rows(in, pos);
-  const T* Sc = states + state_offset(z, pos.b, pos.c, pos.h);
-  const T* dS = dstates + (pos.s * (z.nchunks() + 1) + pos.c + 1) * PN;  // ∂ℒ/∂S_{c+1}
-  const T* dY = dy + seq_base(dy_layout, pos.b, pos.h) + pos.t0 * R * dy_layout.row_stride;
+  ChunkRows<T> rows = chunk_rows(in, pos);
+  RowView<T> Sc{states + state_offset(z, pos.b, pos.c, pos.h), N};                   // S_c [P, N]
+  RowView<T> dS{dstates + (pos.s * (z.nchunks() + 1) + pos.c + 1) * PN, N};          // ∂ℒ/∂S_{c+1} [P, N]
+  RowView<T> dY{dy + seq_base(dy_layout, pos.b, pos.h) + pos.t0 * R * dy_layout.row_stride, dy_layout.row_stride};
+  if (staged) {
+    T* cursor = terms + tile_rows * W;
+    rows = {stage(rows.q, m, N, cursor), stage(rows.k, m, N, cursor), stage(rows.v, m, P, cursor)};
+    dY = stage(dY, m, P, cursor);
+    Sc = stage(Sc, P, N, cursor);
+    dS = stage(dS, P, N, cursor);
+  }
+  chunk_cumsum(in, pos, cs);  // (its barriers also cover the staging)
   const int64_t i0_rows = pos.t0 * R;
   T* dQ = g.dq + seq_base(g.dq_layout, pos.b, pos.h) + i0_rows * g.dq_layout.row_stride;
   T* dK = g.dk + seq_base(g.dk_layout, pos.b, pos.h) + i0_rows * g.dk_layout.row_stride;
   T* dV = g.dv + seq_base(g.dv_layout, pos.b, pos.h) + i0_rows * g.dv_layout.row_stride;
   const T total = cs[pos.q - 1];
-  const auto dy_at = [&](int64_t i, int64_t p) -> T { return dY[i * dy_layout.row_stride + p]; };
+  const auto dy_at = [&](int64_t i, int64_t p) -> T { return dY(i, p); };
 
   // Row pass: t1 = dM ⊙ Λ, t2 = Ξ = dM ⊙ M for the tile's rows i (columns j ≤ i's step).
   for (int64_t i0 = 0; i0 < m; i0 += tile_rows) {
@@ -281,7 +310,7 @@ __global__ void chunk_grads_kernel(ChunkScanInputs<T> in, const T* states, const
       const int64_t ii = e / N, n = e % N, i = i0 + ii, ti = i / R, jmax = (ti + 1) * R;
       T diag = 0, off = 0;
       for (int64_t j = 0; j < jmax; ++j) diag += t1[ii * m + j] * rows.k(j, n);
-      for (int64_t p = 0; p < P; ++p) off += dy_at(i, p) * Sc[p * N + n];
+      for (int64_t p = 0; p < P; ++p) off += dy_at(i, p) * Sc(p, n);
       const T dq_off = exp(cs[ti]) * off;
       dQ[i * g.dq_layout.row_stride + n] = diag + dq_off;
       terms[ii * W + n] = dq_off * rows.q(i, n);
@@ -321,7 +350,7 @@ __global__ void chunk_grads_kernel(ChunkScanInputs<T> in, const T* states, const
       const int64_t ii = e / P, p = e % P, i = i0 + ii, ti = i / R;
       T diag = 0, st = 0;
       for (int64_t j = ti * R; j < m; ++j) diag += t1[ii * m + j] * dy_at(j, p);
-      for (int64_t n = 0; n < N; ++n) st += dS[p * N + n] * rows.k(i, n);
+      for (int64_t n = 0; n < N; ++n) st += dS(p, n) * rows.k(i, n);
       const T dv_state = exp(total - cs[ti]) * st;
       dV[i * g.dv_layout.row_stride + p] = diag + dv_state;
       terms[ii * W + p] = dv_state * rows.v(i, p);
@@ -330,7 +359,7 @@ __global__ void chunk_grads_kernel(ChunkScanInputs<T> in, const T* states, const
       const int64_t ii = e / N, n = e % N, i = i0 + ii, ti = i / R;
       T diag = 0, st = 0;
       for (int64_t j = ti * R; j < m; ++j) diag += t2[ii * m + j] * rows.q(j, n);
-      for (int64_t p = 0; p < P; ++p) st += dS[p * N + n] * rows.v(i, p);
+      for (int64_t p = 0; p < P; ++p) st += dS(p, n) * rows.v(i, p);
       dK[i * g.dk_layout.row_stride + n] = diag + exp(total - cs[ti]) * st;
     }
     __syncthreads();
@@ -347,7 +376,7 @@ __global__ void chunk_grads_kernel(ChunkScanInputs<T> in, const T* states, const
 
   // dT = Σ_i g_i + e^T <dS, S_c>; dcs_last += dT; da = reverse cumsum of dcs.
   T part = 0;
-  for (int64_t e = threadIdx.x; e < PN; e += blockDim.x) part += dS[e] * Sc[e];
+  for (int64_t e = threadIdx.x; e < PN; e += blockDim.x) part += dS(e / N, e % N) * Sc(e / N, e % N);
   red[threadIdx.x] = part;
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -393,6 +422,17 @@ void launch(Kernel kernel, dim3 grid, size_t bytes, Args... args) {
   SSM_CUDA_CHECK_LAUNCH();
 }
 
+// The most dynamic shared memory a block of this device may ask for.
+size_t shared_limit() {
+  static const size_t limit = [] {
+    int device = 0, bytes = 0;
+    SSM_CUDA_CHECK(cudaGetDevice(&device));
+    SSM_CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    return static_cast<size_t>(bytes);
+  }();
+  return limit;
+}
+
 template <class T>
 Tensor scratch(int64_t n) {
   return Tensor::empty({std::max<int64_t>(n, 1)}, dtype_of<T>::value, Device::cuda());
@@ -414,9 +454,14 @@ void ssd_chunk_forward(const ChunkScanInputs<T>& in, const T* s0, T* y, SeqLayou
   state_pass_kernel<T><<<pass_blocks(nseq * z.P * z.N), kBlock, 0, stream()>>>(z, s0, states, decay.data<T>());
   SSM_CUDA_CHECK_LAUNCH();
   if (nc == 0) return;
-  const int64_t rows = tile_rows_for<T>(z.chunk * z.rank);
-  const size_t bytes = cs_bytes + static_cast<size_t>(rows * z.chunk * z.rank) * sizeof(T);
-  launch(chunk_output_kernel<T>, grid, bytes, in, static_cast<const T*>(states), y, y_layout, accumulate, rows);
+  const int64_t m_max = z.chunk * z.rank, rows = tile_rows_for<T>(m_max);
+  const size_t bytes = cs_bytes + static_cast<size_t>(rows * m_max) * sizeof(T);
+  // Q, K, V and S_c in shared memory when they fit (they do at the models' sizes)
+  const size_t staged_bytes =
+      static_cast<size_t>(2 * staged_size(m_max, z.N) + staged_size(m_max, z.P) + staged_size(z.P, z.N)) * sizeof(T);
+  const bool staged = bytes + staged_bytes <= shared_limit();
+  launch(chunk_output_kernel<T>, grid, bytes + (staged ? staged_bytes : 0), in, static_cast<const T*>(states), y,
+         y_layout, accumulate, rows, staged);
 }
 
 template <class T>
@@ -440,8 +485,12 @@ void ssd_chunk_backward(const ChunkScanInputs<T>& in, const T* states, const T* 
   const int64_t m_max = z.chunk * z.rank, per_row = 3 * m_max + std::max(z.N, z.P);  // three tiles and the terms
   const int64_t rows = tile_rows_for<T>(per_row);
   const size_t bytes = cs_bytes + static_cast<size_t>(2 * m_max + kBlock + rows * per_row) * sizeof(T);
-  launch(chunk_grads_kernel<T>, grid, bytes, in, states, static_cast<const T*>(dstates.data<T>()), dy, dy_layout, grads,
-         rows);
+  // Q, K, V, dY, S_c and dS in shared memory when they fit
+  const size_t staged_bytes = static_cast<size_t>(2 * staged_size(m_max, z.N) + 2 * staged_size(m_max, z.P) +
+                                                  2 * staged_size(z.P, z.N)) * sizeof(T);
+  const bool staged = bytes + staged_bytes <= shared_limit();
+  launch(chunk_grads_kernel<T>, grid, bytes + (staged ? staged_bytes : 0), in, states,
+         static_cast<const T*>(dstates.data<T>()), dy, dy_layout, grads, rows, staged);
 }
 
 template void ssd_chunk_forward<float>(const ChunkScanInputs<float>&, const float*, float*, SeqLayout, bool, float*);

@@ -49,6 +49,22 @@ template <class T>
 void mamba3_gate_backward(const GateLayout& s, const T* y, const T* x, const T* z, const T* D, const T* psi,
                           const T* zeta, const T* phi, const T* dout, T* dy, T* dx, T* dz, T* param_partial);
 
+// ---- Mamba-3 decoding step: the mixer between in_proj and out_proj for one token (cuda/mamba3_step.cu) ----
+// rows [batch, width]: each sequence's in_proj output [z | x | B | C | dd_dt | dd_A | trap | ang] with z, x
+// [H, P], B, C [R, G, N], dd_dt, dd_A, trap [H], ang [S]. Parameters dt_bias, D [H], B_bias, C_bias [H, R, N],
+// w_b, w_c [N], psi/zeta/phi [H, R, P] or all null (SISO). The cache (angle [batch, H, S], state [batch, H, P,
+// N], k_cache [batch, R, H, N], x_cache [batch, H, P]) is read and updated in place; out [batch, H·P].
+template <class T>
+struct Mamba3StepArgs {
+  int64_t batch, H, P, N, R, G, S, width;
+  bool half_split;
+  double eps_b, eps_c, A_floor;
+  const T *rows, *dt_bias, *b_bias, *c_bias, *d_skip, *w_b, *w_c, *psi, *zeta, *phi;
+  T *angle, *state, *k_cache, *x_cache, *out;
+};
+template <class T>
+void mamba3_decode_step(const Mamba3StepArgs<T>& args);
+
 // ---- optimiser updates, one launch for a whole table of tensors (cuda/optim_kernels.cu) ----
 template <class T>
 struct AdamWSlot {

@@ -1,9 +1,10 @@
-// ssm/mamba3_step.cpp — Mamba3::decode_step: one decoding step on the CPU, everything between in_proj and
-// out_proj in one pass per (sequence, head).
+// ssm/mamba3_step.cpp — Mamba3::decode_step: one decoding step, everything between in_proj and out_proj in
+// one pass per (sequence, head); on a CUDA device the same pass is one kernel (cuda/mamba3_step.cu).
 //
-// A decoding step is forward() at L = 1, and on the GPU it runs that way (replayed from a CUDA graph). On
-// the CPU that is ~45 tensor ops per layer on a few hundred numbers each, and allocation, views and
-// dispatch then cost more than the arithmetic. This is the same math (spec §3.3–§3.8) on raw rows, for
+// A decoding step could be forward() at L = 1, but that is ~45 tensor ops per layer on a few hundred
+// numbers each: on the CPU allocation, views and dispatch cost more than the arithmetic, and on the GPU
+// each op is a kernel launch (or a graph node) of a few microseconds. This is the same math (spec
+// §3.3–§3.8) on raw rows, for
 // one token of sequence b at head h (g its group, ψ, ζ, φ = mimo_x, mimo_z, mimo_o; all ones for SISO):
 //   A = min(−f(dd_A), −A_floor),  DT = softplus(dd_dt + dt_bias),  γ = DT·σ(trap),  η = DT − γ   (§3.3 2–4)
 //   θ = θ_prev + π·tanh(ang)·DT                                                                (step 7)
@@ -27,6 +28,9 @@
 #include "tensor/cpu/parallel.h"
 #include "tensor/cpu/scalar_math.h"
 #include "tensor/cpu/sigmoid.h"
+#if SSM_WITH_CUDA
+#include "cuda/ssm_fused.h"
+#endif
 
 namespace ssm {
 namespace {
@@ -41,7 +45,7 @@ T wrapped(T theta) {
 }  // namespace
 
 bool Mamba3::fused_step(const Tensor& u, const MixerCache* cache) const {
-  return cache != nullptr && u.size(1) == 1 && u.device().is_cpu() && !GradMode::enabled() && !is_outproj_norm &&
+  return cache != nullptr && u.size(1) == 1 && !GradMode::enabled() && !is_outproj_norm &&
          scan_path == ScanPath::Chunked;  // the reference path stays the readable composition of ops
 }
 
@@ -53,6 +57,20 @@ Tensor Mamba3::decode_step(const Tensor& zxbcdt, Mamba3Cache& cache) const {
   std::vector<Tensor> params;  // contiguous copies where needed, kept alive for the loop
   for (const Tensor& t : {dt_bias, B_bias, C_bias, D, B_norm->weight, C_norm->weight, mimo_x, mimo_z, mimo_o})
     params.push_back(t.defined() ? t.contiguous() : Tensor());
+  if (!in.device().is_cpu()) {  // the same step as one kernel (cuda/mamba3_step.cu)
+#if SSM_WITH_CUDA
+    dispatch_float(in.dtype(), "mamba3 decode step", [&](auto tag) {
+      using T = decltype(tag);
+      const auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
+      cuda::mamba3_decode_step<T>({batch, H, P, N, R, G, S, width, is_mimo, B_norm->eps, C_norm->eps, A_floor,
+                                   in.data<T>(), ptr(params[0]), ptr(params[1]), ptr(params[2]), ptr(params[3]),
+                                   ptr(params[4]), ptr(params[5]), ptr(params[6]), ptr(params[7]), ptr(params[8]),
+                                   cache.angle.data<T>(), cache.ssm.data<T>(), cache.k.data<T>(), cache.v.data<T>(),
+                                   y.data<T>()});
+    });
+#endif
+    return y;
+  }
   dispatch_float(in.dtype(), "mamba3 decode step", [&](auto tag) {
     using T = decltype(tag);
     const T *rows = in.data<T>(), *dt_b = params[0].data<T>(), *b_bias = params[1].data<T>(),

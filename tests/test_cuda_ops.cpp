@@ -169,6 +169,30 @@ TEST_F(CudaOps, ReductionsOverAnyDimsMatchTheCpu) {
   EXPECT_TRUE(std::isnan(m[1]));
 }
 
+// Few outputs over many elements: the kernel splits each fold in segments and folds their results in a
+// second pass (columns of a [tokens, features] tensor, long rows, a whole tensor, a permuted view).
+TEST_F(CudaOps, LongReductionsSplitInSegmentsMatchTheCpu) {
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    const double atol = dtype == DType::Float32 ? 1e-3 : 1e-10, rtol = dtype == DType::Float32 ? 1e-5 : 1e-12;
+    const Tensor columns = randn({4099, 5}, dtype), rows = randn({3, 20011}, dtype);
+    for (const auto& [x, dims] : std::vector<std::pair<Tensor, std::vector<int64_t>>>{
+             {columns, {0}}, {rows, {1}}, {rows, {0, 1}}, {randn({130, 7, 40}, dtype).permute({2, 0, 1}), {1, 2}}}) {
+      expect_close(op::sum(gpu(x), dims), op::sum(x, dims), atol, rtol, "sum");
+      expect_close(op::max(gpu(x), dims), op::max(x, dims), 0, 0, "max");
+      expect_close(op::min(gpu(x), dims), op::min(x, dims), 0, 0, "min");
+    }
+  }
+  const Tensor ints = op::mul(randn({5000, 3}), 1000.0).to(DType::Int64);
+  EXPECT_EQ(op::sum(gpu(ints), {0}).to_vector<int64_t>(), op::sum(ints, {0}).to_vector<int64_t>());
+  EXPECT_EQ(op::min(gpu(ints), {0}).to_vector<int64_t>(), op::min(ints, {0}).to_vector<int64_t>());
+  // a NaN deep inside one segment still wins that column's max
+  Tensor with_nan = randn({6000, 2});
+  with_nan.select(1, 1).narrow(0, 4321, 1).fill_(NAN);
+  const auto m = op::max(gpu(with_nan), {0}).to_vector<float>();
+  EXPECT_FALSE(std::isnan(m[0]));
+  EXPECT_TRUE(std::isnan(m[1]));
+}
+
 TEST_F(CudaOps, CumsumForwardAndReverseMatchesTheCpu) {
   const Tensor x = randn({5, 300, 6}, DType::Float32).transpose(0, 2);  // [6, 300, 5], strided
   for (int64_t dim = 0; dim < 3; ++dim)

@@ -136,6 +136,19 @@ TEST_F(CudaSsdScan, MatchesCpuAtModelSizes) {
     }
 }
 
+// Heads too large for the kernels to stage a chunk's operands in shared memory (P = N = 256): they read
+// them from global memory instead, and must give the same results.
+TEST_F(CudaSsdScan, MatchesCpuWhenHeadsDoNotFitSharedMemory) {
+  uint64_t seed = 7350;
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const SsdInputs s = random_ssd(seed++, 1, 70, 2, 256, 1, 256, true);
+    const RunResult cpu = run_on(s.in, s.wy, s.wf, dtype, Device::cpu(), ssd_chunked(64));
+    const RunResult gpu = run_on(s.in, s.wy, s.wf, dtype, Device::cuda(), ssd_chunked(64));
+    expect_same_results(gpu, cpu, dtype, kSsdNames);
+  }
+}
+
 // No atomics: two runs give the same bits.
 TEST_F(CudaSsdScan, IsDeterministic) {
   const SsdInputs s = random_ssd(7400, 2, 70, 4, 16, 2, 8, true);
@@ -222,6 +235,19 @@ TEST_F(CudaMamba3Scan, MatchesCpuAtModelSizes) {
       const RunResult gpu = run_on(s.in, s.wy, s.wf, dtype, Device::cuda(), mamba3_chunked(64));
       expect_same_results(gpu, cpu, dtype, kMamba3Names);
     }
+}
+
+// The 130M model's heads (P = 64, N = 128, chunk 64): staged in shared memory in float32, too large to
+// stage in float64.
+TEST_F(CudaMamba3Scan, MatchesCpuAt130mHeads) {
+  uint64_t seed = 8400;
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const Mamba3Inputs s = random_mamba3(seed++, 1, 100, 1, 2, 64, 128, true);
+    const RunResult cpu = run_on(s.in, s.wy, s.wf, dtype, Device::cpu(), mamba3_chunked(64));
+    const RunResult gpu = run_on(s.in, s.wy, s.wf, dtype, Device::cuda(), mamba3_chunked(64));
+    expect_same_results(gpu, cpu, dtype, kMamba3Names);
+  }
 }
 
 TEST_F(CudaMamba3Scan, ReferenceRejectsCudaTensors) {

@@ -1,0 +1,130 @@
+// cuda/mamba3_step.cu — one Mamba-3 decoding step on the GPU: the mixer between in_proj and out_proj for one
+// token per sequence, the GPU form of ssm/mamba3_step.cpp (whose header gives the math, spec §3.3–§3.8).
+//
+// One thread block per (sequence, head), in three phases separated by barriers:
+//   1. every thread computes the head's scalars (A, DT, γ, η, α, β: a few flops, no need to share them);
+//      threads s < S advance the angles, keep cos θ and sin θ in shared memory and θ mod 2π in the cache;
+//   2. 2R threads build the R keys and R queries (normalise, scale and bias, rotate) in shared memory;
+//   3. thread p updates row p of the state from the previous token's keys and x (still in the cache) and
+//      this token's, reads it out against the R queries, adds the D skip, gates and contracts the ranks;
+// then the block writes this token's keys and x into the cache for the next step. Nothing is allocated
+// and nothing waits for the host, so the step can be captured into a CUDA graph (ssm/decoder.h).
+#include <cuda/std/numbers>
+
+#include "cuda/check.h"
+#include "cuda/context.h"
+#include "cuda/device_math.cuh"
+#include "cuda/ssm_fused.h"
+
+namespace ssm::cuda {
+namespace {
+
+constexpr int kStepThreads = 128;
+
+template <class T>
+__device__ T sigmoid_of(T x) {  // never overflows
+  if (x >= 0) return T(1) / (T(1) + exp_of(-x));
+  const T e = exp_of(x);
+  return e / (T(1) + e);
+}
+
+template <class T>
+__device__ T softplus_of(T x) {  // max(x, 0) + log1p(e^{−|x|})
+  return (x > 0 ? x : T(0)) + log1p(exp_of(x > 0 ? -x : x));
+}
+
+// One key (or query) row: k = Rot(θ)(x̂ ⊙ w + bias), x̂ = raw·(mean(raw²) + eps)^(−1/2) (ssm/key_row.h).
+template <class T>
+__device__ void step_key(const Mamba3StepArgs<T>& a, const T* raw, const T* w, const T* bias, double eps,
+                         const T* cos_t, const T* sin_t, T* out) {
+  T squares = 0;
+  for (int64_t n = 0; n < a.N; ++n) squares += raw[n] * raw[n];
+  const T rho = T(1) / sqrt_of(squares / T(a.N) + T(eps));
+  for (int64_t n = 0; n < a.N; ++n) out[n] = raw[n] * rho * w[n] + bias[n];
+  for (int64_t m = 0; m < a.S; ++m) {  // pair m: (2m, 2m+1) adjacent, (m, m + N/2) half split
+    const int64_t i = a.half_split ? m : 2 * m, j = a.half_split ? m + a.N / 2 : 2 * m + 1;
+    const T x = out[i], y = out[j];
+    out[i] = x * cos_t[m] - y * sin_t[m];
+    out[j] = x * sin_t[m] + y * cos_t[m];
+  }
+}
+
+template <class T>
+__global__ void mamba3_step_kernel(Mamba3StepArgs<T> a) {
+  const int64_t H = a.H, P = a.P, N = a.N, R = a.R, G = a.G, S = a.S, d_inner = H * P;
+  const int64_t b = blockIdx.x / H, h = blockIdx.x % H, g = h / (H / G), bh = b * H + h;
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  T* cos_t = reinterpret_cast<T*>(shared_bytes);  // [S]
+  T* sin_t = cos_t + S;                            // [S]
+  T* keys = sin_t + S;                             // [R, N]
+  T* queries = keys + R * N;                       // [R, N]
+  const T* row = a.rows + b * a.width;
+  const T *z = row + h * P, *x = row + d_inner + h * P, *B_raw = row + 2 * d_inner, *C_raw = B_raw + R * G * N;
+  const T *dd_dt = C_raw + R * G * N, *dd_A = dd_dt + H, *trap = dd_A + H, *ang = trap + H;
+
+  // 1. §3.3 steps 2–4, f(a) = relu(a) + 1/(1 − min(a, 0)); step 7
+  const T a_in = dd_A[h];
+  const T f = (a_in > 0 ? a_in : T(0)) + T(1) / (T(1) - (a_in < 0 ? a_in : T(0)));
+  const T A = -f < T(-a.A_floor) ? -f : T(-a.A_floor);
+  const T DT = softplus_of(dd_dt[h] + a.dt_bias[h]);
+  const T gamma = DT * sigmoid_of(trap[h]), eta = DT - gamma;
+  const T alpha = exp_of(A * DT), beta = alpha * eta;
+  for (int64_t s = threadIdx.x; s < S; s += blockDim.x) {
+    T* theta_cache = a.angle + bh * S + s;
+    const T theta = *theta_cache + DT * (tanh(ang[s]) * T(::cuda::std::numbers::pi));
+    cos_t[s] = cos_of(theta);
+    sin_t[s] = sin_of(theta);
+    const double wide = theta, two_pi = 2 * ::cuda::std::numbers::pi;  // θ mod 2π in float64
+    *theta_cache = static_cast<T>(wide - floor(wide * (1.0 / two_pi)) * two_pi);
+  }
+  __syncthreads();
+  // 2. steps 5, 6, 8: key r from B (even jobs), query r from C (odd jobs)
+  for (int64_t job = threadIdx.x; job < 2 * R; job += blockDim.x) {
+    const int64_t r = job / 2, raw_at = (r * G + g) * N, bias_at = (h * R + r) * N;
+    if (job % 2 == 0) step_key(a, B_raw + raw_at, a.w_b, a.b_bias + bias_at, a.eps_b, cos_t, sin_t, keys + r * N);
+    else step_key(a, C_raw + raw_at, a.w_c, a.c_bias + bias_at, a.eps_c, cos_t, sin_t, queries + r * N);
+  }
+  __syncthreads();
+  // 3. §3.6 state row p, §3.7 read-out, D skip, gate, rank contraction
+  T* x_prev = a.x_cache + bh * P;
+  for (int64_t p = threadIdx.x; p < P; p += blockDim.x) {
+    T* hp = a.state + (bh * P + p) * N;
+    for (int64_t n = 0; n < N; ++n) hp[n] *= alpha;
+    for (int64_t r = 0; r < R; ++r) {
+      const T psi_rp = a.psi ? a.psi[(h * R + r) * P + p] : T(1);
+      const T old_weight = beta * x_prev[p] * psi_rp, new_weight = gamma * x[p] * psi_rp;
+      const T *kp = a.k_cache + ((b * R + r) * H + h) * N, *kn = keys + r * N;
+      for (int64_t n = 0; n < N; ++n) hp[n] += old_weight * kp[n] + new_weight * kn[n];
+    }
+    T y_p = 0;
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t at = (h * R + r) * P + p;
+      T read = 0;
+      for (int64_t n = 0; n < N; ++n) read += hp[n] * queries[r * N + n];
+      const T psi = a.psi ? a.psi[at] : T(1), zeta = a.zeta ? a.zeta[at] : T(1), phi = a.phi ? a.phi[at] : T(1);
+      const T o = read + a.d_skip[h] * psi * x[p], gate_in = z[p] * zeta;
+      y_p += phi * o * gate_in * sigmoid_of(gate_in);
+    }
+    a.out[b * d_inner + h * P + p] = y_p;
+  }
+  __syncthreads();  // every row has read the previous token's keys and x
+  // §3.8: this token's keys and x become the previous token's
+  for (int64_t e = threadIdx.x; e < R * N; e += blockDim.x) a.k_cache[((b * R + e / N) * H + h) * N + e % N] = keys[e];
+  for (int64_t p = threadIdx.x; p < P; p += blockDim.x) x_prev[p] = x[p];
+}
+
+}  // namespace
+
+template <class T>
+void mamba3_decode_step(const Mamba3StepArgs<T>& args) {
+  if (args.batch * args.H == 0) return;
+  const size_t bytes = static_cast<size_t>(2 * args.S + 2 * args.R * args.N) * sizeof(T);
+  SSM_CHECK(bytes <= 48 * 1024, "cuda mamba3_decode_step: keys of ", args.R, " x ", args.N, " do not fit shared memory");
+  mamba3_step_kernel<T><<<static_cast<unsigned>(args.batch * args.H), kStepThreads, bytes, stream()>>>(args);
+  SSM_CUDA_CHECK_LAUNCH();
+}
+
+template void mamba3_decode_step<float>(const Mamba3StepArgs<float>&);
+template void mamba3_decode_step<double>(const Mamba3StepArgs<double>&);
+
+}  // namespace ssm::cuda
