@@ -47,7 +47,8 @@ __device__ A shuffle_down(A v, int lane_delta) {
 
 // Each fold is done by `team` consecutive threads (1 or 32). A fold is one output's reduced elements,
 // or with splits > 1 one of `splits` consecutive segments of them, whose result goes to partial[o·splits +
-// segment] for a second pass to fold (see reduce()).
+// segment] for a second pass to fold (see reduce()). A warp folds one segment (its lanes read neighbours);
+// lone threads fold the same segment of neighbouring outputs, so that their reads are neighbours.
 template <class T, class Out>
 __global__ void reduce_kernel(ReduceOp op, const T* x, Out* out, int64_t n_out, int64_t n_reduced,
                               StridedIndex<2> kept, StridedIndex<1> reduced, int team, int64_t splits,
@@ -56,7 +57,9 @@ __global__ void reduce_kernel(ReduceOp op, const T* x, Out* out, int64_t n_out, 
   // Grid-stride over folds; the 32 lanes of a team share a fold, so a warp loops (and shuffles) together.
   for (int64_t thread = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; thread / team < n_out * splits;
        thread += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t fold_index = thread / team, o = fold_index / splits, seg = fold_index % splits;
+    const int64_t fold_index = thread / team;
+    const int64_t o = team == 1 ? fold_index % n_out : fold_index / splits;
+    const int64_t seg = team == 1 ? fold_index / n_out : fold_index % splits;
     const int lane = static_cast<int>(thread % team);
     int64_t kept_off[2];
     kept.offsets(o, kept_off);
@@ -70,7 +73,7 @@ __global__ void reduce_kernel(ReduceOp op, const T* x, Out* out, int64_t n_out, 
     if (team == 32) {
       for (int delta = 16; delta > 0; delta /= 2) acc = fold<A>(op, acc, shuffle_down(acc, delta));
     }
-    if (lane == 0) out[splits == 1 ? kept_off[1] : fold_index] = convert<Out>(acc);
+    if (lane == 0) out[splits == 1 ? kept_off[1] : o * splits + seg] = convert<Out>(acc);
   }
 }
 
@@ -95,7 +98,9 @@ __global__ void cumsum_kernel(const T* x, T* out, int64_t n_lines, int64_t lengt
 
 // Threads that keep the GPU busy; a reduction with fewer folds than this splits them (below).
 constexpr int64_t kBusyThreads = 64 * 1024;
-constexpr int64_t kMinSegment = 512;  // elements per split fold, at least
+// Elements per split fold, at least, per thread of its team: a lone thread's loads are strided and each
+// waits its turn in the sum, so its segments are short; a warp's 32 lanes share a segment.
+constexpr int64_t kMinSegmentPerThread = 16;
 
 void reduce(ReduceOp op, const Tensor& x, const Tensor& out) {
   Shape kept_shape, reduced_shape;
@@ -121,7 +126,7 @@ void reduce(ReduceOp op, const Tensor& x, const Tensor& out) {
   // segments folded side by side into partial[n_out, splits], then fold those partials in a second pass.
   // The order of the additions is fixed by the sizes alone, so results stay the same from run to run.
   const int64_t splits = std::clamp<int64_t>(
-      std::min(kBusyThreads / (n_out * team), n_reduced / kMinSegment), 1, 4096);
+      std::min(kBusyThreads / (n_out * team), n_reduced / (kMinSegmentPerThread * team)), 1, 4096);
   const int64_t segment = (n_reduced + splits - 1) / splits;
   dispatch_device_numeric(x.dtype(), "reduce", [&](auto t) {
     using T = decltype(t);
