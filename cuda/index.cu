@@ -11,6 +11,7 @@
 // in which a repeated index's contributions are added varies from run to run (float sums may differ
 // in the last bits).
 #include "cuda/device_types.cuh"
+#include "cuda/index_fault.cuh"
 #include "cuda/kernels.h"
 #include "cuda/launch.cuh"
 
@@ -42,23 +43,11 @@ __device__ void atomic_add(T* address, T value) {
   }
 }
 
-enum class IndexOpKind : int { IndexSelect = 1, IndexAdd, Gather, ScatterAdd };
-
-struct IndexFault {
-  int op;  // IndexOpKind, 0 when no fault is recorded
-  int64_t index, size;
-};
 __device__ IndexFault g_index_fault;
 
-// True when 0 <= i < size; otherwise records the fault (the first one wins) and returns false.
 template <class I>
 __device__ bool index_in_range(IndexOpKind op, I i, int64_t size) {
-  if (i >= 0 && i < size) return true;
-  if (atomicCAS(&g_index_fault.op, 0, static_cast<int>(op)) == 0) {
-    g_index_fault.index = static_cast<int64_t>(i);
-    g_index_fault.size = size;
-  }
-  return false;
+  return index_in_range(&g_index_fault, op, i, size);
 }
 
 const char* index_op_name(int op) {
@@ -67,6 +56,7 @@ const char* index_op_name(int op) {
     case IndexOpKind::IndexAdd: return "index_add";
     case IndexOpKind::Gather: return "gather";
     case IndexOpKind::ScatterAdd: return "scatter_add";
+    case IndexOpKind::CrossEntropyTarget: return "cross_entropy (a target)";
   }
   return "an index op";
 }
@@ -133,6 +123,15 @@ void scatter_add_typed(const Tensor& out, int64_t dim, const Tensor& index, cons
 }
 
 }  // namespace
+
+IndexFault* index_fault_record() {
+  static IndexFault* const record = [] {
+    void* address = nullptr;
+    SSM_CUDA_CHECK(cudaGetSymbolAddress(&address, g_index_fault));
+    return static_cast<IndexFault*>(address);
+  }();
+  return record;
+}
 
 void check_index_faults() {
   IndexFault fault{};

@@ -8,10 +8,10 @@
 // Saved: the logits, the per-row logsumexp, the (safe) targets and the row weights m_i / M; the
 // softmax is recomputed from them rather than stored (it is as large as the logits).
 //
-// On the CPU each direction is one pass over the rows (ce_rows_forward / ce_rows_backward): as tensor
-// ops the loss is ~5 passes over the [N, V] logits forward and ~6 backward (the head's logits are the
-// largest activation of a small model). Other devices run the tensor-op form, which the tests also
-// hold the loops to.
+// Each direction is one pass over the rows: on the CPU the loops below (ce_rows_forward /
+// ce_rows_backward), on a GPU their twin kernels (cuda/cross_entropy.cu). As tensor ops the loss was ~5
+// passes over the [N, V] logits forward and ~6 backward (the head's logits are the largest activation
+// of a small model); the tests hold both forms to that composition of ops.
 #include "nn/functional.h"
 
 #include <algorithm>
@@ -21,6 +21,9 @@
 
 #include "tensor/cpu/parallel.h"
 #include "tensor/cpu/sigmoid.h"
+#if SSM_WITH_CUDA
+#include "cuda/nn_fused.h"
+#endif
 
 namespace ssm::nn {
 namespace {
@@ -78,53 +81,67 @@ class CrossEntropyFunction final : public Function {
     input_shape_ = in[0].shape();
     const int64_t V = in[0].size(-1);
     const Tensor logits = in[0].reshape({-1, V});                 // [N, V]
-    const Tensor targets = in[1].to(in[0].device()).to(DType::Int64).reshape({-1, 1});  // [N, 1], beside the logits
+    if (!logits.device().is_cpu()) return forward_gpu(logits.contiguous(), in[1]);
+    const Tensor targets = in[1].to(Device::cpu()).to(DType::Int64).reshape({-1, 1});  // [N, 1]
     const Tensor ignored = op::eq(targets, op::scalar_like(targets, static_cast<double>(ignore_index_)));
     const Tensor safe_targets = op::where(ignored, op::scalar_like(targets, 0.0), targets);
     const Tensor kept = op::sub(op::ones_like(ignored), ignored).to(logits.dtype());  // m_i, [N, 1]
-    // m_i / max(M, 1): 0 for every row when all are ignored; computed on the targets' device, so a GPU
-    // step never waits here for the count
+    // m_i / max(M, 1): 0 for every row when all are ignored
     const Tensor count = op::clamp(op::sum(kept), 1.0, std::numeric_limits<double>::infinity());
     const Tensor row_weight = op::div(kept, count);                                   // m_i / M
 
-    if (logits.device().is_cpu()) {
-      const Tensor z = logits.contiguous(), safe = safe_targets.contiguous(), weight = row_weight.contiguous();
-      Tensor lse = Tensor::empty({z.size(0), 1}, z.dtype());
-      double total = 0;
-      dispatch_float(z.dtype(), "cross_entropy", [&](auto tag) {
-        using T = decltype(tag);
-        total = ce_rows_forward<T>(z.size(0), V, z.data<T>(), safe.data<int64_t>(), weight.data<T>(),
-                                   lse.data<T>());
-      });
-      save_for_backward({z, lse, safe, weight});
-      return {Tensor::full({}, total, z.dtype())};
-    }
-    const Tensor lse = op::logsumexp(logits, {1}, /*keepdim=*/true);                  // [N, 1]
-    const Tensor picked = op::gather(logits, 1, safe_targets);                        // z_i[t_i]
-    save_for_backward({logits, lse, safe_targets, row_weight});
-    return {op::sum(op::mul(op::sub(lse, picked), row_weight))};
+    const Tensor z = logits.contiguous(), safe = safe_targets.contiguous(), weight = row_weight.contiguous();
+    Tensor lse = Tensor::empty({z.size(0), 1}, z.dtype());
+    double total = 0;
+    dispatch_float(z.dtype(), "cross_entropy", [&](auto tag) {
+      using T = decltype(tag);
+      total = ce_rows_forward<T>(z.size(0), V, z.data<T>(), safe.data<int64_t>(), weight.data<T>(), lse.data<T>());
+    });
+    save_for_backward({z, lse, safe, weight});
+    return {Tensor::full({}, total, z.dtype())};
   }
 
   std::vector<Tensor> backward(const std::vector<Tensor>& grad_out) override {
     const auto s = saved();
-    const Tensor &logits = s[0], &lse = s[1], &targets = s[2], &row_weight = s[3];
-    if (logits.device().is_cpu()) {
-      Tensor dz = Tensor::empty(logits.shape(), logits.dtype());
-      dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag) {
-        using T = decltype(tag);
-        ce_rows_backward<T>(logits.size(0), logits.size(1), logits.data<T>(), targets.data<int64_t>(),
-                            row_weight.data<T>(), lse.data<T>(), static_cast<T>(grad_out[0].item<double>()),
-                            dz.data<T>());
-      });
-      return {dz.view(input_shape_), Tensor()};
-    }
-    const Tensor scale = op::mul(row_weight, grad_out[0]);                             // g · m_i / M, [N, 1]
-    const Tensor softmax_part = op::mul(op::exp(op::sub(logits, lse)), scale);
-    const Tensor onehot_part = op::scatter_add(logits.shape(), 1, targets, op::neg(scale));
-    return {op::add(softmax_part, onehot_part).view(input_shape_), Tensor()};
+    const Tensor& logits = s[0];
+    Tensor dz = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
+    dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag) {
+      using T = decltype(tag);
+      const int64_t N = logits.size(0), V = logits.size(1);
+      if (logits.device().is_cpu()) {  // saved: z, lse, targets, m_i / M
+        ce_rows_backward<T>(N, V, logits.data<T>(), s[2].data<int64_t>(), s[3].data<T>(), s[1].data<T>(),
+                            static_cast<T>(grad_out[0].item<double>()), dz.data<T>());
+        return;
+      }
+#if SSM_WITH_CUDA  // saved: z, lse, targets, m_i, max(M, 1); g stays on the device
+      const Tensor g = grad_out[0].to(logits.dtype()).contiguous();
+      cuda::cross_entropy_backward<T>(N, V, logits.data<T>(), s[2].data<int64_t>(), s[1].data<T>(), s[3].data<T>(),
+                                      s[4].data<T>(), g.data<T>(), dz.data<T>());
+#endif
+    });
+    return {dz.view(input_shape_), Tensor()};
   }
 
  private:
+  // The GPU form: one kernel gives each row's lse, loss term and m_i (cuda/cross_entropy.cu), then the
+  // loss is Σ_i row_loss_i / max(M, 1) as two device sums — nothing here waits for the GPU.
+  std::vector<Tensor> forward_gpu(const Tensor& z, const Tensor& targets_in) {
+    const Tensor targets = targets_in.to(z.device()).to(DType::Int64).reshape({-1}).contiguous();
+    const int64_t N = z.size(0);
+    Tensor lse = Tensor::empty({N}, z.dtype(), z.device()), row_loss = Tensor::empty({N}, z.dtype(), z.device());
+    Tensor kept = Tensor::empty({N}, z.dtype(), z.device());
+#if SSM_WITH_CUDA
+    dispatch_float(z.dtype(), "cross_entropy", [&](auto tag) {
+      using T = decltype(tag);
+      cuda::cross_entropy_forward<T>(N, z.size(1), z.data<T>(), targets.data<int64_t>(), ignore_index_, lse.data<T>(),
+                                     row_loss.data<T>(), kept.data<T>());
+    });
+#endif
+    const Tensor count = op::clamp(op::sum(kept), 1.0, std::numeric_limits<double>::infinity());  // max(M, 1)
+    save_for_backward({z, lse, targets, kept, count});
+    return {op::div(op::sum(row_loss), count)};
+  }
+
   int64_t ignore_index_;
   Shape input_shape_;  // logits' shape, [.., V]
 };

@@ -6,10 +6,10 @@
 //   dw = Σ_rows dy · x · r
 // Saved for backward: x, w and r (one value per group); x̂ is recomputed.
 //
-// On the CPU both directions are one pass over the rows (rms_rows_forward / rms_rows_backward below):
-// written as tensor ops they are ~6 passes forward and ~10 backward over activations the size of the
-// residual stream, a few percent of a training step. Other devices run the tensor-op form, which the
-// tests also hold the loops to.
+// Both directions are one pass over the rows: on the CPU the loops below (rms_rows_forward /
+// rms_rows_backward), on a GPU their twin kernels (cuda/rms_norm.cu). Written as tensor ops they were
+// ~6 passes forward and ~10 backward over activations the size of the residual stream (and as many
+// kernel launches on a GPU); the tests hold both forms to that composition of ops.
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -17,6 +17,9 @@
 
 #include "nn/functional.h"
 #include "tensor/cpu/row_blocks.h"
+#if SSM_WITH_CUDA
+#include "cuda/nn_fused.h"
+#endif
 
 namespace ssm::nn {
 namespace {
@@ -76,68 +79,52 @@ class RMSNormFunction final : public Function {
   RMSNormFunction(double eps, int64_t group_size) : Function("rms_norm"), eps_(eps), group_size_(group_size) {}
 
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
-    if (in[0].device().is_cpu()) return forward_rows(in[0].contiguous(), in[1].contiguous());
-    const Tensor& x = in[0];
-    const Tensor& w = in[1];
-    const Tensor xg = grouped(x);                                          // [.., G, n]
-    const Tensor r = op::rsqrt(op::add(op::mean(op::square(xg), {-1}, true), eps_));  // [.., G, 1]
+    const Tensor x = in[0].contiguous(), w = in[1].contiguous();
+    const int64_t D = x.size(-1), n = width(x), rows = x.numel() / D;
+    Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+    Tensor r = Tensor::empty({rows, D / n}, x.dtype(), x.device());
+    dispatch_float(x.dtype(), "rms_norm", [&](auto tag) {
+      using T = decltype(tag);
+      if (x.device().is_cpu()) {
+        rms_rows_forward<T>(rows, D, n, static_cast<T>(eps_), x.data<T>(), w.data<T>(), r.data<T>(), y.data<T>());
+        return;
+      }
+#if SSM_WITH_CUDA
+      cuda::rms_norm_forward<T>(rows, D, n, eps_, x.data<T>(), w.data<T>(), r.data<T>(), y.data<T>());
+#endif
+    });
     save_for_backward({x, w, r});
-    return {op::mul(op::mul(xg, r).view(x.shape()), w)};
+    return {y};
   }
 
   std::vector<Tensor> backward(const std::vector<Tensor>& grad_out) override {
     const auto s = saved();
     const Tensor &x = s[0], &w = s[1], &r = s[2];
-    const Tensor& dy = grad_out[0];
-    if (x.device().is_cpu()) return backward_rows(x, w, r, dy.contiguous());
-    const Tensor xg = grouped(x);
-    Tensor dx, dw;
-    if (needs_input_grad(0)) {
-      const Tensor gw = grouped(op::mul(dy, w));
-      const Tensor dot = op::mean(op::mul(gw, xg), {-1}, true);           // mean(gw · x) per group
-      dx = op::mul(r, op::sub(gw, op::mul(xg, op::mul(op::square(r), dot)))).view(x.shape());
-    }
-    if (needs_input_grad(1)) dw = op::sum_to(op::mul(dy, op::mul(xg, r).view(x.shape())), w.shape());
+    const Tensor dy = grad_out[0].contiguous();
+    const int64_t D = x.size(-1), n = width(x), rows = x.numel() / D;
+    Tensor dx = needs_input_grad(0) ? Tensor::empty(x.shape(), x.dtype(), x.device()) : Tensor();
+    Tensor dw = needs_input_grad(1) ? Tensor::empty(w.shape(), w.dtype(), w.device()) : Tensor();
+    dispatch_float(x.dtype(), "rms_norm", [&](auto tag) {
+      using T = decltype(tag);
+      const auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
+      if (x.device().is_cpu()) {
+        rms_rows_backward<T>(rows, D, n, x.data<T>(), w.data<T>(), r.data<T>(), dy.data<T>(), ptr(dx), ptr(dw));
+        return;
+      }
+#if SSM_WITH_CUDA
+      // dw as per-row-block partial sums, folded in a fixed order
+      const Tensor dw_partial =
+          dw.defined() ? Tensor::empty({cuda::rms_norm_row_blocks(rows), D}, x.dtype(), x.device()) : Tensor();
+      cuda::rms_norm_backward<T>(rows, D, n, x.data<T>(), w.data<T>(), r.data<T>(), dy.data<T>(), ptr(dx),
+                                 ptr(dw_partial));
+      if (dw.defined()) dw = op::sum(dw_partial, {0});
+#endif
+    });
     return {dx, dw};
   }
 
  private:
   int64_t width(const Tensor& x) const { return group_size_ > 0 ? group_size_ : x.size(-1); }  // n
-
-  // The CPU passes; x and w contiguous. r is saved in the tensor-op form's shape [.., G, 1].
-  std::vector<Tensor> forward_rows(const Tensor& x, const Tensor& w) {
-    const int64_t D = x.size(-1), n = width(x);
-    Shape r_shape = grouped(x).shape();  // [.., G, n] → [.., G, 1]
-    r_shape.back() = 1;
-    Tensor y = Tensor::empty(x.shape(), x.dtype()), r = Tensor::empty(r_shape, x.dtype());
-    dispatch_float(x.dtype(), "rms_norm", [&](auto tag) {
-      using T = decltype(tag);
-      rms_rows_forward<T>(x.numel() / D, D, n, static_cast<T>(eps_), x.data<T>(), w.data<T>(), r.data<T>(),
-                          y.data<T>());
-    });
-    save_for_backward({x, w, r});
-    return {y};
-  }
-  std::vector<Tensor> backward_rows(const Tensor& x, const Tensor& w, const Tensor& r, const Tensor& dy) {
-    const int64_t D = x.size(-1), n = width(x);
-    Tensor dx = needs_input_grad(0) ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
-    Tensor dw = needs_input_grad(1) ? Tensor::empty(w.shape(), w.dtype()) : Tensor();
-    dispatch_float(x.dtype(), "rms_norm", [&](auto tag) {
-      using T = decltype(tag);
-      rms_rows_backward<T>(x.numel() / D, D, n, x.data<T>(), w.data<T>(), r.data<T>(), dy.data<T>(),
-                           dx.defined() ? dx.data<T>() : nullptr, dw.defined() ? dw.data<T>() : nullptr);
-    });
-    return {dx, dw};
-  }
-
-  // x [.., D] viewed as [.., D/n, n]
-  Tensor grouped(const Tensor& x) const {
-    const int64_t D = x.size(-1), n = width(x);
-    Shape shape(x.shape().begin(), x.shape().end() - 1);
-    shape.push_back(D / n);
-    shape.push_back(n);
-    return x.reshape(shape);
-  }
 
   double eps_;
   int64_t group_size_;

@@ -1,6 +1,6 @@
-// tests/test_cuda_fused.cpp — the hand-fused GPU kernels (cuda/ssm_fused.h) against their CPU loops:
-// Mamba-3's keys/queries and output gate (forward, and every gradient through autograd), the fused
-// AdamW / SGD-momentum updates, the optimiser's state round trip on the device, and gradient clipping.
+// tests/test_cuda_fused.cpp — the hand-fused GPU kernels (cuda/ssm_fused.h, cuda/nn_fused.h) against their
+// CPU loops: Mamba-3's keys/queries and output gate, RMSNorm and the softmax cross-entropy (forward, and
+// every gradient through autograd), the fused AdamW / SGD-momentum updates, the optimiser's state round trip on the device, and gradient clipping.
 // Fresh random inputs on the host, the same op on both devices, compared elementwise. Without a GPU
 // (or in a build without CUDA) every test here skips, saying so.
 #include <gtest/gtest.h>
@@ -13,6 +13,7 @@
 #include "autograd/functions.h"
 #include "compare_helpers.h"
 #include "cuda_test_helpers.h"
+#include "nn/functional.h"
 #include "nn/optim.h"
 #include "ssm/mamba3_keys.h"
 #include "ssm/mamba3_output.h"
@@ -41,6 +42,7 @@ class CudaFusedTest : public ssm::testing::CudaTest {
 class CudaMamba3Keys : public CudaFusedTest {};
 class CudaOutputGate : public CudaFusedTest {};
 class CudaOptim : public CudaFusedTest {};
+class CudaNormAndLoss : public CudaFusedTest {};
 
 // ~1e-5 relative in float32, ~1e-10 in float64; absolute slack scaled by the tensor's size, since a
 // gradient summed over many rows may be near 0 where its terms are not.
@@ -98,6 +100,66 @@ TEST(PartialSums, TwoStageSumOfPaddedRowsEqualsTheSumOverRows) {
     const Tensor padded = op::cat({values, Tensor::zeros({split.padded() - rows, 3, 4}, DType::Float64)}, 0);
     expect_close(ssm::sum_partial_rows(padded, split), op::sum(values, {0}), 1e-12, 1e-12,
                  "rows " + std::to_string(rows));
+  }
+}
+
+// ================================================================ RMSNorm, cross-entropy
+
+TEST_F(CudaNormAndLoss, RMSNormMatchesTheCpu) {
+  struct Case {
+    int64_t rows, D, group;  // group 0: the whole row
+  };
+  const std::vector<Case> cases = {
+      {3, 7, 0},     // narrower than a warp
+      {100, 64, 0},  // several row blocks of dw, the last one short
+      {70, 96, 32},  // groups of a warp's width
+      {5, 768, 0},   // the 130M model's width
+      {33, 20, 4},   // groups narrower than a warp
+  };
+  for (const DType dtype : {DType::Float32, DType::Float64})
+    for (const Case& c : cases) {
+      SCOPED_TRACE(std::to_string(c.rows) + "x" + std::to_string(c.D) + " group " + std::to_string(c.group) + " " +
+                   ssm::dtype_name(dtype));
+      const std::vector<Tensor> inputs = {op::mul(randn({c.rows, c.D}, dtype), 2.0),
+                                          op::add(op::mul(randn({c.D}, dtype), 0.3), 1.0)};
+      expect_same_on_both_devices(
+          inputs, randn({c.rows, c.D}, dtype), dtype,
+          [&](const std::vector<Tensor>& in) { return nn::rms_norm(in[0], in[1], 1e-5, c.group); }, {"x", "w"});
+    }
+}
+
+// Targets on the logits' device, every fifth row ignored (all of them in one case).
+TEST_F(CudaNormAndLoss, CrossEntropyMatchesTheCpu) {
+  struct Case {
+    int64_t N, V;
+    bool all_ignored;
+  };
+  for (const DType dtype : {DType::Float32, DType::Float64})
+    for (const Case& c : std::vector<Case>{{5, 7, false}, {300, 256, false}, {9, 3000, false}, {6, 40, true}}) {
+      SCOPED_TRACE(std::to_string(c.N) + "x" + std::to_string(c.V) + " " + ssm::dtype_name(dtype));
+      std::vector<int64_t> ids(c.N);
+      for (int64_t i = 0; i < c.N; ++i) ids[i] = c.all_ignored || i % 5 == 2 ? -100 : (i * 7919 + 13) % c.V;
+      const Tensor targets = Tensor::from_vector(ids, {c.N});
+      expect_same_on_both_devices(
+          {op::mul(randn({c.N, c.V}, dtype), 4.0)}, Tensor::full({}, 0.7, dtype), dtype,
+          [&](const std::vector<Tensor>& in) {
+            return nn::cross_entropy(in[0], targets.to(in[0].device()), -100);
+          },
+          {"logits"});
+    }
+}
+
+TEST_F(CudaNormAndLoss, CrossEntropyTargetOutOfRangeIsReportedAtTheNextWait) {
+  const Tensor logits = randn({2, 5}, DType::Float32).to(Device::cuda());
+  const Tensor targets = Tensor::from_vector(std::vector<int64_t>{1, 9}, {2}).to(Device::cuda());
+  const Tensor loss = nn::cross_entropy(logits, targets, -100);  // queued; nothing waits yet
+  try {
+    (void)loss.item<float>();
+    FAIL() << "no error for target 9 of 5 classes";
+  } catch (const ssm::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cross_entropy (a target) on cuda:0: index 9 is out of range"),
+              std::string::npos)
+        << e.what();
   }
 }
 
