@@ -4,9 +4,11 @@
 // One thread block per (sequence, head), in three phases separated by barriers:
 //   1. every thread computes the head's scalars (A, DT, γ, η, α, β: a few flops, no need to share them);
 //      threads s < S advance the angles, keep cos θ and sin θ in shared memory and θ mod 2π in the cache;
-//   2. 2R threads build the R keys and R queries (normalise, scale and bias, rotate) in shared memory;
-//   3. thread p updates row p of the state from the previous token's keys and x (still in the cache) and
-//      this token's, reads it out against the R queries, adds the D skip, gates and contracts the ranks;
+//   2. a warp per key or query (R of each) normalises it (lanes stride the N features, the sum of
+//      squares is a shuffle), scales, adds the bias and rotates its pairs, in shared memory;
+//   3. a warp per state row p: its lanes update the row's N entries (neighbouring addresses) from the
+//      previous token's keys and x (still in the cache) and this token's, read it out against the R
+//      queries (a shuffle sum per rank), and lane 0 adds the D skip, gates and contracts the ranks;
 // then the block writes this token's keys and x into the cache for the next step. Nothing is allocated
 // and nothing waits for the host, so the step can be captured into a CUDA graph (ssm/decoder.h).
 #include <cuda/std/numbers>
@@ -15,11 +17,12 @@
 #include "cuda/context.h"
 #include "cuda/device_math.cuh"
 #include "cuda/ssm_fused.h"
+#include "cuda/warp_sum.cuh"
 
 namespace ssm::cuda {
 namespace {
 
-constexpr int kStepThreads = 128;
+constexpr int kStepThreads = 256, kStepWarps = kStepThreads / 32;
 
 template <class T>
 __device__ T sigmoid_of(T x) {  // never overflows
@@ -33,15 +36,18 @@ __device__ T softplus_of(T x) {  // max(x, 0) + log1p(e^{−|x|})
   return (x > 0 ? x : T(0)) + log1p(exp_of(x > 0 ? -x : x));
 }
 
-// One key (or query) row: k = Rot(θ)(x̂ ⊙ w + bias), x̂ = raw·(mean(raw²) + eps)^(−1/2) (ssm/key_row.h).
+// One key (or query) row, by the 32 lanes of a warp: k = Rot(θ)(x̂ ⊙ w + bias),
+// x̂ = raw·(mean(raw²) + eps)^(−1/2) (ssm/key_row.h).
 template <class T>
 __device__ void step_key(const Mamba3StepArgs<T>& a, const T* raw, const T* w, const T* bias, double eps,
                          const T* cos_t, const T* sin_t, T* out) {
+  const int lane = threadIdx.x % 32;
   T squares = 0;
-  for (int64_t n = 0; n < a.N; ++n) squares += raw[n] * raw[n];
-  const T rho = T(1) / sqrt_of(squares / T(a.N) + T(eps));
-  for (int64_t n = 0; n < a.N; ++n) out[n] = raw[n] * rho * w[n] + bias[n];
-  for (int64_t m = 0; m < a.S; ++m) {  // pair m: (2m, 2m+1) adjacent, (m, m + N/2) half split
+  for (int64_t n = lane; n < a.N; n += 32) squares += raw[n] * raw[n];
+  const T rho = T(1) / sqrt_of(warp_sum(squares) / T(a.N) + T(eps));
+  for (int64_t n = lane; n < a.N; n += 32) out[n] = raw[n] * rho * w[n] + bias[n];
+  __syncwarp();
+  for (int64_t m = lane; m < a.S; m += 32) {  // pair m: (2m, 2m+1) adjacent, (m, m + N/2) half split
     const int64_t i = a.half_split ? m : 2 * m, j = a.half_split ? m + a.N / 2 : 2 * m + 1;
     const T x = out[i], y = out[j];
     out[i] = x * cos_t[m] - y * sin_t[m];
@@ -78,34 +84,38 @@ __global__ void mamba3_step_kernel(Mamba3StepArgs<T> a) {
     *theta_cache = static_cast<T>(wide - floor(wide * (1.0 / two_pi)) * two_pi);
   }
   __syncthreads();
-  // 2. steps 5, 6, 8: key r from B (even jobs), query r from C (odd jobs)
-  for (int64_t job = threadIdx.x; job < 2 * R; job += blockDim.x) {
+  // 2. steps 5, 6, 8: key r from B (even jobs), query r from C (odd jobs), a warp each
+  const int64_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int64_t job = warp; job < 2 * R; job += kStepWarps) {
     const int64_t r = job / 2, raw_at = (r * G + g) * N, bias_at = (h * R + r) * N;
     if (job % 2 == 0) step_key(a, B_raw + raw_at, a.w_b, a.b_bias + bias_at, a.eps_b, cos_t, sin_t, keys + r * N);
     else step_key(a, C_raw + raw_at, a.w_c, a.c_bias + bias_at, a.eps_c, cos_t, sin_t, queries + r * N);
   }
   __syncthreads();
-  // 3. §3.6 state row p, §3.7 read-out, D skip, gate, rank contraction
+  // 3. §3.6 state row p, §3.7 read-out, D skip, gate, rank contraction: a warp per row
   T* x_prev = a.x_cache + bh * P;
-  for (int64_t p = threadIdx.x; p < P; p += blockDim.x) {
+  for (int64_t p = warp; p < P; p += kStepWarps) {
     T* hp = a.state + (bh * P + p) * N;
-    for (int64_t n = 0; n < N; ++n) hp[n] *= alpha;
-    for (int64_t r = 0; r < R; ++r) {
-      const T psi_rp = a.psi ? a.psi[(h * R + r) * P + p] : T(1);
-      const T old_weight = beta * x_prev[p] * psi_rp, new_weight = gamma * x[p] * psi_rp;
-      const T *kp = a.k_cache + ((b * R + r) * H + h) * N, *kn = keys + r * N;
-      for (int64_t n = 0; n < N; ++n) hp[n] += old_weight * kp[n] + new_weight * kn[n];
+    for (int64_t n = lane; n < N; n += 32) {
+      T h_n = hp[n] * alpha;
+      for (int64_t r = 0; r < R; ++r) {
+        const T psi_rp = a.psi ? a.psi[(h * R + r) * P + p] : T(1);
+        const T old_weight = beta * x_prev[p] * psi_rp, new_weight = gamma * x[p] * psi_rp;
+        h_n += old_weight * a.k_cache[((b * R + r) * H + h) * N + n] + new_weight * keys[r * N + n];
+      }
+      hp[n] = h_n;
     }
     T y_p = 0;
     for (int64_t r = 0; r < R; ++r) {
-      const int64_t at = (h * R + r) * P + p;
       T read = 0;
-      for (int64_t n = 0; n < N; ++n) read += hp[n] * queries[r * N + n];
+      for (int64_t n = lane; n < N; n += 32) read += hp[n] * queries[r * N + n];
+      read = warp_sum(read);
+      const int64_t at = (h * R + r) * P + p;
       const T psi = a.psi ? a.psi[at] : T(1), zeta = a.zeta ? a.zeta[at] : T(1), phi = a.phi ? a.phi[at] : T(1);
       const T o = read + a.d_skip[h] * psi * x[p], gate_in = z[p] * zeta;
       y_p += phi * o * gate_in * sigmoid_of(gate_in);
     }
-    a.out[b * d_inner + h * P + p] = y_p;
+    if (lane == 0) a.out[b * d_inner + h * P + p] = y_p;
   }
   __syncthreads();  // every row has read the previous token's keys and x
   // §3.8: this token's keys and x become the previous token's
