@@ -49,6 +49,24 @@ template <class T>
 void mamba3_gate_backward(const GateLayout& s, const T* y, const T* x, const T* z, const T* D, const T* psi,
                           const T* zeta, const T* phi, const T* dout, T* dy, T* dx, T* dz, T* param_partial);
 
+// ---- Mamba-3 diagonal correction of the chunked scan (cuda/mamba3_diag.cu) ----
+// Per token t and head h, with E = q̃ k̃ᵀ over the R ranks (R×R, R ≤ kMaxDiagRank):
+//   forward   y_{t,r} −= η_next,t Σ_{r'} E_{r,r'} v_{t,r'}                            (y updated in place)
+//   backward  with dE = −η_next dY Vᵀ:  dq̃ += dE k̃,  dk̃ += dEᵀ q̃,  dv += −η_next Eᵀ dY  (added in place),
+//             dη_next = −Σ E ⊙ (dY Vᵀ)                                                   (overwritten)
+// q, k, dq, dk [rows, R, H, N]; v, y, dy, dv [rows, R, H, P]; eta_next, d_eta_next [rows, H]; rows = batch·L.
+struct DiagLayout {
+  int64_t rows, R, H, N, P;
+};
+inline constexpr int64_t kMaxDiagRank = 8;
+
+template <class T>
+void mamba3_diag_forward(const DiagLayout& s, const T* q, const T* k, const T* v, const T* eta_next, T* y);
+
+template <class T>
+void mamba3_diag_backward(const DiagLayout& s, const T* q, const T* k, const T* v, const T* eta_next, const T* dy,
+                          T* dq, T* dk, T* dv, T* d_eta_next);
+
 // ---- Mamba-3 decoding step: the mixer between in_proj and out_proj for one token (cuda/mamba3_step.cu) ----
 // rows [batch, width]: each sequence's in_proj output [z | x | B | C | dd_dt | dd_A | trap | ang] with z, x
 // [H, P], B, C [R, G, N], dd_dt, dd_A, trap [H], ang [S]. Parameters dt_bias, D [H], B_bias, C_bias [H, R, N],

@@ -6,6 +6,7 @@
 #include "ssm/scan_cuda.h"
 
 #ifdef SSM_WITH_CUDA
+#include "cuda/ssm_fused.h"
 #include "cuda/ssm_kernels.h"
 #endif
 
@@ -120,12 +121,10 @@ Tensor eta_next(const Mamba3Sizes& s, const Tensor& eta) {
   return s.L > 1 ? op::cat({eta.narrow(1, 1, s.L - 1), last}, 1) : last;
 }
 
-// x [batch, L, R, H, ·] ↔ [batch, L, H, R, ·]: the R ranks of one token and head as a matrix.
-Tensor by_head(const Tensor& x) { return x.permute({0, 1, 3, 2, 4}).contiguous(); }
-Tensor by_rank(const Tensor& x) { return x.permute({0, 1, 3, 2, 4}).contiguous(); }
+// q̃, k̃ [batch, L, R, H, N], v [batch, L, R, H, P] as the diagonal correction's kernels read them.
+cuda::DiagLayout diag_layout(const Mamba3Sizes& s) { return {s.batch * s.L, s.R, s.H, s.N, s.P}; }
 
-// [batch, L, H] → [batch, L, H, 1, 1] and [batch, L, 1, H, 1] for broadcasting.
-Tensor per_token_head(const Tensor& w) { return w.unsqueeze(3).unsqueeze(4); }
+// [batch, L, H] → [batch, L, 1, H, 1] for broadcasting over ranks and widths.
 Tensor per_row(const Tensor& w) { return w.unsqueeze(2).unsqueeze(4); }
 
 // The previous token's pending term, per head: v_prev as [batch, H, P, R] and k_prev as [batch, H, R, N].
@@ -195,11 +194,12 @@ ScanForward mamba3_forward(const Mamba3Sizes& s, const Tensor& q, const Tensor& 
   Tensor y = empty_like_on({s.batch, s.L, s.R, s.H, s.P}, q);
   Tensor states = empty_like_on({s.batch, s.nchunks + 1, s.H, s.P, s.N}, q);
   core_forward(c.operands, c.s0, y, c.operands.lv, /*accumulate=*/false, states);
-  // diagonal correction: y_{t,r} −= η_{t+1} Σ_{r'} (q̃_{t,r}·k̃_{t,r'}) v_{t,r'}   (E = q̃ k̃ᵀ per token, R×R)
-  const Tensor qh = by_head(q), kh = by_head(k), vh = by_head(v);
-  const Tensor E = op::matmul(qh, kh.transpose(3, 4));
-  const Tensor correction = op::mul(op::matmul(E, vh), per_token_head(eta_next(s, eta)));
-  y = op::sub(y, by_rank(correction)).contiguous();
+  // diagonal correction: y_{t,r} −= η_{t+1} Σ_{r'} (q̃_{t,r}·k̃_{t,r'}) v_{t,r'}, in place (cuda/mamba3_diag.cu)
+  const Tensor en = eta_next(s, eta);
+  dispatch_float(y.dtype(), "mamba3 scan (cuda)", [&](auto tag) {
+    using T = decltype(tag);
+    cuda::mamba3_diag_forward<T>(diag_layout(s), q.data<T>(), k.data<T>(), v.data<T>(), en.data<T>(), y.data<T>());
+  });
   return {y, states};
 }
 
@@ -212,20 +212,21 @@ std::vector<Tensor> mamba3_backward(const Mamba3Sizes& s, const Tensor& q, const
   const CoreGrads g = core_backward(c.operands, states, dy, lv, dh_final, q.shape(), lk, v.shape(), lv,
                                     {s.batch, s.L, s.H}, steps_layout(s.L, s.H), {s.batch, s.H, s.P, s.N});
 
-  // The diagonal correction y −= η_next · E V (per token and head, E = q̃ k̃ᵀ), backwards:
-  //   dV −= η_next Eᵀ dY,  dE = −η_next dY Vᵀ,  dq̃ += dE k̃,  dk̃ += dEᵀ q̃,  dη_next = −Σ E ⊙ (dY Vᵀ)
-  const Tensor qh = by_head(q), kh = by_head(k), vh = by_head(v), dyh = by_head(dy);
-  const Tensor en = per_token_head(eta_next(s, eta));
-  const Tensor E = op::matmul(qh, kh.transpose(3, 4));
-  const Tensor dyv = op::matmul(dyh, vh.transpose(3, 4));
-  const Tensor dE = op::neg(op::mul(dyv, en));
-  const Tensor dv_diag = op::neg(op::mul(op::matmul(E.transpose(3, 4), dyh), en));
-  const Tensor dq_diag = op::matmul(dE, kh), dk_diag = op::matmul(dE.transpose(3, 4), qh);
-  const Tensor d_eta_next = op::neg(op::sum(op::mul(E, dyv), {3, 4}));  // [batch, L, H]
-
-  // K_s = w_s k̃_s: dk̃ += w dK, dw_s = Σ_r <dK_{s,r}, k̃_{s,r}> → dγ_s, dη_{s+1}
-  const Tensor dk = op::add(op::mul(g.dk, per_row(c.weight)), by_rank(dk_diag));
+  // K_s = w_s k̃_s: dk̃ = w dK, dw_s = Σ_r <dK_{s,r}, k̃_{s,r}> → dγ_s, dη_{s+1}
+  const Tensor dk = op::mul(g.dk, per_row(c.weight));
   const Tensor dw = op::sum(op::mul(g.dk, k), {2, 4});  // [batch, L, H]
+
+  // The diagonal correction y −= η_next · E V (per token and head, E = q̃ k̃ᵀ), backwards, added in place
+  // to dq̃, dk̃ and dV (cuda/mamba3_diag.cu): dE = −η_next dY Vᵀ, dq̃ += dE k̃, dk̃ += dEᵀ q̃,
+  // dV −= η_next Eᵀ dY, dη_next = −Σ E ⊙ (dY Vᵀ)
+  const Tensor en = eta_next(s, eta), dy_in = dy.contiguous();
+  const Tensor d_eta_next = empty_like_on({s.batch, s.L, s.H}, dy);
+  dispatch_float(dy.dtype(), "mamba3 scan backward (cuda)", [&](auto tag) {
+    using T = decltype(tag);
+    cuda::mamba3_diag_backward<T>(diag_layout(s), q.data<T>(), k.data<T>(), v.data<T>(), en.data<T>(),
+                                  dy_in.data<T>(), g.dq.data<T>(), dk.data<T>(), g.dv.data<T>(),
+                                  d_eta_next.data<T>());
+  });
 
   // S_0 = h_init + η_0 Σ_r v_prev,r k_prev,rᵀ: dh_init = dS_0, dv_prev,r = η_0 dS_0 k_prev,r,
   // dk_prev,r = η_0 dS_0ᵀ v_prev,r, dη_0 = Σ_r v_prev,rᵀ dS_0 k_prev,r
@@ -240,9 +241,9 @@ std::vector<Tensor> mamba3_backward(const Mamba3Sizes& s, const Tensor& q, const
   const Tensor first = d_eta0.unsqueeze(1);
   const Tensor deta = s.L > 1 ? op::cat({first, to_next.narrow(1, 0, s.L - 1)}, 1) : first;
 
-  return {op::add(g.dq, by_rank(dq_diag)).contiguous(),
-          dk.contiguous(),
-          op::add(g.dv, by_rank(dv_diag)).contiguous(),
+  return {g.dq,
+          dk,
+          g.dv,
           g.da,
           dw.contiguous(),
           deta.contiguous(),

@@ -138,14 +138,19 @@ TEST_F(CudaParity, EveryCaseMatchesTheReferenceImplementationOnTheGpu) {
 }
 
 // A short AdamW run from one seed on each device (same data, gradient clipping on): the loss curves
-// agree step by step, and the trained weights too.
+// agree step by step, and the trained weights too. AdamW moves a weight by about lr per step however
+// small its gradient (m̂/√v̂ is near ±1 from the first step), so where a gradient is near zero the two
+// devices' rounding (different summation orders, ~1e-7 relative) can set it a visible fraction of a step
+// apart: the weights may differ by 5% of one step's lr beyond the relative tolerance. A wrong gradient
+// moves weights whole steps apart, and the loss curves' 1e-4 still hold everything else.
 TEST_F(CudaTraining, ShortRunLossCurvesAgreeWithTheCpu) {
+  constexpr double kLr = 3e-3;
   for (const Variant& variant : {kVariants[0], kVariants[3]}) {  // Mamba-2 and Mamba-3 MIMO
     SCOPED_TRACE(variant.name);
     ModelPair models(variant.json, 25);
     std::vector<std::vector<double>> curves;
     for (MambaLM* model : {&models.cpu(), &models.gpu()}) {
-      nn::AdamW optimizer(nn::decay_groups(model->named_parameters(), 0.1), 3e-3);
+      nn::AdamW optimizer(nn::decay_groups(model->named_parameters(), 0.1), kLr);
       Generator data(26);
       const Tensor tokens = random_tokens(4, 24, 30, data);  // one batch, learned by heart
       curves.emplace_back();
@@ -163,7 +168,8 @@ TEST_F(CudaTraining, ShortRunLossCurvesAgreeWithTheCpu) {
     EXPECT_LT(curves[0].back(), curves[0].front());  // it learned something: the comparison is not vacuous
     const auto cpu_params = models.cpu().named_parameters(), gpu_params = models.gpu().named_parameters();
     for (size_t i = 0; i < cpu_params.size(); ++i)
-      EXPECT_LE(host_diff(cpu_params[i].second, gpu_params[i].second), 1e-4 * max_abs(cpu_params[i].second) + 1e-6)
+      EXPECT_LE(host_diff(cpu_params[i].second, gpu_params[i].second),
+                1e-4 * max_abs(cpu_params[i].second) + 0.05 * kLr)
           << cpu_params[i].first;
   }
 }
