@@ -3,9 +3,12 @@
 //
 // The chunked core counts each token's own term with weight γ + η_next, the trapezoid's full weight, and
 // the correction takes η_next·(q̃ k̃ᵀ) v back off: per (token, head) an R×R matrix E of N-long dot products
-// applied to R rows of P values. A warp per (token, head): the R² dot products are shuffle sums kept in
-// the warp's slice of shared memory, then the lanes stride the P (or N) columns of the outputs. Each
+// applied to R rows of P values. A team of lanes per (token, head) — as many as the wider of N and P
+// needs, 8 to 32, so that at N = P = 16 a warp serves two — forms the R² dot products as shuffle sums,
+// keeps them in the team's slice of shared memory, then strides the P (or N) columns of the outputs. Each
 // output has one writer, so the in-place updates need no atomics.
+#include <algorithm>
+
 #include "cuda/check.h"
 #include "cuda/context.h"
 #include "cuda/launch.cuh"
@@ -15,85 +18,114 @@
 namespace ssm::cuda {
 namespace {
 
-constexpr int kWarps = kThreads / 32;
+constexpr int kMinTeam = 8, kMaxTeams = kThreads / kMinTeam;  // teams per block, at most
+constexpr int kPairs = kMaxDiagRank * kMaxDiagRank;
 
-// The warp's unit (token row, head) and where its rank r's N- or P-wide slice starts.
-struct Unit {
-  int64_t row, h;
-  __device__ int64_t at(const DiagLayout& s, int64_t r, int64_t width) const {
-    return ((row * s.R + r) * s.H + h) * width;
-  }
+// The lanes of one team and the (token, head) unit they serve in this round of the grid-stride loop.
+// Every team of a warp goes round the loop together (their shuffles are the warp's), so a team past the
+// last unit still runs, with `valid` false: it reads zeros and writes nothing.
+struct Team {
+  int width, lane, slot;  // lanes per team, this lane's place in it, the team's index in the block
+  int64_t unit;
+  bool valid;
 };
 
-// out[r·R + r'] = a_r · b_r' over `width` columns, for every lane (lane 0 stores, the warp syncs).
+template <class Body>
+__device__ void for_each_unit(int64_t units, int width, Body body) {
+  const int slot = threadIdx.x / width, teams_per_block = blockDim.x / width;
+  for (int64_t first = int64_t{blockIdx.x} * teams_per_block; first < units;
+       first += int64_t{gridDim.x} * teams_per_block) {
+    const int64_t unit = first + slot;
+    body(Team{width, static_cast<int>(threadIdx.x % width), slot, unit, unit < units});
+  }
+}
+
+// Where rank r's `width` values of unit (row, h) start in a [rows, R, H, width] array (unit = row·H + h).
+struct Slices {
+  int64_t base, rank_stride;  // in elements, for one width
+  __device__ Slices(const DiagLayout& s, int64_t unit, int64_t width)
+      : base(((unit / s.H) * s.R * s.H + unit % s.H) * width), rank_stride(s.H * width) {}
+  __device__ int64_t operator()(int64_t r) const { return base + r * rank_stride; }
+};
+
+// out[r·R + r'] = a_r · b_r' over `width` columns (lane 0 of the team stores; the warp syncs).
 template <class T>
-__device__ void rank_dots(const DiagLayout& s, const Unit& u, const T* a, const T* b, int64_t width, T* out) {
-  const int lane = threadIdx.x % 32;
+__device__ void rank_dots(const DiagLayout& s, const Team& t, const T* a, const T* b, int64_t width, T* out) {
+  const Slices at(s, t.valid ? t.unit : 0, width);
   for (int64_t i = 0; i < s.R * s.R; ++i) {
-    const T *ar = a + u.at(s, i / s.R, width), *br = b + u.at(s, i % s.R, width);
+    const T *ar = a + at(i / s.R), *br = b + at(i % s.R);
     T dot = 0;
-    for (int64_t c = lane; c < width; c += 32) dot += ar[c] * br[c];
-    dot = warp_sum(dot);
-    if (lane == 0) out[i] = dot;
+    if (t.valid)
+      for (int64_t c = t.lane; c < width; c += t.width) dot += ar[c] * br[c];
+    dot = warp_sum(dot, t.width);
+    if (t.lane == 0) out[i] = dot;
   }
   __syncwarp();
 }
 
 template <class T>
-__global__ void diag_forward_kernel(DiagLayout s, const T* q, const T* k, const T* v, const T* eta_next, T* y) {
-  __shared__ T warp_E[kWarps][kMaxDiagRank * kMaxDiagRank];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  T* E = warp_E[warp];
-  for (int64_t unit = (blockIdx.x * int64_t{blockDim.x} + threadIdx.x) / 32; unit < s.rows * s.H;
-       unit += int64_t{gridDim.x} * kWarps) {
-    const Unit u{unit / s.H, unit % s.H};
-    rank_dots(s, u, q, k, s.N, E);
-    const T en = eta_next[unit];
-    for (int64_t p = lane; p < s.P; p += 32)
-      for (int64_t r = 0; r < s.R; ++r) {
-        T correction = 0;
-        for (int64_t r2 = 0; r2 < s.R; ++r2) correction += E[r * s.R + r2] * v[u.at(s, r2, s.P) + p];
-        y[u.at(s, r, s.P) + p] -= en * correction;
-      }
+__global__ void diag_forward_kernel(DiagLayout s, int width, const T* q, const T* k, const T* v, const T* eta_next,
+                                    T* y) {
+  __shared__ T team_E[kMaxTeams][kPairs];
+  for_each_unit(s.rows * s.H, width, [&](const Team& t) {
+    T* E = team_E[t.slot];
+    rank_dots(s, t, q, k, s.N, E);
+    if (t.valid) {
+      const Slices at(s, t.unit, s.P);
+      const T en = eta_next[t.unit];
+      for (int64_t p = t.lane; p < s.P; p += t.width)
+        for (int64_t r = 0; r < s.R; ++r) {
+          T correction = 0;
+          for (int64_t r2 = 0; r2 < s.R; ++r2) correction += E[r * s.R + r2] * v[at(r2) + p];
+          y[at(r) + p] -= en * correction;
+        }
+    }
     __syncwarp();  // E is read by every lane before the next unit overwrites it
-  }
+  });
 }
 
 template <class T>
-__global__ void diag_backward_kernel(DiagLayout s, const T* q, const T* k, const T* v, const T* eta_next, const T* dy,
-                                     T* dq, T* dk, T* dv, T* d_eta_next) {
-  __shared__ T warp_E[kWarps][kMaxDiagRank * kMaxDiagRank], warp_dyv[kWarps][kMaxDiagRank * kMaxDiagRank];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  T *E = warp_E[warp], *dyv = warp_dyv[warp];
-  for (int64_t unit = (blockIdx.x * int64_t{blockDim.x} + threadIdx.x) / 32; unit < s.rows * s.H;
-       unit += int64_t{gridDim.x} * kWarps) {
-    const Unit u{unit / s.H, unit % s.H};
-    rank_dots(s, u, q, k, s.N, E);      // E = q̃ k̃ᵀ
-    rank_dots(s, u, dy, v, s.P, dyv);   // dY Vᵀ
-    const T en = eta_next[unit];
-    if (lane == 0) {
-      T d_en = 0;
-      for (int64_t i = 0; i < s.R * s.R; ++i) d_en -= E[i] * dyv[i];
-      d_eta_next[unit] = d_en;
-    }
-    for (int64_t p = lane; p < s.P; p += 32)  // dv_r' += −η Σ_r E_{r,r'} dy_r
-      for (int64_t r2 = 0; r2 < s.R; ++r2) {
-        T sum = 0;
-        for (int64_t r = 0; r < s.R; ++r) sum += E[r * s.R + r2] * dy[u.at(s, r, s.P) + p];
-        dv[u.at(s, r2, s.P) + p] -= en * sum;
+__global__ void diag_backward_kernel(DiagLayout s, int width, const T* q, const T* k, const T* v, const T* eta_next,
+                                     const T* dy, T* dq, T* dk, T* dv, T* d_eta_next) {
+  __shared__ T team_E[kMaxTeams][kPairs], team_dyv[kMaxTeams][kPairs];
+  for_each_unit(s.rows * s.H, width, [&](const Team& t) {
+    T *E = team_E[t.slot], *dyv = team_dyv[t.slot];
+    rank_dots(s, t, q, k, s.N, E);     // E = q̃ k̃ᵀ
+    rank_dots(s, t, dy, v, s.P, dyv);  // dY Vᵀ
+    if (t.valid) {
+      const T en = eta_next[t.unit];
+      if (t.lane == 0) {
+        T d_en = 0;
+        for (int64_t i = 0; i < s.R * s.R; ++i) d_en -= E[i] * dyv[i];
+        d_eta_next[t.unit] = d_en;
       }
-    for (int64_t n = lane; n < s.N; n += 32)  // dE = −η dyv: dq_r += Σ_r' dE_{r,r'} k_r', dk_r' += Σ_r dE_{r,r'} q_r
-      for (int64_t r = 0; r < s.R; ++r) {
-        T to_q = 0, to_k = 0;
+      const Slices at_p(s, t.unit, s.P), at_n(s, t.unit, s.N);
+      for (int64_t p = t.lane; p < s.P; p += t.width)  // dv_r' += −η Σ_r E_{r,r'} dy_r
         for (int64_t r2 = 0; r2 < s.R; ++r2) {
-          to_q += dyv[r * s.R + r2] * k[u.at(s, r2, s.N) + n];
-          to_k += dyv[r2 * s.R + r] * q[u.at(s, r2, s.N) + n];
+          T sum = 0;
+          for (int64_t r = 0; r < s.R; ++r) sum += E[r * s.R + r2] * dy[at_p(r) + p];
+          dv[at_p(r2) + p] -= en * sum;
         }
-        dq[u.at(s, r, s.N) + n] -= en * to_q;
-        dk[u.at(s, r, s.N) + n] -= en * to_k;
-      }
+      for (int64_t n = t.lane; n < s.N; n += t.width)  // dE = −η dyv: dq_r += Σ_r' dE_{r,r'} k_r', dk_r' += Σ_r dE_{r,r'} q_r
+        for (int64_t r = 0; r < s.R; ++r) {
+          T to_q = 0, to_k = 0;
+          for (int64_t r2 = 0; r2 < s.R; ++r2) {
+            to_q += dyv[r * s.R + r2] * k[at_n(r2) + n];
+            to_k += dyv[r2 * s.R + r] * q[at_n(r2) + n];
+          }
+          dq[at_n(r) + n] -= en * to_q;
+          dk[at_n(r) + n] -= en * to_k;
+        }
+    }
     __syncwarp();
-  }
+  });
+}
+
+// Lanes per unit: the power of two that covers the wider of N and P, from 8 to 32.
+int team_width(const DiagLayout& s) {
+  int width = kMinTeam;
+  while (width < 32 && width < std::max(s.N, s.P)) width *= 2;
+  return width;
 }
 
 void check_rank(const DiagLayout& s) {
@@ -107,7 +139,8 @@ template <class T>
 void mamba3_diag_forward(const DiagLayout& s, const T* q, const T* k, const T* v, const T* eta_next, T* y) {
   check_rank(s);
   if (s.rows * s.H == 0) return;
-  diag_forward_kernel<T><<<blocks_for(s.rows * s.H * 32), kThreads, 0, stream()>>>(s, q, k, v, eta_next, y);
+  const int width = team_width(s);
+  diag_forward_kernel<T><<<blocks_for(s.rows * s.H * width), kThreads, 0, stream()>>>(s, width, q, k, v, eta_next, y);
   SSM_CUDA_CHECK_LAUNCH();
 }
 
@@ -116,8 +149,9 @@ void mamba3_diag_backward(const DiagLayout& s, const T* q, const T* k, const T* 
                           T* dq, T* dk, T* dv, T* d_eta_next) {
   check_rank(s);
   if (s.rows * s.H == 0) return;
-  diag_backward_kernel<T><<<blocks_for(s.rows * s.H * 32), kThreads, 0, stream()>>>(s, q, k, v, eta_next, dy, dq, dk,
-                                                                                   dv, d_eta_next);
+  const int width = team_width(s);
+  diag_backward_kernel<T><<<blocks_for(s.rows * s.H * width), kThreads, 0, stream()>>>(s, width, q, k, v, eta_next, dy,
+                                                                                      dq, dk, dv, d_eta_next);
   SSM_CUDA_CHECK_LAUNCH();
 }
 
