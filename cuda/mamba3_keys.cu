@@ -2,8 +2,8 @@
 //
 //   x̂ = raw·ρ, ρ = (mean(raw²) + ε)^(−1/2);   k_h = x̂ ⊙ w + bias[h, r];   k̃_h = Rot(θ_h) k_h
 //
-// One thread block per unit (row, r, g) — one N-row of raw — looping over the H/G heads that read it,
-// so the normalisation is done once per group, as on the CPU. Within a row, dimension n of a rotated
+// One thread block per unit (row, r, g) — one N-row of raw — whose threads share out the (head, n)
+// elements of the H/G heads that read it, so the normalisation is done once per group, as on the CPU. Within a row, dimension n of a rotated
 // pair m (partner n') is  y_n = k_n cos θ_m ∓ k_n' sin θ_m  (− for the pair's first element, + for the
 // second), which lets each thread compute its own elements without talking to the others; Rotᵀ flips
 // the sign of sin.
@@ -83,21 +83,19 @@ __global__ void keys_forward_kernel(KeysLayout s, const T* raw, const T* w, cons
     const T rho = inverse_rms(raw_row, s, reduce);
     for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) xhat[n] = raw_row[n] * rho;
     __syncthreads();
-    for (int64_t h = g * heads_per_group; h < (g + 1) * heads_per_group; ++h) {
+    for (int64_t e = threadIdx.x; e < heads_per_group * s.N; e += blockDim.x) {  // a thread per (head, n)
+      const int64_t h = g * heads_per_group + e / s.N, n = e % s.N;
       const T* bias_row = bias + (h * s.R + r) * s.N;
       const T* th = theta + (row * s.H + h) * s.S;
-      T* out_row = out + ((row * s.R + r) * s.H + h) * s.N;
-      for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) {
-        const T key = xhat[n] * w[n] + bias_row[n];
-        const PairSlot slot = pair_slot(s, n);
-        if (slot.m < 0) {
-          out_row[n] = key;
-        } else {
-          const T partner_key = xhat[slot.partner] * w[slot.partner] + bias_row[slot.partner];
-          const T c = cos_of(th[slot.m]), sn = sin_of(th[slot.m]);
-          out_row[n] = key * c + (slot.first ? -sn : sn) * partner_key;
-        }
+      const T key = xhat[n] * w[n] + bias_row[n];
+      const PairSlot slot = pair_slot(s, n);
+      T rotated = key;
+      if (slot.m >= 0) {
+        const T partner_key = xhat[slot.partner] * w[slot.partner] + bias_row[slot.partner];
+        const T c = cos_of(th[slot.m]), sn = sin_of(th[slot.m]);
+        rotated = key * c + (slot.first ? -sn : sn) * partner_key;
       }
+      out[((row * s.R + r) * s.H + h) * s.N + n] = rotated;
     }
     __syncthreads();  // xhat is rewritten by the next unit
   }
@@ -116,24 +114,25 @@ __global__ void keys_backward_rows_kernel(KeysLayout s, const T* raw, const T* w
     const T* raw_row = raw + unit * s.N;
     const T rho = inverse_rms(raw_row, s, reduce);
     if (threadIdx.x == 0) rho_scratch[unit] = rho;
-    for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) {
-      xhat[n] = raw_row[n] * rho;
-      dn[n] = 0;
-    }
-    for (int64_t h = g * heads_per_group; h < (g + 1) * heads_per_group; ++h) {
+    for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) xhat[n] = raw_row[n] * rho;
+    const auto bias_grad = [&](int64_t h) { return dbias_partial + ((row * s.H + h) * s.R + r) * s.N; };
+    for (int64_t e = threadIdx.x; e < heads_per_group * s.N; e += blockDim.x) {  // a thread per (head, n)
+      const int64_t h = g * heads_per_group + e / s.N, n = e % s.N;
       const T* th = theta + (row * s.H + h) * s.S;
       const T* dk_rot = dout + ((row * s.R + r) * s.H + h) * s.N;
-      T* bias_grad = dbias_partial + ((row * s.H + h) * s.R + r) * s.N;
-      for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) {
-        const PairSlot slot = pair_slot(s, n);
-        T dk = dk_rot[n];
-        if (slot.m >= 0) {  // dk = Rot(θ)ᵀ dk̃: the sign of sin flips
-          const T c = cos_of(th[slot.m]), sn = sin_of(th[slot.m]);
-          dk = dk_rot[n] * c + (slot.first ? sn : -sn) * dk_rot[slot.partner];
-        }
-        bias_grad[n] = dk;
-        dn[n] += dk;
+      const PairSlot slot = pair_slot(s, n);
+      T dk = dk_rot[n];
+      if (slot.m >= 0) {  // dk = Rot(θ)ᵀ dk̃: the sign of sin flips
+        const T c = cos_of(th[slot.m]), sn = sin_of(th[slot.m]);
+        dk = dk_rot[n] * c + (slot.first ? sn : -sn) * dk_rot[slot.partner];
       }
+      bias_grad(h)[n] = dk;
+    }
+    __syncthreads();  // the block's bias gradients (global memory) are visible to all its threads
+    for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) {  // dn = Σ_h dk_h, heads in order
+      T sum = 0;
+      for (int64_t h = g * heads_per_group; h < (g + 1) * heads_per_group; ++h) sum += bias_grad(h)[n];
+      dn[n] = sum;
     }
     // through n = x̂ ⊙ w and the RMS normalisation
     T dot = 0;
