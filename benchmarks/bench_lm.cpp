@@ -37,6 +37,7 @@
 extern "C" void openblas_set_num_threads(int);
 #endif
 
+#include "autograd/autocast.h"
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
 #include "nn/optim.h"
@@ -198,7 +199,7 @@ Options parse(int argc, char** argv) {
   flags.option("config", &o.config_path, "FILE", "the model from an official config.json instead of a preset");
   flags.option("scan", &o.scan, "PATH", "the scan implementation: chunked or reference");
   flags.option("device", &o.device, "DEV", "cpu or cuda");
-  flags.option("dtype", &o.dtype, "TYPE", "fp32 (bf16 autocast is not built yet: refused)");
+  flags.option("dtype", &o.dtype, "TYPE", "fp32, or bf16: the training step's matmuls under bf16 autocast");
   flags.option("threads", &o.threads, "N", "OpenMP and OpenBLAS threads; 0 = OpenMP's default");
   flags.section("training step");
   flags.option("batch", &o.batch, "B", "sequences per step");
@@ -220,7 +221,7 @@ Options parse(int argc, char** argv) {
       SSM_CHECK(value >= 0, "--", name, " needs a non-negative integer, got ", value);
     o.decode_batches = batch_sizes(decode_batches);
     SSM_CHECK(o.device == "cpu" || o.device == "cuda", "--device must be cpu or cuda, got '", o.device, "'");
-    SSM_CHECK(o.dtype == "fp32", "--dtype ", o.dtype, ": only fp32 is implemented (bf16 autocast is not built yet)");
+    SSM_CHECK(o.dtype == "fp32" || o.dtype == "bf16", "--dtype must be fp32 or bf16, got '", o.dtype, "'");
     SSM_CHECK(o.steps >= 1 && o.batch >= 1 && o.seqlen >= 2,
               "--steps and --batch must be at least 1 and --seqlen at least 2");
   } catch (const Error& e) {
@@ -266,7 +267,11 @@ int main(int argc, char** argv) try {
   const Tensor tokens = random_tokens(o.batch, o.seqlen, config.vocab_size, gen).to(device);
   const double step_s = median_seconds(
       [&] {
-        backward(lm_loss(model.forward(tokens), tokens));
+        const Tensor loss = [&] {
+          const AutocastGuard autocast(o.dtype == "bf16");  // autograd/autocast.h
+          return lm_loss(model.forward(tokens), tokens);
+        }();
+        backward(loss);
         optimizer.step();
         optimizer.zero_grad();
         backend.synchronize();
@@ -276,9 +281,9 @@ int main(int argc, char** argv) try {
   const double model_flops = 6.0 * static_cast<double>(params) * train_tps;
   if (device.is_cpu()) {
     const double gflops = openblas_gflops(model_gemms(config, o.batch * o.seqlen));
-    std::printf("[ours] train  %s %lld params  B=%lld L=%lld  %.0f tok/s  (%.1f ms/step)  cpu x%d fp32  peak %.0f MiB\n",
+    std::printf("[ours] train  %s %lld params  B=%lld L=%lld  %.0f tok/s  (%.1f ms/step)  cpu x%d %s  peak %.0f MiB\n",
                 name.c_str(), static_cast<long long>(params), static_cast<long long>(o.batch),
-                static_cast<long long>(o.seqlen), train_tps, step_s * 1e3, threads, peak_rss_mib());
+                static_cast<long long>(o.seqlen), train_tps, step_s * 1e3, threads, o.dtype.c_str(), peak_rss_mib());
     if (gflops > 0)
       std::printf("[ours] mfu    %.1f%%  (6 x %lld params x %.0f tok/s / OpenBLAS sgemm %.1f GFLOP/s on the model's shapes, %s kernels)\n",
                   100 * model_flops / (gflops * 1e9), static_cast<long long>(params), train_tps, gflops,
@@ -286,9 +291,10 @@ int main(int argc, char** argv) try {
   } else {
     const char* tf32 = std::getenv("SSM_TF32");  // cuda/context.h: TF32 matmuls when set (and not "0")
     const bool tf32_on = tf32 != nullptr && tf32[0] != '\0' && std::string(tf32) != "0";
-    std::printf("[ours] train  %s %lld params  B=%lld L=%lld  %.0f tok/s  (%.1f ms/step)  cuda fp32%s  peak %.0f MiB\n",
+    std::printf("[ours] train  %s %lld params  B=%lld L=%lld  %.0f tok/s  (%.1f ms/step)  cuda %s%s  peak %.0f MiB\n",
                 name.c_str(), static_cast<long long>(params), static_cast<long long>(o.batch),
-                static_cast<long long>(o.seqlen), train_tps, step_s * 1e3, tf32_on ? " (TF32 matmuls)" : "",
+                static_cast<long long>(o.seqlen), train_tps, step_s * 1e3, o.dtype.c_str(),
+                tf32_on ? " (TF32 matmuls)" : "",
                 static_cast<double>(backend.memory_stats().peak_in_use) / (1 << 20));
     std::printf("[ours] mfu    %.2f%%  (6 x %lld params x %.0f tok/s / 989 TFLOP/s dense bf16)\n",
                 100 * model_flops / kDenseBf16Flops, static_cast<long long>(params), train_tps);

@@ -1,6 +1,7 @@
 // nn/layers.cpp — see layers.h.
 #include "nn/layers.h"
 
+#include "autograd/autocast.h"
 #include "nn/init.h"
 
 namespace ssm::nn {
@@ -19,7 +20,8 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool with_bias, Genera
 Tensor Linear::forward(const Tensor& x) const {
   SSM_CHECK(x.size(-1) == weight.size(1), "Linear: input ", x.describe(), " does not end in ", weight.size(1),
             " features");
-  const Tensor y = matmul(x, transpose(weight, 0, 1));  // Wᵀ is a view: the GEMM reads it in place
+  // Wᵀ is a view: the GEMM reads it in place; bfloat16 operands inside an AutocastGuard (autograd/autocast.h)
+  const Tensor y = autocast_matmul(x, transpose(weight, 0, 1));
   return bias.defined() ? add(y, bias) : y;
 }
 

@@ -1,6 +1,7 @@
 // ssm/lm.cpp — see lm.h.
 #include "ssm/lm.h"
 
+#include "autograd/autocast.h"
 #include "autograd/functions.h"
 #include "nn/init.h"
 #include "ssm/mamba2.h"
@@ -54,7 +55,7 @@ Tensor MambaLM::forward(const Tensor& tokens, LMCache* cache) const {
     }
   }
   const Tensor final_hidden = backbone->norm_f->forward(hidden + residual);
-  return matmul(final_hidden, transpose(backbone->embedding->weight, 0, 1));  // tied head
+  return autocast_matmul(final_hidden, transpose(backbone->embedding->weight, 0, 1));  // tied head
 }
 
 Device MambaLM::device() const { return backbone->embedding->weight.device(); }

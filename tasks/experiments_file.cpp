@@ -272,6 +272,7 @@ const Fields<TargetSpec>& target_fields() {
       {"kind", &TargetSpec::kind, one_of({"local"})},
       {"device", &TargetSpec::device, one_of({"cpu", "cuda", "auto"})},
       {"threads", &TargetSpec::threads, at_least(0)},
+      {"precision", &TargetSpec::precision, one_of({"fp32", "bf16"})},
   };
   return fields;
 }

@@ -86,6 +86,8 @@ OverrideFlags low_level_flags() {
       {"init-checkpoint", "init_checkpoint", "DIR", "start from this checkpoint folder (fine-tuning)", true},
       {"threads", "target.threads", "N", "CPU threads (0 = all cores)", false},
       {"device", "target.device", "cpu|cuda|auto", "where to run", true},
+      {"precision", "target.precision", "fp32|bf16",
+       "bf16: the matmuls take bfloat16 operands (float32 weights, optimiser, norms, scans, loss)", true},
   });
 }
 
@@ -132,12 +134,14 @@ Device apply_target(const TargetSpec& target, std::FILE* out) {
 #else
   threads = 1;
 #endif
+  const char* precision = target.precision == "bf16" ? ", bf16 autocast" : "";
   if (target.device != "cpu" && gpu_here) {
-    std::fprintf(out, "device: cuda:0, %d host thread%s (target %s)\n", threads, threads == 1 ? "" : "s",
-                 target.name.c_str());
+    std::fprintf(out, "device: cuda:0, %d host thread%s%s (target %s)\n", threads, threads == 1 ? "" : "s",
+                 precision, target.name.c_str());
     return Device::cuda();
   }
-  std::fprintf(out, "device: cpu, %d thread%s (target %s)\n", threads, threads == 1 ? "" : "s", target.name.c_str());
+  std::fprintf(out, "device: cpu, %d thread%s%s (target %s)\n", threads, threads == 1 ? "" : "s", precision,
+               target.name.c_str());
   return Device::cpu();
 }
 

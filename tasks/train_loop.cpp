@@ -10,6 +10,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "autograd/autocast.h"
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
 #include "nn/functional.h"
@@ -171,7 +172,10 @@ TrainOutcome train(const ExperimentSpec& spec, MambaLM& model, const Tokenizer& 
   while (outcome.step < args.steps && !stop_requested.load()) {
     optimizer.lr = schedule(outcome.step);
     const Batch batch = task.next_batch(data_rng);
-    const Tensor loss = batch_loss(model, batch);
+    const Tensor loss = [&] {  // validation (evaluate()) stays float32
+      const AutocastGuard autocast(spec.target.precision == "bf16");
+      return batch_loss(model, batch);
+    }();
     backward(loss);
     if (args.grad_clip > 0) nn::clip_grad_norm(model.parameters(), args.grad_clip);
     optimizer.step();

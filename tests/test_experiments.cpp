@@ -102,6 +102,7 @@ void expect_same(const ExperimentSpec& a, const ExperimentSpec& b) {
   EXPECT_EQ(a.target.kind, b.target.kind);
   EXPECT_EQ(a.target.device, b.target.device);
   EXPECT_EQ(a.target.threads, b.target.threads);
+  EXPECT_EQ(a.target.precision, b.target.precision);
   const TaskArgs &ta = a.args, &tb = b.args;
   EXPECT_EQ(ta.steps, tb.steps);
   EXPECT_EQ(ta.batch, tb.batch);
@@ -317,6 +318,8 @@ TEST(Experiments, ValueErrorsNameFileLineColumnAndKey) {
   EXPECT_EQ(parse_error("[targets.t]\ndevice = \"gpu\"\n"),
             "x.toml:2:10: targets.t.device: must be one of \"cpu\", \"cuda\", \"auto\", got \"gpu\"");
   EXPECT_EQ(parse_error("[targets.t]\nthreads = -1\n"), "x.toml:2:11: targets.t.threads: must be >= 0, got -1");
+  EXPECT_EQ(parse_error("[targets.t]\nprecision = \"fp16\"\n"),
+            "x.toml:2:13: targets.t.precision: must be one of \"fp32\", \"bf16\", got \"fp16\"");
   // Sizes that do not fit together: reported at the model's table, with LMConfig's reason.
   const std::string misfit = parse_error("[models.m]\nheaddim = 7\n");
   EXPECT_EQ(misfit.rfind("x.toml:1:1: models.m: ", 0), 0u) << misfit;
@@ -462,6 +465,8 @@ TEST(Experiments, OverridesOfEachKind) {
   EXPECT_EQ(file.resolve("e", {"prompt=Hi there"}).args.prompt, "Hi there");
   EXPECT_EQ(file.resolve("e", {"prompt=42"}).args.prompt, "42");
   EXPECT_EQ(file.resolve("e", {"target.device=cpu"}).target.device, "cpu");
+  EXPECT_EQ(file.resolve("e").target.precision, "fp32");
+  EXPECT_EQ(file.resolve("e", {"target.precision=bf16"}).target.precision, "bf16");
 
   const ExperimentSpec copies = file.resolve("e", {"model.d_state=32", "data.max_train_bytes=5", "target.threads=3"});
   EXPECT_EQ(copies.model.name, "m");
@@ -586,6 +591,7 @@ TEST(Experiments, ToTomlReadsBackToTheSameSpec) {
        "model.outproj_norm=true", "data.kind=text", "data.local_dir=dir", "data.max_train_bytes=1000",
        "data.max_valid_bytes=100", "data.path=a.txt", "data.valid_path=b.txt", "data.valid_fraction=0.25",
        "data.min_facts=2", "data.max_facts=5", "data.valid_examples=17", "target.device=cpu", "target.threads=3",
+       "target.precision=bf16",
        "steps=7", "batch=3", "seq_len=33", "lr=0.1", "schedule=wsd", "warmup_steps=2", "decay_steps=4",
        "min_lr_ratio=0.3", "weight_decay=0.01", "beta1=0.8", "beta2=0.99", "grad_clip=0.5", "eval_interval=3",
        "eval_windows=5", "checkpoint_interval=6", "log_interval=2", "seed=42", "output_dir=out/x",
