@@ -134,14 +134,12 @@ Device apply_target(const TargetSpec& target, std::FILE* out) {
 #else
   threads = 1;
 #endif
-  const char* precision = target.precision == "bf16" ? ", bf16 autocast" : "";
   if (target.device != "cpu" && gpu_here) {
-    std::fprintf(out, "device: cuda:0, %d host thread%s%s (target %s)\n", threads, threads == 1 ? "" : "s",
-                 precision, target.name.c_str());
+    std::fprintf(out, "device: cuda:0, %d host thread%s (target %s)\n", threads, threads == 1 ? "" : "s",
+                 target.name.c_str());
     return Device::cuda();
   }
-  std::fprintf(out, "device: cpu, %d thread%s%s (target %s)\n", threads, threads == 1 ? "" : "s", precision,
-               target.name.c_str());
+  std::fprintf(out, "device: cpu, %d thread%s (target %s)\n", threads, threads == 1 ? "" : "s", target.name.c_str());
   return Device::cpu();
 }
 

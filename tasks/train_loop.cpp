@@ -127,7 +127,9 @@ TrainOutcome train(const ExperimentSpec& spec, MambaLM& model, const Tokenizer& 
   ProgressLine progress(options.out);
   const std::string run_line = "run: " + spec.name + " (" + spec.task + "), " + with_thousands(double(model.num_parameters())) +
                                " parameters, " + std::to_string(args.steps) + " steps of " + std::to_string(args.batch) +
-                               " x " + std::to_string(args.seq_len) + " tokens, output " + out_dir.string();
+                               " x " + std::to_string(args.seq_len) + " tokens" +
+                               (spec.target.precision == "bf16" ? " (bf16 autocast)" : "") + ", output " +
+                               out_dir.string();
   progress.print(outcome.step > 0 ? run_line + ", resuming at step " + std::to_string(outcome.step) : run_line);
 
   auto save = [&](const std::string& dir, bool resumable) {
