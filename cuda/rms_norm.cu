@@ -81,7 +81,11 @@ template <class T>
 void rms_norm_backward(int64_t rows, int64_t D, int64_t n, const T* x, const T* w, const T* r, const T* dy, T* dx,
                        T* dw_partial) {
   const int64_t units = rows * (D / n);
-  if (units == 0) return;
+  if (units == 0) {  // no rows: dw is an empty sum, and its one row block must read as zeros
+    if (dw_partial != nullptr && D > 0)
+      SSM_CUDA_CHECK(cudaMemsetAsync(dw_partial, 0, static_cast<size_t>(D) * sizeof(T), stream()));
+    return;
+  }
   if (dx) {
     rms_dx_kernel<T><<<warp_blocks(units), kThreads, 0, stream()>>>(units, n, D / n, x, w, r, dy, dx);
     SSM_CUDA_CHECK_LAUNCH();

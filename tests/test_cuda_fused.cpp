@@ -115,6 +115,7 @@ TEST_F(CudaNormAndLoss, RMSNormMatchesTheCpu) {
       {70, 96, 32},  // groups of a warp's width
       {5, 768, 0},   // the 130M model's width
       {33, 20, 4},   // groups narrower than a warp
+      {0, 16, 0},    // no rows: dw is zeros
   };
   for (const DType dtype : {DType::Float32, DType::Float64})
     for (const Case& c : cases) {

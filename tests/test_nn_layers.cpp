@@ -629,6 +629,16 @@ TEST(NnLayers, RMSNormRowLoopsOnManyRowsMatchTheTwinAndAnyThreadCount) {
     }
 }
 
+// An empty batch: no output, and the weight's gradient is an empty sum — zeros, not whatever memory held.
+TEST(NnLayers, RMSNormOfNoRowsGivesAZeroWeightGradient) {
+  Generator gen(35);
+  const Tensor x = leaf({0, 16}, gen);
+  const Tensor w = leaf({16}, gen, DType::Float64, 0.5, 1.5);
+  backward(sum(nn::rms_norm(x, w)));
+  EXPECT_EQ(x.grad().shape(), (Shape{0, 16}));
+  EXPECT_EQ(vals(w.grad()), std::vector<double>(16, 0.0));
+}
+
 TEST(NnLayers, GatedRMSNormGradcheckAndTwin) {
   Generator gen(33);
   for (const bool before : {false, true})
