@@ -3,7 +3,7 @@
 // peer (../shared/ref/peer_bench.py), so the two can run side by side (benchmarks/compare_peer.sh).
 //
 //   ./build/release/bench_lm [--preset default-1m|default-1m-mamba2|130m | --config config.json]
-//       [--device cpu|cuda] [--threads N] [--batch 16] [--seqlen 256] [--steps 5] [--warmup 2]
+//       [--device cpu|cuda] [--dtype fp32|bf16] [--threads N] [--batch 16] [--seqlen 256] [--steps 5] [--warmup 2]
 //       [--decode-batches 1,16] [--decode-tokens 64] [--scan chunked|reference]
 //
 // Training step = forward, next-token loss, backward, AdamW (lr 1e-3, weight decay 0.1), zero_grad;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "cuda/device_math.cuh"
 #include "cuda/device_types.cuh"
 #include "cuda/kernels.h"
 #include "cuda/launch.cuh"
@@ -16,13 +17,6 @@ namespace {
 
 template <class T>
 T* base(const Tensor& t) { return static_cast<T*>(t.raw_data()); }
-
-template <class C> __device__ C sigmoid_of(C x) {
-  if (x >= C(0)) return C(1) / (C(1) + exp(-x));
-  const C e = exp(x);
-  return e / (C(1) + e);
-}
-template <class C> __device__ C softplus_of(C x) { return (x > C(0) ? x : C(0)) + log1p(exp(-abs(x))); }
 
 template <class C>
 __device__ C apply_unary(UnaryOp op, C v, C a, C b) {

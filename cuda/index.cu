@@ -1,10 +1,8 @@
 // cuda/index.cu — index_select / index_add and gather / scatter_add on the GPU.
 //
-// Index values live on the device, so their range is checked by the kernels as they read them (a host
-// check would copy every index tensor back and stall the queue at each embedding lookup). A thread that
-// meets an index outside [0, size) moves nothing and records the first such fault in device memory;
-// the host learns of it the next time it waits for the GPU (check_index_faults, called by the backend's
-// synchronize and copies to the host), where it throws an ssm::Error naming the op, index and size.
+// Index values live on the device, so their range is checked by the kernels as they read them
+// (cuda/index_fault.cuh): a thread that meets an index outside [0, size) moves nothing and records the
+// fault, and check_index_faults — called by the backend's synchronize and copies to the host — throws.
 // As on the CPU (tensor/cpu/index.cpp), tensors are seen as [outer, dim, inner] blocks of contiguous
 // memory (inputs are made contiguous first; outputs arrive contiguous), one thread per element
 // moved. The adding kernels use atomic adds, so repeated indices are safe; unlike the CPU, the order

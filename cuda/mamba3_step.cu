@@ -24,18 +24,6 @@ namespace {
 
 constexpr int kStepThreads = 256, kStepWarps = kStepThreads / 32;
 
-template <class T>
-__device__ T sigmoid_of(T x) {  // never overflows
-  if (x >= 0) return T(1) / (T(1) + exp_of(-x));
-  const T e = exp_of(x);
-  return e / (T(1) + e);
-}
-
-template <class T>
-__device__ T softplus_of(T x) {  // max(x, 0) + log1p(e^{−|x|})
-  return (x > 0 ? x : T(0)) + log1p(exp_of(x > 0 ? -x : x));
-}
-
 // One key (or query) row, by the 32 lanes of a warp: k = Rot(θ)(x̂ ⊙ w + bias),
 // x̂ = raw·(mean(raw²) + eps)^(−1/2) (ssm/key_row.h).
 template <class T>

@@ -134,14 +134,15 @@ Tensor eta0_of(const Tensor& eta) { return eta.select(1, 0).unsqueeze(2).unsquee
 
 struct Mamba3Core {
   CoreOperands operands;
-  Tensor s0, weight;  // S_0 [batch, H, P, N]; w = γ + η_next [batch, L, H]
+  Tensor s0, eta_next, weight;  // S_0 [batch, H, P, N]; η_next and w = γ + η_next [batch, L, H]
 };
 
 Mamba3Core mamba3_core(const Mamba3Sizes& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& adt,
                        const Tensor& gamma, const Tensor& eta, const Tensor& h0, const Tensor& k_prev,
                        const Tensor& v_prev) {
   Mamba3Core c;
-  c.weight = op::add(gamma, eta_next(s, eta));
+  c.eta_next = eta_next(s, eta);
+  c.weight = op::add(gamma, c.eta_next);
   CoreOperands& o = c.operands;
   o.sizes = core_sizes(s.batch, s.H, s.L, s.R, s.N, s.P, s.Q);
   o.q = q;
@@ -195,10 +196,10 @@ ScanForward mamba3_forward(const Mamba3Sizes& s, const Tensor& q, const Tensor& 
   Tensor states = empty_like_on({s.batch, s.nchunks + 1, s.H, s.P, s.N}, q);
   core_forward(c.operands, c.s0, y, c.operands.lv, /*accumulate=*/false, states);
   // diagonal correction: y_{t,r} −= η_{t+1} Σ_{r'} (q̃_{t,r}·k̃_{t,r'}) v_{t,r'}, in place (cuda/mamba3_diag.cu)
-  const Tensor en = eta_next(s, eta);
   dispatch_float(y.dtype(), "mamba3 scan (cuda)", [&](auto tag) {
     using T = decltype(tag);
-    cuda::mamba3_diag_forward<T>(diag_layout(s), q.data<T>(), k.data<T>(), v.data<T>(), en.data<T>(), y.data<T>());
+    cuda::mamba3_diag_forward<T>(diag_layout(s), q.data<T>(), k.data<T>(), v.data<T>(), c.eta_next.data<T>(),
+                                 y.data<T>());
   });
   return {y, states};
 }
@@ -219,13 +220,11 @@ std::vector<Tensor> mamba3_backward(const Mamba3Sizes& s, const Tensor& q, const
   // The diagonal correction y −= η_next · E V (per token and head, E = q̃ k̃ᵀ), backwards, added in place
   // to dq̃, dk̃ and dV (cuda/mamba3_diag.cu): dE = −η_next dY Vᵀ, dq̃ += dE k̃, dk̃ += dEᵀ q̃,
   // dV −= η_next Eᵀ dY, dη_next = −Σ E ⊙ (dY Vᵀ)
-  const Tensor en = eta_next(s, eta), dy_in = dy.contiguous();
   const Tensor d_eta_next = empty_like_on({s.batch, s.L, s.H}, dy);
   dispatch_float(dy.dtype(), "mamba3 scan backward (cuda)", [&](auto tag) {
     using T = decltype(tag);
-    cuda::mamba3_diag_backward<T>(diag_layout(s), q.data<T>(), k.data<T>(), v.data<T>(), en.data<T>(),
-                                  dy_in.data<T>(), g.dq.data<T>(), dk.data<T>(), g.dv.data<T>(),
-                                  d_eta_next.data<T>());
+    cuda::mamba3_diag_backward<T>(diag_layout(s), q.data<T>(), k.data<T>(), v.data<T>(), c.eta_next.data<T>(),
+                                  dy.data<T>(), g.dq.data<T>(), dk.data<T>(), g.dv.data<T>(), d_eta_next.data<T>());
   });
 
   // S_0 = h_init + η_0 Σ_r v_prev,r k_prev,rᵀ: dh_init = dS_0, dv_prev,r = η_0 dS_0 k_prev,r,
