@@ -5,8 +5,8 @@
 // logsumexp subtracts the row max first, so large logits never overflow.
 // Backward (g = d(total)/d(loss), a scalar):
 //   dz_i = g · m_i / M · (softmax(z_i) - onehot(t_i))
-// Saved: the logits, the per-row logsumexp, the (safe) targets and the row weights m_i / M; the
-// softmax is recomputed from them rather than stored (it is as large as the logits).
+// Saved: the logits, the per-row logsumexp, the targets, m_i and max(M, 1); the softmax is recomputed
+// from them rather than stored (it is as large as the logits).
 //
 // Each direction is one pass over the rows: on the CPU the loops below (ce_rows_forward /
 // ce_rows_backward), on a GPU their twin kernels (cuda/cross_entropy.cu). As tensor ops the loss was ~5
@@ -33,14 +33,15 @@ namespace {
 inline float exp_of(float x) { return cpu::exp_clamped(x); }
 inline double exp_of(double x) { return std::exp(x); }
 
-// Per row i of z [N, V]: lse_i = logsumexp(z_i) (the max first, then the sum of e^{z − max});
-// rows with weight 0 (ignored) are skipped. Returns Σ_i weight_i (lse_i − z_i[t_i]), summed in row order.
+// Per row i of z [N, V] with target t_i: kept_i = 0 where t_i is the ignore index (lse_i = row_loss_i = 0
+// too), else kept_i = 1, lse_i = logsumexp(z_i) (the max first, then the sum of e^{z − max}) and
+// row_loss_i = lse_i − z_i[t_i]. Targets are in range (checked by cross_entropy()).
 template <class T>
-double ce_rows_forward(int64_t N, int64_t V, const T* z, const int64_t* target, const T* weight, T* lse) {
-  std::vector<double> row_loss(static_cast<size_t>(N), 0.0);
+void ce_rows_forward(int64_t N, int64_t V, const T* z, const int64_t* target, int64_t ignore_index, T* lse,
+                     T* row_loss, T* kept) {
   cpu::parallel_for(N, N * V * 4, [&](int64_t i) {
-    lse[i] = T(0);
-    if (weight[i] == T(0)) return;
+    lse[i] = row_loss[i] = kept[i] = T(0);
+    if (target[i] == ignore_index) return;
     const T* zi = z + i * V;
     T max = zi[0];
 #pragma omp simd reduction(max : max)  // the reductions vectorise only when allowed to; lane order is fixed
@@ -49,19 +50,18 @@ double ce_rows_forward(int64_t N, int64_t V, const T* z, const int64_t* target, 
 #pragma omp simd reduction(+ : sum)
     for (int64_t v = 0; v < V; ++v) sum += exp_of(zi[v] - max);
     lse[i] = max + std::log(sum);
-    row_loss[i] = double(weight[i]) * double(lse[i] - zi[target[i]]);
+    row_loss[i] = lse[i] - zi[target[i]];
+    kept[i] = T(1);
   });
-  double total = 0;
-  for (const double l : row_loss) total += l;
-  return total;
 }
 
-// dz_i = g · weight_i · (softmax(z_i) − onehot(t_i)); ignored rows (weight 0) get exact zeros.
+// dz_i = g · kept_i / count · (softmax(z_i) − onehot(t_i)), count = max(M, 1); ignored rows get exact zeros.
 template <class T>
-void ce_rows_backward(int64_t N, int64_t V, const T* z, const int64_t* target, const T* weight, const T* lse, T g,
-                      T* dz) {
+void ce_rows_backward(int64_t N, int64_t V, const T* z, const int64_t* target, const T* lse, const T* kept,
+                      const T* count, const T* g, T* dz) {
+  const T per_row = *g / *count;
   cpu::parallel_for(N, N * V * 4, [&](int64_t i) {
-    const T scale = g * weight[i];
+    const T scale = per_row * kept[i];
     T* dzi = dz + i * V;
     if (scale == T(0)) {
       std::fill(dzi, dzi + V, T(0));
@@ -77,71 +77,54 @@ class CrossEntropyFunction final : public Function {
  public:
   explicit CrossEntropyFunction(int64_t ignore_index) : Function("cross_entropy"), ignore_index_(ignore_index) {}
 
+  // Per row (CPU loop or GPU kernel): lse, the loss term and m_i; then loss = Σ_i row_loss_i / max(M, 1)
+  // as two sums on the logits' device, so a GPU step never waits here for the count.
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
     input_shape_ = in[0].shape();
-    const int64_t V = in[0].size(-1);
-    const Tensor logits = in[0].reshape({-1, V});                 // [N, V]
-    if (!logits.device().is_cpu()) return forward_gpu(logits.contiguous(), in[1]);
-    const Tensor targets = in[1].to(Device::cpu()).to(DType::Int64).reshape({-1, 1});  // [N, 1]
-    const Tensor ignored = op::eq(targets, op::scalar_like(targets, static_cast<double>(ignore_index_)));
-    const Tensor safe_targets = op::where(ignored, op::scalar_like(targets, 0.0), targets);
-    const Tensor kept = op::sub(op::ones_like(ignored), ignored).to(logits.dtype());  // m_i, [N, 1]
-    // m_i / max(M, 1): 0 for every row when all are ignored
-    const Tensor count = op::clamp(op::sum(kept), 1.0, std::numeric_limits<double>::infinity());
-    const Tensor row_weight = op::div(kept, count);                                   // m_i / M
-
-    const Tensor z = logits.contiguous(), safe = safe_targets.contiguous(), weight = row_weight.contiguous();
-    Tensor lse = Tensor::empty({z.size(0), 1}, z.dtype());
-    double total = 0;
+    const Tensor z = in[0].reshape({-1, in[0].size(-1)}).contiguous();  // [N, V]
+    const Tensor targets = in[1].to(z.device()).to(DType::Int64).reshape({-1}).contiguous();
+    const int64_t N = z.size(0), V = z.size(1);
+    const Tensor lse = Tensor::empty({N}, z.dtype(), z.device()), row_loss = Tensor::empty({N}, z.dtype(), z.device()),
+                 kept = Tensor::empty({N}, z.dtype(), z.device());
     dispatch_float(z.dtype(), "cross_entropy", [&](auto tag) {
       using T = decltype(tag);
-      total = ce_rows_forward<T>(z.size(0), V, z.data<T>(), safe.data<int64_t>(), weight.data<T>(), lse.data<T>());
+      if (z.device().is_cpu()) {
+        ce_rows_forward<T>(N, V, z.data<T>(), targets.data<int64_t>(), ignore_index_, lse.data<T>(),
+                           row_loss.data<T>(), kept.data<T>());
+        return;
+      }
+#if SSM_WITH_CUDA  // the GPU twin (cuda/cross_entropy.cu); without CUDA there are no GPU tensors
+      cuda::cross_entropy_forward<T>(N, V, z.data<T>(), targets.data<int64_t>(), ignore_index_, lse.data<T>(),
+                                     row_loss.data<T>(), kept.data<T>());
+#endif
     });
-    save_for_backward({z, lse, safe, weight});
-    return {Tensor::full({}, total, z.dtype())};
+    const Tensor count = op::clamp(op::sum(kept), 1.0, std::numeric_limits<double>::infinity());  // max(M, 1)
+    save_for_backward({z, lse, targets, kept, count});
+    return {op::div(op::sum(row_loss), count)};
   }
 
   std::vector<Tensor> backward(const std::vector<Tensor>& grad_out) override {
     const auto s = saved();
-    const Tensor& logits = s[0];
-    Tensor dz = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
-    dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag) {
+    const Tensor &z = s[0], &lse = s[1], &targets = s[2], &kept = s[3], &count = s[4];
+    const Tensor g = grad_out[0].to(z.dtype()).contiguous();  // where the loss is: read by the loop or kernel
+    Tensor dz = Tensor::empty(z.shape(), z.dtype(), z.device());
+    dispatch_float(z.dtype(), "cross_entropy", [&](auto tag) {
       using T = decltype(tag);
-      const int64_t N = logits.size(0), V = logits.size(1);
-      if (logits.device().is_cpu()) {  // saved: z, lse, targets, m_i / M
-        ce_rows_backward<T>(N, V, logits.data<T>(), s[2].data<int64_t>(), s[3].data<T>(), s[1].data<T>(),
-                            static_cast<T>(grad_out[0].item<double>()), dz.data<T>());
+      const int64_t N = z.size(0), V = z.size(1);
+      if (z.device().is_cpu()) {
+        ce_rows_backward<T>(N, V, z.data<T>(), targets.data<int64_t>(), lse.data<T>(), kept.data<T>(),
+                            count.data<T>(), g.data<T>(), dz.data<T>());
         return;
       }
-#if SSM_WITH_CUDA  // saved: z, lse, targets, m_i, max(M, 1); g stays on the device
-      const Tensor g = grad_out[0].to(logits.dtype()).contiguous();
-      cuda::cross_entropy_backward<T>(N, V, logits.data<T>(), s[2].data<int64_t>(), s[1].data<T>(), s[3].data<T>(),
-                                      s[4].data<T>(), g.data<T>(), dz.data<T>());
+#if SSM_WITH_CUDA
+      cuda::cross_entropy_backward<T>(N, V, z.data<T>(), targets.data<int64_t>(), lse.data<T>(), kept.data<T>(),
+                                      count.data<T>(), g.data<T>(), dz.data<T>());
 #endif
     });
     return {dz.view(input_shape_), Tensor()};
   }
 
  private:
-  // The GPU form: one kernel gives each row's lse, loss term and m_i (cuda/cross_entropy.cu), then the
-  // loss is Σ_i row_loss_i / max(M, 1) as two device sums — nothing here waits for the GPU.
-  std::vector<Tensor> forward_gpu(const Tensor& z, const Tensor& targets_in) {
-    const Tensor targets = targets_in.to(z.device()).to(DType::Int64).reshape({-1}).contiguous();
-    const int64_t N = z.size(0);
-    Tensor lse = Tensor::empty({N}, z.dtype(), z.device()), row_loss = Tensor::empty({N}, z.dtype(), z.device());
-    Tensor kept = Tensor::empty({N}, z.dtype(), z.device());
-#if SSM_WITH_CUDA
-    dispatch_float(z.dtype(), "cross_entropy", [&](auto tag) {
-      using T = decltype(tag);
-      cuda::cross_entropy_forward<T>(N, z.size(1), z.data<T>(), targets.data<int64_t>(), ignore_index_, lse.data<T>(),
-                                     row_loss.data<T>(), kept.data<T>());
-    });
-#endif
-    const Tensor count = op::clamp(op::sum(kept), 1.0, std::numeric_limits<double>::infinity());  // max(M, 1)
-    save_for_backward({z, lse, targets, kept, count});
-    return {op::div(op::sum(row_loss), count)};
-  }
-
   int64_t ignore_index_;
   Shape input_shape_;  // logits' shape, [.., V]
 };
@@ -158,9 +141,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   SSM_CHECK(targets.shape() == leading, "cross_entropy: targets ", targets.describe(), " must have shape ",
             shape_str(leading), " for logits ", logits.describe());
   const int64_t V = logits.size(-1);
-  // Host targets are range-checked here; on a GPU the gather kernel checks them (cuda/index.cu) rather
-  // than this copying them back and stalling the queue.
-  if (targets.device().is_cpu())
+  // For the CPU loops the targets are range-checked here; a GPU kernel checks them as it reads them
+  // (cuda/index_fault.cuh) rather than this copying them back and stalling the queue.
+  if (logits.device().is_cpu())
     for (int64_t t : targets.to_vector<int64_t>())
       SSM_CHECK(t == ignore_index || (t >= 0 && t < V), "cross_entropy: target ", t, " is outside [0, ", V,
                 ") and is not the ignore index ", ignore_index);
