@@ -36,15 +36,18 @@ constexpr int kBlock = 128;                   // threads per block
 constexpr int64_t kTileBytes = 32 * 1024;     // shared memory for the score tiles (per block)
 constexpr int64_t kMaxTileRows = 32;
 
-__device__ inline int64_t imin(int64_t x, int64_t y) { return x < y ? x : y; }
+__device__ inline int imin(int x, int y) { return x < y ? x : y; }
 
 __host__ __device__ inline int64_t seq_base(const SeqLayout& l, int64_t b, int64_t h) {
   return b * l.batch_stride + (h / l.heads_per_group) * l.head_stride;
 }
 
 // Where a block's chunk lies: sequence s = (b, h), chunk c = steps [t0, t0+q) = rows [t0·R, t0·R + m).
+// Indices inside a chunk are 32-bit: a 64-bit division or remainder is a ~100-instruction routine on the
+// GPU, more than the arithmetic of one tile element at the 1M model's widths.
 struct ChunkPos {
-  int64_t s, b, h, c, t0, q, m;
+  int64_t s, b, h, c, t0;
+  int q, m;
 };
 
 __device__ inline ChunkPos chunk_pos(const ChunkScanSizes& z) {
@@ -54,8 +57,8 @@ __device__ inline ChunkPos chunk_pos(const ChunkScanSizes& z) {
   p.b = p.s / z.heads;
   p.h = p.s % z.heads;
   p.t0 = p.c * z.chunk;
-  p.q = imin(z.chunk, z.steps - p.t0);
-  p.m = p.q * z.rank;
+  p.q = static_cast<int>(z.chunk < z.steps - p.t0 ? z.chunk : z.steps - p.t0);
+  p.m = p.q * static_cast<int>(z.rank);
   return p;
 }
 
@@ -65,11 +68,13 @@ __host__ __device__ inline int64_t state_offset(const ChunkScanSizes& z, int64_t
 }
 
 // Rows of a matrix, `stride` values apart: an operand's rows in global memory, or their copy in shared memory.
+// `vec4`: a staged copy whose rows dot() may read four values at a time (see staged_stride()).
 template <class T>
 struct RowView {
   const T* data;
   int64_t stride;
-  __device__ const T& operator()(int64_t i, int64_t c) const { return data[i * stride + c]; }
+  bool vec4 = false;
+  __device__ const T& operator()(int i, int c) const { return data[i * stride + c]; }
 };
 
 // The operands of one chunk, first row at the chunk's first row: rows.q(i, n), rows.k(i, n), rows.v(i, p).
@@ -87,33 +92,132 @@ __device__ inline ChunkRows<T> chunk_rows(const ChunkScanInputs<T>& in, const Ch
   return {rows_of(in.q, in.q_layout), rows_of(in.k, in.k_layout), rows_of(in.v, in.v_layout)};
 }
 
-// Copies `rows` × `width` values of `src` into shared memory at `cursor` (advanced past them) and returns
-// the copy. The tile loops read one column of many rows at once: from global memory each of those reads
-// is its own cache line; here rows are width + 1 apart, so the 32 reads of a warp fall in 32 different
-// banks. Callers __syncthreads() before reading.
-template <class T>
-__device__ RowView<T> stage(RowView<T> src, int64_t rows, int64_t width, T*& cursor) {
-  const RowView<T> copy{cursor, width + 1};
-  for (int64_t e = threadIdx.x; e < rows * width; e += blockDim.x) {
-    const int64_t i = e / width, c = e % width;
-    cursor[i * copy.stride + c] = src(i, c);
+// The elements (row, col) of a block of rows × `cols` that this thread takes: e = threadIdx.x, then every
+// blockDim.x-th, of e = row·cols + col — found by stepping, not dividing.
+struct TileWalk {
+  int row, col, cols, row_step, col_step;
+  __device__ explicit TileWalk(int cols)
+      : row(threadIdx.x / cols), col(threadIdx.x % cols), cols(cols), row_step(blockDim.x / cols),
+        col_step(blockDim.x % cols) {}
+  __device__ void next() {
+    row += row_step;
+    col += col_step;
+    if (col >= cols) {
+      col -= cols;
+      ++row;
+    }
   }
+};
+
+// Whether stage() lays out rows of `width` values for four-at-a-time reads: float rows whose width is a
+// multiple of 4 (the models' N and P).
+template <class T>
+__host__ __device__ constexpr bool staged_vec4(int64_t width) {
+  return sizeof(T) == 4 && width % 4 == 0;
+}
+
+// The row stride of a staged copy. The tile loops read one column of many rows at once, each thread its
+// own row: from global memory each of those reads is its own cache line. Scalar rows are width + 1 apart,
+// so a warp's 32 reads fall in 32 different banks. Four-value rows (one 16-byte read per thread, served
+// 8 threads at a time) are 4·(odd) apart, so those 8 threads' reads cover the 32 banks once.
+template <class T>
+__host__ __device__ constexpr int64_t staged_stride(int64_t width) {
+  return !staged_vec4<T>(width) ? width + 1 : width + ((width / 4) % 2 == 0 ? 4 : 8);
+}
+
+// Shared values for staging `rows` × `width` (see stage()), with room to align the copy to 16 bytes.
+template <class T>
+int64_t staged_size(int64_t rows, int64_t width) {
+  return rows * staged_stride<T>(width) + 3;
+}
+
+// Copies `rows` × `width` values of `src` into shared memory at `cursor` (advanced past them) and returns
+// the copy, rows staged_stride() apart. Callers __syncthreads() before reading.
+template <class T>
+__device__ RowView<T> stage(RowView<T> src, int rows, int width, T*& cursor) {
+  const bool vec4 = staged_vec4<T>(width);
+  if (vec4) cursor += (4 - (reinterpret_cast<uintptr_t>(cursor) / sizeof(T)) % 4) % 4;  // 16-byte aligned
+  const RowView<T> copy{cursor, staged_stride<T>(width), vec4};
+  for (TileWalk w(width); w.row < rows; w.next()) cursor[w.row * copy.stride + w.col] = src(w.row, w.col);
   cursor += rows * copy.stride;
   return copy;
 }
 
-// Shared values for staging `rows` × `width` (see stage()).
-inline int64_t staged_size(int64_t rows, int64_t width) { return rows * (width + 1); }
+// Σ_c a(i, c) b(j, c) over `width` columns; one 16-byte read per four values of each row when both are
+// staged for it (the tile loops are bound by shared-memory reads: this quarters them).
+template <class T>
+__device__ inline T dot(RowView<T> a, int i, RowView<T> b, int j, int width) {
+  const T* x = &a(i, 0);
+  const T* y = &b(j, 0);
+  T acc = 0;
+  if constexpr (sizeof(T) == 4) {
+    if (a.vec4 && b.vec4) {
+      for (int c = 0; c < width; c += 4) {
+        const float4 u = *reinterpret_cast<const float4*>(x + c);
+        const float4 v = *reinterpret_cast<const float4*>(y + c);
+        acc += u.x * v.x + u.y * v.y + u.z * v.z + u.w * v.w;
+      }
+      return acc;
+    }
+  }
+  for (int c = 0; c < width; ++c) acc += x[c] * y[c];
+  return acc;
+}
+
+// How many neighbouring columns of `B` one thread takes in the tile loops below: 4 when B is staged
+// for four-value reads, else 1.
+template <class T>
+__device__ inline int column_group(RowView<T> B) {
+  return B.vec4 ? 4 : 1;
+}
+
+// Σ_{j0 ≤ j < j1} w(j) · B(j, c + u) for the `group` (column_group(B)) columns u of a thread: one read of
+// B's row per j for all of them.
+template <class T>
+struct Sums {
+  T v[4] = {0, 0, 0, 0};
+};
+template <class T, class Weight>
+__device__ inline Sums<T> weighted_rows(const Weight& w, RowView<T> B, int j0, int j1, int c, int group) {
+  Sums<T> s;
+  if constexpr (sizeof(T) == 4) {
+    if (group == 4) {
+      for (int j = j0; j < j1; ++j) {
+        const T wj = w(j);
+        const float4 b = *reinterpret_cast<const float4*>(&B(j, c));
+        s.v[0] += wj * b.x;
+        s.v[1] += wj * b.y;
+        s.v[2] += wj * b.z;
+        s.v[3] += wj * b.w;
+      }
+      return s;
+    }
+  }
+  for (int j = j0; j < j1; ++j) s.v[0] += w(j) * B(j, c);
+  return s;
+}
 
 // cs[t] = Σ_{τ≤t} a_{t0+τ} for the chunk's q steps: all threads load, one thread sums (q is small).
 template <class T>
 __device__ void chunk_cumsum(const ChunkScanInputs<T>& in, const ChunkPos& pos, T* cs) {
   const T* a = in.a + seq_base(in.a_layout, pos.b, pos.h);
-  for (int64_t t = threadIdx.x; t < pos.q; t += blockDim.x) cs[t] = a[(pos.t0 + t) * in.a_layout.row_stride];
+  for (int t = threadIdx.x; t < pos.q; t += blockDim.x) cs[t] = a[(pos.t0 + t) * in.a_layout.row_stride];
   __syncthreads();
   if (threadIdx.x == 0)
-    for (int64_t t = 1; t < pos.q; ++t) cs[t] += cs[t - 1];
+    for (int t = 1; t < pos.q; ++t) cs[t] += cs[t - 1];
   __syncthreads();
+}
+
+// Per row i = (t, r) of the chunk, so the tile loops need no division by R: cs_row[i] = cs_t and
+// step_end[i] = (t + 1)·R, the first row of the next step (rows j < step_end[i] are causal for row i;
+// rows j ≥ step_end[i] − R are at or after its step). Callers __syncthreads() before reading.
+template <class T>
+__device__ void row_steps(const T* cs, int m, int R, T* cs_row, int* step_end) {
+  for (int i = threadIdx.x; i < m; i += blockDim.x) {
+    const int t = i / R;
+    cs_row[i] = cs[t];
+    step_end[i] = (t + 1) * R;
+  }
 }
 
 // Dynamic shared memory, viewed as T.
@@ -121,6 +225,19 @@ template <class T>
 __device__ T* shared_as() {
   extern __shared__ __align__(16) unsigned char shared_raw[];
   return reinterpret_cast<T*>(shared_raw);
+}
+
+// out[p, n] = Σ_i w_t(i) A(i, p) B(i, n) over the chunk's rows i = (t, r), out [P, N] contiguous: the
+// chunk's state S^loc (A = V, B = K) and the backward's Σ e^{cs} dY Qᵀ (A = dY, B = Q).
+template <class T>
+__device__ void weighted_outer(const T* w, RowView<T> A, RowView<T> B, int q, const ChunkScanSizes& z, T* out) {
+  const int R = static_cast<int>(z.rank), N = static_cast<int>(z.N), P = static_cast<int>(z.P);
+  for (TileWalk e(N); e.row < P; e.next()) {  // (p, n) = (e.row, e.col)
+    T acc = 0;
+    for (int t = 0, i = 0; t < q; ++t)
+      for (int r = 0; r < R; ++r, ++i) acc += w[t] * A(i, e.row) * B(i, e.col);
+    out[e.row * N + e.col] = acc;
+  }
 }
 
 // ---- forward ----
@@ -134,17 +251,11 @@ __global__ void chunk_state_kernel(ChunkScanInputs<T> in, T* states, T* decay) {
   T* w = cs + z.chunk;     // [chunk]: w_t = e^{T − cs_t}, one exp per step (not per state element)
   chunk_cumsum(in, pos, cs);
   const T total = cs[pos.q - 1];
-  for (int64_t t = threadIdx.x; t < pos.q; t += blockDim.x) w[t] = exp(total - cs[t]);
+  for (int t = threadIdx.x; t < pos.q; t += blockDim.x) w[t] = exp(total - cs[t]);
   if (threadIdx.x == 0) decay[pos.s * z.nchunks() + pos.c] = total;
   __syncthreads();
   const ChunkRows<T> rows = chunk_rows(in, pos);
-  T* out = states + state_offset(z, pos.b, pos.c + 1, pos.h);
-  for (int64_t e = threadIdx.x; e < z.P * z.N; e += blockDim.x) {
-    const int64_t p = e / z.N, n = e % z.N;
-    T acc = 0;
-    for (int64_t i = 0; i < pos.m; ++i) acc += w[i / z.rank] * rows.v(i, p) * rows.k(i, n);
-    out[e] = acc;
-  }
+  weighted_outer(w, rows.v, rows.k, pos.q, z, states + state_offset(z, pos.b, pos.c + 1, pos.h));
 }
 
 // S_0 = s0 (or 0); S_{c+1} = e^{T_c} S_c + S^loc_c, in place over the slots. One thread per (s, p, n).
@@ -168,42 +279,44 @@ __global__ void state_pass_kernel(ChunkScanSizes z, const T* s0, T* states, cons
 // and S_c are first copied to shared memory (stage()).
 template <class T>
 __global__ void chunk_output_kernel(ChunkScanInputs<T> in, const T* states, T* y, SeqLayout y_layout,
-                                    bool accumulate, int64_t tile_rows, bool staged) {
+                                    bool accumulate, int64_t tile_rows_arg, bool staged) {
   const ChunkScanSizes& z = in.sizes;
   const ChunkPos pos = chunk_pos(z);
-  const int64_t R = z.rank, N = z.N, P = z.P, m = pos.m;
-  T* cs = shared_as<T>();      // [chunk]
-  T* tile = cs + z.chunk;      // [tile_rows, m]: scores (Q_i·K_j) Λ_ij of the tile's rows
+  const int R = static_cast<int>(z.rank), N = static_cast<int>(z.N), P = static_cast<int>(z.P), m = pos.m;
+  const int m_max = static_cast<int>(z.chunk) * R, tile_rows = static_cast<int>(tile_rows_arg);
+  T* cs = shared_as<T>();                       // [chunk]
+  T* cs_row = cs + z.chunk;                     // [m_max] (row_steps())
+  int* step_end = reinterpret_cast<int*>(cs_row + m_max);  // [m_max], in T-sized slots
+  T* tile = cs_row + 2 * m_max;                 // [tile_rows, m + 1]: scores (Q_i·K_j) Λ_ij of the tile's rows
   ChunkRows<T> rows = chunk_rows(in, pos);
-  RowView<T> Sc{states + state_offset(z, pos.b, pos.c, pos.h), N};  // S_c [P, N]
+  RowView<T> Sc{states + state_offset(z, pos.b, pos.c, pos.h), static_cast<int64_t>(N)};  // S_c [P, N]
   if (staged) {
-    T* cursor = tile + tile_rows * z.chunk * R;
+    T* cursor = tile + tile_rows * (m_max + 1);
     rows = {stage(rows.q, m, N, cursor), stage(rows.k, m, N, cursor), stage(rows.v, m, P, cursor)};
     Sc = stage(Sc, P, N, cursor);
   }
   chunk_cumsum(in, pos, cs);  // (its barriers also cover the staging)
+  row_steps(cs, m, R, cs_row, step_end);
+  __syncthreads();
   T* Y = y + seq_base(y_layout, pos.b, pos.h) + pos.t0 * R * y_layout.row_stride;
+  const int ts = m + 1;  // tile row stride: a column read by threads of different rows hits distinct banks
+  const int pg = column_group(rows.v);
 
-  for (int64_t i0 = 0; i0 < m; i0 += tile_rows) {
-    const int64_t ni = imin(tile_rows, m - i0);
-    for (int64_t e = threadIdx.x; e < ni * m; e += blockDim.x) {
-      const int64_t i = i0 + e / m, j = e % m, ti = i / R, tj = j / R;
-      T score = 0;
-      if (tj <= ti) {
-        for (int64_t n = 0; n < N; ++n) score += rows.q(i, n) * rows.k(j, n);
-        score *= exp(cs[ti] - cs[tj]);
-      }
-      tile[e] = score;
+  for (int i0 = 0; i0 < m; i0 += tile_rows) {
+    const int ni = imin(tile_rows, m - i0);
+    for (TileWalk e(m); e.row < ni; e.next()) {  // (i, j) = (i0 + e.row, e.col)
+      const int i = i0 + e.row, j = e.col;
+      tile[e.row * ts + j] = j < step_end[i] ? dot(rows.q, i, rows.k, j, N) * exp(cs_row[i] - cs_row[j]) : T(0);
     }
     __syncthreads();
-    for (int64_t e = threadIdx.x; e < ni * P; e += blockDim.x) {
-      const int64_t ii = e / P, p = e % P, i = i0 + ii, ti = i / R, jmax = (ti + 1) * R;
-      T diag = 0, off = 0;
-      for (int64_t j = 0; j < jmax; ++j) diag += tile[ii * m + j] * rows.v(j, p);
-      for (int64_t n = 0; n < N; ++n) off += rows.q(i, n) * Sc(p, n);
-      const T val = diag + exp(cs[ti]) * off;
-      T& out = Y[i * y_layout.row_stride + p];
-      out = accumulate ? out + val : val;
+    for (TileWalk e(P / pg); e.row < ni; e.next()) {  // row i, columns p0 .. p0 + pg
+      const int ii = e.row, i = i0 + ii, p0 = e.col * pg;
+      const Sums<T> diag = weighted_rows([&](int j) { return tile[ii * ts + j]; }, rows.v, 0, step_end[i], p0, pg);
+      for (int u = 0; u < pg; ++u) {
+        const T val = diag.v[u] + exp(cs_row[i]) * dot(rows.q, i, Sc, p0 + u, N);
+        T& out = Y[i * y_layout.row_stride + p0 + u];
+        out = accumulate ? out + val : val;
+      }
     }
     __syncthreads();  // the tile is rewritten next
   }
@@ -220,18 +333,12 @@ __global__ void chunk_dstate_kernel(ChunkScanInputs<T> in, const T* dy, SeqLayou
   T* cs = shared_as<T>();  // [chunk]
   T* ecs = cs + z.chunk;   // [chunk]: e^{cs_t}
   chunk_cumsum(in, pos, cs);
-  for (int64_t t = threadIdx.x; t < pos.q; t += blockDim.x) ecs[t] = exp(cs[t]);
+  for (int t = threadIdx.x; t < pos.q; t += blockDim.x) ecs[t] = exp(cs[t]);
   if (threadIdx.x == 0) decay[pos.s * z.nchunks() + pos.c] = cs[pos.q - 1];
   __syncthreads();
-  const ChunkRows<T> rows = chunk_rows(in, pos);
-  const T* dY = dy + seq_base(dy_layout, pos.b, pos.h) + pos.t0 * z.rank * dy_layout.row_stride;
-  T* out = dstates + (pos.s * (z.nchunks() + 1) + pos.c) * PN;
-  for (int64_t e = threadIdx.x; e < PN; e += blockDim.x) {
-    const int64_t p = e / z.N, n = e % z.N;
-    T acc = 0;
-    for (int64_t i = 0; i < pos.m; ++i) acc += ecs[i / z.rank] * dY[i * dy_layout.row_stride + p] * rows.q(i, n);
-    out[e] = acc;
-  }
+  const RowView<T> dY{dy + seq_base(dy_layout, pos.b, pos.h) + pos.t0 * z.rank * dy_layout.row_stride,
+                      dy_layout.row_stride};
+  weighted_outer(ecs, dY, chunk_rows(in, pos).q, pos.q, z, dstates + (pos.s * (z.nchunks() + 1) + pos.c) * PN);
 }
 
 // dS_nchunks = dS_final; dS_c = e^{T_c} dS_{c+1} + (slot c), in place; ds0 = dS_0. One thread per (s, p, n).
@@ -256,22 +363,26 @@ __global__ void dstate_pass_kernel(ChunkScanSizes z, const T* ds_final, T* dstat
 // With `staged`, the chunk's Q, K, V, dY, S_c and dS are first copied to shared memory (stage()).
 template <class T>
 __global__ void chunk_grads_kernel(ChunkScanInputs<T> in, const T* states, const T* dstates, const T* dy,
-                                   SeqLayout dy_layout, ChunkScanGrads<T> g, int64_t tile_rows, bool staged) {
+                                   SeqLayout dy_layout, ChunkScanGrads<T> g, int64_t tile_rows_arg, bool staged) {
   const ChunkScanSizes& z = in.sizes;
   const ChunkPos pos = chunk_pos(z);
-  const int64_t R = z.rank, N = z.N, P = z.P, m = pos.m, m_max = z.chunk * R, PN = P * N;
+  const int R = static_cast<int>(z.rank), N = static_cast<int>(z.N), P = static_cast<int>(z.P), m = pos.m;
+  const int m_max = static_cast<int>(z.chunk) * R, tile_rows = static_cast<int>(tile_rows_arg);
+  const int64_t PN = z.P * z.N;
   T* cs = shared_as<T>();        // [chunk]
-  T* rowc = cs + z.chunk;        // [m_max]: the dcs contribution of each row
+  T* cs_row = cs + z.chunk;      // [m_max] (row_steps())
+  int* step_end = reinterpret_cast<int*>(cs_row + m_max);  // [m_max], in T-sized slots
+  T* rowc = cs_row + 2 * m_max;  // [m_max]: the dcs contribution of each row
   T* rowg = rowc + m_max;        // [m_max]: g_i (feeds dT)
   T* red = rowg + m_max;         // [blockDim]: partial sums of <dS, S_c>
-  T* t1 = red + blockDim.x;      // three [tile_rows, m] tiles
-  T* t2 = t1 + tile_rows * m_max;
-  T* t3 = t2 + tile_rows * m_max;
-  T* terms = t3 + tile_rows * m_max;  // [tile_rows, max(N, P)]: the terms of a per-row dot product
-  const int64_t W = N > P ? N : P;
+  T* t1 = red + blockDim.x;      // three [tile_rows, m + 1] tiles (rows m + 1 apart: see chunk_output)
+  T* t2 = t1 + tile_rows * (m_max + 1);
+  T* t3 = t2 + tile_rows * (m_max + 1);
+  T* terms = t3 + tile_rows * (m_max + 1);  // [tile_rows, W]: the terms of a per-row dot product
+  const int W = (N > P ? N : P) + 1, ts = m + 1;
   ChunkRows<T> rows = chunk_rows(in, pos);
-  RowView<T> Sc{states + state_offset(z, pos.b, pos.c, pos.h), N};                   // S_c [P, N]
-  RowView<T> dS{dstates + (pos.s * (z.nchunks() + 1) + pos.c + 1) * PN, N};          // ∂ℒ/∂S_{c+1} [P, N]
+  RowView<T> Sc{states + state_offset(z, pos.b, pos.c, pos.h), z.N};                 // S_c [P, N]
+  RowView<T> dS{dstates + (pos.s * (z.nchunks() + 1) + pos.c + 1) * PN, z.N};        // ∂ℒ/∂S_{c+1} [P, N]
   RowView<T> dY{dy + seq_base(dy_layout, pos.b, pos.h) + pos.t0 * R * dy_layout.row_stride, dy_layout.row_stride};
   if (staged) {
     T* cursor = terms + tile_rows * W;
@@ -281,93 +392,91 @@ __global__ void chunk_grads_kernel(ChunkScanInputs<T> in, const T* states, const
     dS = stage(dS, P, N, cursor);
   }
   chunk_cumsum(in, pos, cs);  // (its barriers also cover the staging)
+  row_steps(cs, m, R, cs_row, step_end);
+  __syncthreads();
   const int64_t i0_rows = pos.t0 * R;
   T* dQ = g.dq + seq_base(g.dq_layout, pos.b, pos.h) + i0_rows * g.dq_layout.row_stride;
   T* dK = g.dk + seq_base(g.dk_layout, pos.b, pos.h) + i0_rows * g.dk_layout.row_stride;
   T* dV = g.dv + seq_base(g.dv_layout, pos.b, pos.h) + i0_rows * g.dv_layout.row_stride;
   const T total = cs[pos.q - 1];
-  const auto dy_at = [&](int64_t i, int64_t p) -> T { return dY(i, p); };
+  const int ng = column_group(rows.k), pg = column_group(rows.v);
 
   // Row pass: t1 = dM ⊙ Λ, t2 = Ξ = dM ⊙ M for the tile's rows i (columns j ≤ i's step).
-  for (int64_t i0 = 0; i0 < m; i0 += tile_rows) {
-    const int64_t ni = imin(tile_rows, m - i0);
-    for (int64_t e = threadIdx.x; e < ni * m; e += blockDim.x) {
-      const int64_t i = i0 + e / m, j = e % m, ti = i / R, tj = j / R;
+  for (int i0 = 0; i0 < m; i0 += tile_rows) {
+    const int ni = imin(tile_rows, m - i0);
+    for (TileWalk e(m); e.row < ni; e.next()) {  // (i, j) = (i0 + e.row, e.col)
+      const int i = i0 + e.row, j = e.col;
       T dm_lam = 0, xi = 0;
-      if (tj <= ti) {
-        T dm = 0, qk = 0;
-        for (int64_t p = 0; p < P; ++p) dm += dy_at(i, p) * rows.v(j, p);
-        for (int64_t n = 0; n < N; ++n) qk += rows.q(i, n) * rows.k(j, n);
-        const T lam = exp(cs[ti] - cs[tj]);
-        dm_lam = dm * lam;
-        xi = dm_lam * qk;
+      if (j < step_end[i]) {
+        dm_lam = dot(dY, i, rows.v, j, P) * exp(cs_row[i] - cs_row[j]);
+        xi = dm_lam * dot(rows.q, i, rows.k, j, N);
       }
-      t1[e] = dm_lam;
-      t2[e] = xi;
+      t1[e.row * ts + j] = dm_lam;
+      t2[e.row * ts + j] = xi;
     }
     __syncthreads();
-    for (int64_t e = threadIdx.x; e < ni * N; e += blockDim.x) {  // dQ = e^{cs} dY S_c + (dM ⊙ Λ) K
-      const int64_t ii = e / N, n = e % N, i = i0 + ii, ti = i / R, jmax = (ti + 1) * R;
-      T diag = 0, off = 0;
-      for (int64_t j = 0; j < jmax; ++j) diag += t1[ii * m + j] * rows.k(j, n);
-      for (int64_t p = 0; p < P; ++p) off += dy_at(i, p) * Sc(p, n);
-      const T dq_off = exp(cs[ti]) * off;
-      dQ[i * g.dq_layout.row_stride + n] = diag + dq_off;
-      terms[ii * W + n] = dq_off * rows.q(i, n);
+    for (TileWalk e(N / ng); e.row < ni; e.next()) {  // dQ = e^{cs} dY S_c + (dM ⊙ Λ) K; row i, columns n0..
+      const int ii = e.row, i = i0 + ii, n0 = e.col * ng;
+      const Sums<T> diag = weighted_rows([&](int j) { return t1[ii * ts + j]; }, rows.k, 0, step_end[i], n0, ng);
+      const Sums<T> off = weighted_rows([&](int p) { return dY(i, p); }, Sc, 0, P, n0, ng);
+      for (int u = 0; u < ng; ++u) {
+        const int n = n0 + u;
+        const T dq_off = exp(cs_row[i]) * off.v[u];
+        dQ[i * g.dq_layout.row_stride + n] = diag.v[u] + dq_off;
+        terms[ii * W + n] = dq_off * rows.q(i, n);
+      }
     }
     __syncthreads();
-    for (int64_t ii = threadIdx.x; ii < ni; ii += blockDim.x) {  // Σ_j Ξ_ij + (e^{cs} dY_iᵀ S_c)·Q_i
-      const int64_t i = i0 + ii, ti = i / R, jmax = (ti + 1) * R;
+    for (int ii = threadIdx.x; ii < ni; ii += blockDim.x) {  // Σ_j Ξ_ij + (e^{cs} dY_iᵀ S_c)·Q_i
+      const int i = i0 + ii;
       T row_sum = 0, off = 0;
-      for (int64_t j = 0; j < jmax; ++j) row_sum += t2[ii * m + j];
-      for (int64_t n = 0; n < N; ++n) off += terms[ii * W + n];
+      for (int j = 0; j < step_end[i]; ++j) row_sum += t2[ii * ts + j];
+      for (int n = 0; n < N; ++n) off += terms[ii * W + n];
       rowc[i] = row_sum + off;
     }
     __syncthreads();
   }
 
   // Column pass: for the tile's rows i of dK/dV, t1 = M_ji, t2 = (dM ⊙ Λ)_ji, t3 = Ξ_ji (rows j from i's step on).
-  for (int64_t i0 = 0; i0 < m; i0 += tile_rows) {
-    const int64_t ni = imin(tile_rows, m - i0);
-    for (int64_t e = threadIdx.x; e < ni * m; e += blockDim.x) {
-      const int64_t i = i0 + e / m, j = e % m, ti = i / R, tj = j / R;
+  for (int i0 = 0; i0 < m; i0 += tile_rows) {
+    const int ni = imin(tile_rows, m - i0);
+    for (TileWalk e(m); e.row < ni; e.next()) {  // (i, j) = (i0 + e.row, e.col)
+      const int i = i0 + e.row, j = e.col;
       T mt = 0, dm_lam = 0, xi = 0;
-      if (tj >= ti) {
-        T dm = 0, qk = 0;
-        for (int64_t p = 0; p < P; ++p) dm += dy_at(j, p) * rows.v(i, p);
-        for (int64_t n = 0; n < N; ++n) qk += rows.q(j, n) * rows.k(i, n);
-        const T lam = exp(cs[tj] - cs[ti]);
+      if (j >= step_end[i] - R) {
+        const T lam = exp(cs_row[j] - cs_row[i]), qk = dot(rows.q, j, rows.k, i, N);
         mt = qk * lam;
-        dm_lam = dm * lam;
+        dm_lam = dot(dY, j, rows.v, i, P) * lam;
         xi = dm_lam * qk;
       }
-      t1[e] = mt;
-      t2[e] = dm_lam;
-      t3[e] = xi;
+      t1[e.row * ts + j] = mt;
+      t2[e.row * ts + j] = dm_lam;
+      t3[e.row * ts + j] = xi;
     }
     __syncthreads();
-    for (int64_t e = threadIdx.x; e < ni * P; e += blockDim.x) {  // dV = w dS K + Mᵀ dY
-      const int64_t ii = e / P, p = e % P, i = i0 + ii, ti = i / R;
-      T diag = 0, st = 0;
-      for (int64_t j = ti * R; j < m; ++j) diag += t1[ii * m + j] * dy_at(j, p);
-      for (int64_t n = 0; n < N; ++n) st += dS(p, n) * rows.k(i, n);
-      const T dv_state = exp(total - cs[ti]) * st;
-      dV[i * g.dv_layout.row_stride + p] = diag + dv_state;
-      terms[ii * W + p] = dv_state * rows.v(i, p);
+    for (TileWalk e(P / pg); e.row < ni; e.next()) {  // dV = w dS K + Mᵀ dY; row i, columns p0..
+      const int ii = e.row, i = i0 + ii, p0 = e.col * pg;
+      const Sums<T> diag = weighted_rows([&](int j) { return t1[ii * ts + j]; }, dY, step_end[i] - R, m, p0, pg);
+      for (int u = 0; u < pg; ++u) {
+        const int p = p0 + u;
+        const T dv_state = exp(total - cs_row[i]) * dot(dS, p, rows.k, i, N);
+        dV[i * g.dv_layout.row_stride + p] = diag.v[u] + dv_state;
+        terms[ii * W + p] = dv_state * rows.v(i, p);
+      }
     }
-    for (int64_t e = threadIdx.x; e < ni * N; e += blockDim.x) {  // dK = w dSᵀ V + (dM ⊙ Λ)ᵀ Q
-      const int64_t ii = e / N, n = e % N, i = i0 + ii, ti = i / R;
-      T diag = 0, st = 0;
-      for (int64_t j = ti * R; j < m; ++j) diag += t2[ii * m + j] * rows.q(j, n);
-      for (int64_t p = 0; p < P; ++p) st += dS(p, n) * rows.v(i, p);
-      dK[i * g.dk_layout.row_stride + n] = diag + exp(total - cs[ti]) * st;
+    for (TileWalk e(N / ng); e.row < ni; e.next()) {  // dK = w dSᵀ V + (dM ⊙ Λ)ᵀ Q; row i, columns n0..
+      const int ii = e.row, i = i0 + ii, n0 = e.col * ng;
+      const Sums<T> diag = weighted_rows([&](int j) { return t2[ii * ts + j]; }, rows.q, step_end[i] - R, m, n0, ng);
+      const Sums<T> st = weighted_rows([&](int p) { return rows.v(i, p); }, dS, 0, P, n0, ng);
+      for (int u = 0; u < ng; ++u)
+        dK[i * g.dk_layout.row_stride + n0 + u] = diag.v[u] + exp(total - cs_row[i]) * st.v[u];
     }
     __syncthreads();
-    for (int64_t ii = threadIdx.x; ii < ni; ii += blockDim.x) {  // − Σ_j Ξ_ji − g_i,  g_i = V_i·(w_i dS K_i)
-      const int64_t i = i0 + ii, ti = i / R;
+    for (int ii = threadIdx.x; ii < ni; ii += blockDim.x) {  // − Σ_j Ξ_ji − g_i,  g_i = V_i·(w_i dS K_i)
+      const int i = i0 + ii;
       T col_sum = 0, gi = 0;
-      for (int64_t j = ti * R; j < m; ++j) col_sum += t3[ii * m + j];
-      for (int64_t p = 0; p < P; ++p) gi += terms[ii * W + p];
+      for (int j = step_end[i] - R; j < m; ++j) col_sum += t3[ii * ts + j];
+      for (int p = 0; p < P; ++p) gi += terms[ii * W + p];
       rowg[i] = gi;
       rowc[i] -= col_sum + gi;
     }
@@ -376,18 +485,18 @@ __global__ void chunk_grads_kernel(ChunkScanInputs<T> in, const T* states, const
 
   // dT = Σ_i g_i + e^T <dS, S_c>; dcs_last += dT; da = reverse cumsum of dcs.
   T part = 0;
-  for (int64_t e = threadIdx.x; e < PN; e += blockDim.x) part += dS(e / N, e % N) * Sc(e / N, e % N);
+  for (TileWalk e(N); e.row < P; e.next()) part += dS(e.row, e.col) * Sc(e.row, e.col);
   red[threadIdx.x] = part;
   __syncthreads();
   if (threadIdx.x == 0) {
-    T dot = 0;
-    for (unsigned k = 0; k < blockDim.x; ++k) dot += red[k];
-    T dT = exp(total) * dot;
-    for (int64_t i = 0; i < m; ++i) dT += rowg[i];
+    T dS_Sc = 0;
+    for (unsigned k = 0; k < blockDim.x; ++k) dS_Sc += red[k];
+    T dT = exp(total) * dS_Sc;
+    for (int i = 0; i < m; ++i) dT += rowg[i];
     T* da = g.da + seq_base(g.da_layout, pos.b, pos.h);
     T run = dT;
-    for (int64_t t = pos.q - 1; t >= 0; --t) {
-      for (int64_t r = 0; r < R; ++r) run += rowc[t * R + r];
+    for (int t = pos.q - 1; t >= 0; --t) {
+      for (int r = 0; r < R; ++r) run += rowc[t * R + r];
       da[(pos.t0 + t) * g.da_layout.row_stride] = run;
     }
   }
@@ -405,6 +514,11 @@ void check_sizes(const ChunkScanSizes& z) {
             ", N ", z.N, ", P ", z.P, ", chunk ", z.chunk, ")");
   SSM_CHECK(z.batch * z.heads <= 65535, "cuda ssd_chunk: at most 65535 sequences (batch·heads) per call, got ",
             z.batch * z.heads);
+  // indices inside a chunk are 32-bit (ChunkPos)
+  constexpr int64_t kMaxIndex = int64_t{1} << 30;
+  SSM_CHECK(z.chunk * z.rank * std::max(z.N, z.P) < kMaxIndex && z.P * z.N < kMaxIndex,
+            "cuda ssd_chunk: a chunk of ", z.chunk, " steps of rank ", z.rank, " with N ", z.N, " and P ", z.P,
+            " is too large for 32-bit indices");
 }
 
 // Rows per tile: as many as fit kTileBytes when one tile row holds `per_row` values (at least 1).
@@ -454,11 +568,11 @@ void ssd_chunk_forward(const ChunkScanInputs<T>& in, const T* s0, T* y, SeqLayou
   state_pass_kernel<T><<<pass_blocks(nseq * z.P * z.N), kBlock, 0, stream()>>>(z, s0, states, decay.data<T>());
   SSM_CUDA_CHECK_LAUNCH();
   if (nc == 0) return;
-  const int64_t m_max = z.chunk * z.rank, rows = tile_rows_for<T>(m_max);
-  const size_t bytes = cs_bytes + static_cast<size_t>(rows * m_max) * sizeof(T);
+  const int64_t m_max = z.chunk * z.rank, rows = tile_rows_for<T>(m_max + 1);
+  const size_t bytes = cs_bytes + static_cast<size_t>(2 * m_max + rows * (m_max + 1)) * sizeof(T);
   // Q, K, V and S_c in shared memory when they fit (they do at the models' sizes)
   const size_t staged_bytes =
-      static_cast<size_t>(2 * staged_size(m_max, z.N) + staged_size(m_max, z.P) + staged_size(z.P, z.N)) * sizeof(T);
+      static_cast<size_t>(2 * staged_size<T>(m_max, z.N) + staged_size<T>(m_max, z.P) + staged_size<T>(z.P, z.N)) * sizeof(T);
   const bool staged = bytes + staged_bytes <= shared_limit();
   launch(chunk_output_kernel<T>, grid, bytes + (staged ? staged_bytes : 0), in, static_cast<const T*>(states), y,
          y_layout, accumulate, rows, staged);
@@ -482,12 +596,12 @@ void ssd_chunk_backward(const ChunkScanInputs<T>& in, const T* states, const T* 
                                                                         decay.data<T>(), grads.ds0);
   SSM_CUDA_CHECK_LAUNCH();
   if (nc == 0) return;
-  const int64_t m_max = z.chunk * z.rank, per_row = 3 * m_max + std::max(z.N, z.P);  // three tiles and the terms
+  const int64_t m_max = z.chunk * z.rank, per_row = 3 * (m_max + 1) + std::max(z.N, z.P) + 1;  // three tiles, the terms
   const int64_t rows = tile_rows_for<T>(per_row);
-  const size_t bytes = cs_bytes + static_cast<size_t>(2 * m_max + kBlock + rows * per_row) * sizeof(T);
+  const size_t bytes = cs_bytes + static_cast<size_t>(4 * m_max + kBlock + rows * per_row) * sizeof(T);
   // Q, K, V, dY, S_c and dS in shared memory when they fit
-  const size_t staged_bytes = static_cast<size_t>(2 * staged_size(m_max, z.N) + 2 * staged_size(m_max, z.P) +
-                                                  2 * staged_size(z.P, z.N)) * sizeof(T);
+  const size_t staged_bytes = static_cast<size_t>(2 * staged_size<T>(m_max, z.N) + 2 * staged_size<T>(m_max, z.P) +
+                                                  2 * staged_size<T>(z.P, z.N)) * sizeof(T);
   const bool staged = bytes + staged_bytes <= shared_limit();
   launch(chunk_grads_kernel<T>, grid, bytes + (staged ? staged_bytes : 0), in, states,
          static_cast<const T*>(dstates.data<T>()), dy, dy_layout, grads, rows, staged);
