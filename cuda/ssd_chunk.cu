@@ -32,7 +32,10 @@
 namespace ssm::cuda {
 namespace {
 
-constexpr int kBlock = 128;                   // threads per block
+// Threads per block: kBlock, or kMaxBlock for the tile kernels when a block's shared memory leaves room
+// for only one block per SM (the 130M model's heads) — 4 warps alone cannot hide the latency of their
+// reads. Either way at most 128 registers a thread (__launch_bounds__), so 4 blocks of 128 fit an SM.
+constexpr int kBlock = 128, kMaxBlock = 256;
 constexpr int64_t kTileBytes = 32 * 1024;     // shared memory for the score tiles (per block)
 constexpr int64_t kMaxTileRows = 32;
 
@@ -244,17 +247,22 @@ __device__ void weighted_outer(const T* w, RowView<T> A, RowView<T> B, int q, co
 
 // S^loc_c = Σ_i e^{T − cs_t(i)} V_i K_iᵀ into the slot of S_{c+1}; decay[s, c] = T_c.
 template <class T>
-__global__ void chunk_state_kernel(ChunkScanInputs<T> in, T* states, T* decay) {
+__global__ void chunk_state_kernel(ChunkScanInputs<T> in, T* states, T* decay, bool staged) {
   const ChunkScanSizes& z = in.sizes;
   const ChunkPos pos = chunk_pos(z);
   T* cs = shared_as<T>();  // [chunk]
   T* w = cs + z.chunk;     // [chunk]: w_t = e^{T − cs_t}, one exp per step (not per state element)
-  chunk_cumsum(in, pos, cs);
+  ChunkRows<T> rows = chunk_rows(in, pos);
+  if (staged) {  // V and K in shared memory: every row is read by every thread
+    T* cursor = w + z.chunk;
+    rows.v = stage(rows.v, pos.m, static_cast<int>(z.P), cursor);
+    rows.k = stage(rows.k, pos.m, static_cast<int>(z.N), cursor);
+  }
+  chunk_cumsum(in, pos, cs);  // (its barriers also cover the staging)
   const T total = cs[pos.q - 1];
   for (int t = threadIdx.x; t < pos.q; t += blockDim.x) w[t] = exp(total - cs[t]);
   if (threadIdx.x == 0) decay[pos.s * z.nchunks() + pos.c] = total;
   __syncthreads();
-  const ChunkRows<T> rows = chunk_rows(in, pos);
   weighted_outer(w, rows.v, rows.k, pos.q, z, states + state_offset(z, pos.b, pos.c + 1, pos.h));
 }
 
@@ -278,7 +286,7 @@ __global__ void state_pass_kernel(ChunkScanSizes z, const T* s0, T* states, cons
 // Y (+)= (Q Kᵀ ⊙ Λ) V + diag(e^{cs}) Q S_cᵀ, tile_rows rows at a time. With `staged`, the chunk's Q, K, V
 // and S_c are first copied to shared memory (stage()).
 template <class T>
-__global__ void chunk_output_kernel(ChunkScanInputs<T> in, const T* states, T* y, SeqLayout y_layout,
+__global__ void __launch_bounds__(kMaxBlock, 2) chunk_output_kernel(ChunkScanInputs<T> in, const T* states, T* y, SeqLayout y_layout,
                                     bool accumulate, int64_t tile_rows_arg, bool staged) {
   const ChunkScanSizes& z = in.sizes;
   const ChunkPos pos = chunk_pos(z);
@@ -326,19 +334,25 @@ __global__ void chunk_output_kernel(ChunkScanInputs<T> in, const T* states, T* y
 
 // dstates slot c = Σ_i e^{cs_t(i)} dY_i Q_iᵀ (dstates: [sequences, nchunks+1, P, N]); decay[s, c] = T_c.
 template <class T>
-__global__ void chunk_dstate_kernel(ChunkScanInputs<T> in, const T* dy, SeqLayout dy_layout, T* dstates, T* decay) {
+__global__ void chunk_dstate_kernel(ChunkScanInputs<T> in, const T* dy, SeqLayout dy_layout, T* dstates, T* decay,
+                                    bool staged) {
   const ChunkScanSizes& z = in.sizes;
   const ChunkPos pos = chunk_pos(z);
   const int64_t PN = z.P * z.N;
   T* cs = shared_as<T>();  // [chunk]
   T* ecs = cs + z.chunk;   // [chunk]: e^{cs_t}
-  chunk_cumsum(in, pos, cs);
+  RowView<T> dY{dy + seq_base(dy_layout, pos.b, pos.h) + pos.t0 * z.rank * dy_layout.row_stride, dy_layout.row_stride};
+  RowView<T> Q = chunk_rows(in, pos).q;
+  if (staged) {  // as in chunk_state
+    T* cursor = ecs + z.chunk;
+    dY = stage(dY, pos.m, static_cast<int>(z.P), cursor);
+    Q = stage(Q, pos.m, static_cast<int>(z.N), cursor);
+  }
+  chunk_cumsum(in, pos, cs);  // (its barriers also cover the staging)
   for (int t = threadIdx.x; t < pos.q; t += blockDim.x) ecs[t] = exp(cs[t]);
   if (threadIdx.x == 0) decay[pos.s * z.nchunks() + pos.c] = cs[pos.q - 1];
   __syncthreads();
-  const RowView<T> dY{dy + seq_base(dy_layout, pos.b, pos.h) + pos.t0 * z.rank * dy_layout.row_stride,
-                      dy_layout.row_stride};
-  weighted_outer(ecs, dY, chunk_rows(in, pos).q, pos.q, z, dstates + (pos.s * (z.nchunks() + 1) + pos.c) * PN);
+  weighted_outer(ecs, dY, Q, pos.q, z, dstates + (pos.s * (z.nchunks() + 1) + pos.c) * PN);
 }
 
 // dS_nchunks = dS_final; dS_c = e^{T_c} dS_{c+1} + (slot c), in place; ds0 = dS_0. One thread per (s, p, n).
@@ -362,7 +376,7 @@ __global__ void dstate_pass_kernel(ChunkScanSizes z, const T* ds_final, T* dstat
 // dQ, dK, dV of the chunk's rows and da of its steps (see the file header for the terms).
 // With `staged`, the chunk's Q, K, V, dY, S_c and dS are first copied to shared memory (stage()).
 template <class T>
-__global__ void chunk_grads_kernel(ChunkScanInputs<T> in, const T* states, const T* dstates, const T* dy,
+__global__ void __launch_bounds__(kMaxBlock, 2) chunk_grads_kernel(ChunkScanInputs<T> in, const T* states, const T* dstates, const T* dy,
                                    SeqLayout dy_layout, ChunkScanGrads<T> g, int64_t tile_rows_arg, bool staged) {
   const ChunkScanSizes& z = in.sizes;
   const ChunkPos pos = chunk_pos(z);
@@ -527,12 +541,13 @@ int64_t tile_rows_for(int64_t per_row) {
   return std::clamp<int64_t>(kTileBytes / (per_row * static_cast<int64_t>(sizeof(T))), 1, kMaxTileRows);
 }
 
-// Launches a kernel that needs `bytes` of dynamic shared memory (asking for more than the default 48 KiB).
+// Launches a kernel of `threads` per block that needs `bytes` of dynamic shared memory (asking for more
+// than the default 48 KiB).
 template <class Kernel, class... Args>
-void launch(Kernel kernel, dim3 grid, size_t bytes, Args... args) {
+void launch(Kernel kernel, dim3 grid, int threads, size_t bytes, Args... args) {
   if (bytes > 48 * 1024)
     SSM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-  kernel<<<grid, kBlock, bytes, stream()>>>(args...);
+  kernel<<<grid, threads, bytes, stream()>>>(args...);
   SSM_CUDA_CHECK_LAUNCH();
 }
 
@@ -546,6 +561,9 @@ size_t shared_limit() {
   }();
   return limit;
 }
+
+// Threads for a tile kernel whose block asks for `bytes` of shared memory (see kMaxBlock).
+int tile_threads(size_t bytes) { return 2 * bytes > shared_limit() ? kMaxBlock : kBlock; }
 
 template <class T>
 Tensor scratch(int64_t n) {
@@ -564,17 +582,24 @@ void ssd_chunk_forward(const ChunkScanInputs<T>& in, const T* s0, T* y, SeqLayou
   const Tensor decay = scratch<T>(nseq * nc);
   const dim3 grid(static_cast<unsigned>(std::max<int64_t>(nc, 1)), static_cast<unsigned>(nseq));
   const size_t cs_bytes = static_cast<size_t>(z.chunk) * sizeof(T);
-  if (nc > 0) launch(chunk_state_kernel<T>, grid, 2 * cs_bytes, in, states, decay.data<T>());
+  const int64_t m_max = z.chunk * z.rank;
+  if (nc > 0) {
+    const size_t rows_bytes = static_cast<size_t>(staged_size<T>(m_max, z.P) + staged_size<T>(m_max, z.N)) * sizeof(T);
+    const bool staged = 2 * cs_bytes + rows_bytes <= shared_limit();
+    launch(chunk_state_kernel<T>, grid, kBlock, 2 * cs_bytes + (staged ? rows_bytes : 0), in, states, decay.data<T>(),
+           staged);
+  }
   state_pass_kernel<T><<<pass_blocks(nseq * z.P * z.N), kBlock, 0, stream()>>>(z, s0, states, decay.data<T>());
   SSM_CUDA_CHECK_LAUNCH();
   if (nc == 0) return;
-  const int64_t m_max = z.chunk * z.rank, rows = tile_rows_for<T>(m_max + 1);
+  const int64_t rows = tile_rows_for<T>(m_max + 1);
   const size_t bytes = cs_bytes + static_cast<size_t>(2 * m_max + rows * (m_max + 1)) * sizeof(T);
   // Q, K, V and S_c in shared memory when they fit (they do at the models' sizes)
   const size_t staged_bytes =
       static_cast<size_t>(2 * staged_size<T>(m_max, z.N) + staged_size<T>(m_max, z.P) + staged_size<T>(z.P, z.N)) * sizeof(T);
   const bool staged = bytes + staged_bytes <= shared_limit();
-  launch(chunk_output_kernel<T>, grid, bytes + (staged ? staged_bytes : 0), in, static_cast<const T*>(states), y,
+  const size_t block_bytes = bytes + (staged ? staged_bytes : 0);
+  launch(chunk_output_kernel<T>, grid, tile_threads(block_bytes), block_bytes, in, static_cast<const T*>(states), y,
          y_layout, accumulate, rows, staged);
 }
 
@@ -590,20 +615,26 @@ void ssd_chunk_backward(const ChunkScanInputs<T>& in, const T* states, const T* 
   const Tensor decay = scratch<T>(nseq * nc), dstates = scratch<T>(nseq * (nc + 1) * PN);
   const dim3 grid(static_cast<unsigned>(std::max<int64_t>(nc, 1)), static_cast<unsigned>(nseq));
   const size_t cs_bytes = static_cast<size_t>(z.chunk) * sizeof(T);
-  if (nc > 0)
-    launch(chunk_dstate_kernel<T>, grid, 2 * cs_bytes, in, dy, dy_layout, dstates.data<T>(), decay.data<T>());
+  const int64_t m_max = z.chunk * z.rank;
+  if (nc > 0) {
+    const size_t rows_bytes = static_cast<size_t>(staged_size<T>(m_max, z.P) + staged_size<T>(m_max, z.N)) * sizeof(T);
+    const bool staged = 2 * cs_bytes + rows_bytes <= shared_limit();
+    launch(chunk_dstate_kernel<T>, grid, kBlock, 2 * cs_bytes + (staged ? rows_bytes : 0), in, dy, dy_layout,
+           dstates.data<T>(), decay.data<T>(), staged);
+  }
   dstate_pass_kernel<T><<<pass_blocks(nseq * PN), kBlock, 0, stream()>>>(z, ds_final, dstates.data<T>(),
                                                                         decay.data<T>(), grads.ds0);
   SSM_CUDA_CHECK_LAUNCH();
   if (nc == 0) return;
-  const int64_t m_max = z.chunk * z.rank, per_row = 3 * (m_max + 1) + std::max(z.N, z.P) + 1;  // three tiles, the terms
+  const int64_t per_row = 3 * (m_max + 1) + std::max(z.N, z.P) + 1;  // three tiles, the terms
   const int64_t rows = tile_rows_for<T>(per_row);
-  const size_t bytes = cs_bytes + static_cast<size_t>(4 * m_max + kBlock + rows * per_row) * sizeof(T);
+  const size_t bytes = cs_bytes + static_cast<size_t>(4 * m_max + kMaxBlock + rows * per_row) * sizeof(T);
   // Q, K, V, dY, S_c and dS in shared memory when they fit
   const size_t staged_bytes = static_cast<size_t>(2 * staged_size<T>(m_max, z.N) + 2 * staged_size<T>(m_max, z.P) +
                                                   2 * staged_size<T>(z.P, z.N)) * sizeof(T);
   const bool staged = bytes + staged_bytes <= shared_limit();
-  launch(chunk_grads_kernel<T>, grid, bytes + (staged ? staged_bytes : 0), in, states,
+  const size_t block_bytes = bytes + (staged ? staged_bytes : 0);
+  launch(chunk_grads_kernel<T>, grid, tile_threads(block_bytes), block_bytes, in, states,
          static_cast<const T*>(dstates.data<T>()), dy, dy_layout, grads, rows, staged);
 }
 
