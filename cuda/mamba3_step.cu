@@ -6,9 +6,10 @@
 //      threads s < S advance the angles, keep cos θ and sin θ in shared memory and θ mod 2π in the cache;
 //   2. a warp per key or query (R of each) normalises it (lanes stride the N features, the sum of
 //      squares is a shuffle), scales, adds the bias and rotates its pairs, in shared memory;
-//   3. a warp per state row p: its lanes update the row's N entries (neighbouring addresses) from the
-//      previous token's keys and x (still in the cache) and this token's, read it out against the R
-//      queries (a shuffle sum per rank), and lane 0 adds the D skip, gates and contracts the ranks;
+//   3. a warp per state row p: its lanes load the row's N entries (neighbouring addresses) into
+//      registers (LaneRow), update them from the previous token's keys and x (still in the cache) and
+//      this token's, store them, read them out against the R queries (a shuffle sum per rank), and lane 0
+//      adds the D skip, gates and contracts the ranks;
 // then the block writes this token's keys and x into the cache for the next step. Nothing is allocated
 // and nothing waits for the host, so the step can be captured into a CUDA graph (ssm/decoder.h).
 #include <cuda/std/numbers>
@@ -23,17 +24,35 @@ namespace ssm::cuda {
 namespace {
 
 constexpr int kStepThreads = 256, kStepWarps = kStepThreads / 32;
+// A lane keeps its share of an N-long row (entries lane, lane + 32, ...) in registers: N ≤ 32·kLaneSlots.
+// All of a row's loads are then issued before the first is used — one memory latency per row, not one
+// per 32 entries (at batch 1 a block's few warps have nothing else to hide that latency with).
+constexpr int kLaneSlots = 8;
+
+// row[lane + 32u] for the lane's slots u (0 past the end of the row)
+template <class T>
+struct LaneRow {
+  T v[kLaneSlots];
+  __device__ LaneRow(const T* row, int N, int lane) {
+#pragma unroll
+    for (int u = 0; u < kLaneSlots; ++u) v[u] = lane + 32 * u < N ? row[lane + 32 * u] : T(0);
+  }
+};
 
 // One key (or query) row, by the 32 lanes of a warp: k = Rot(θ)(x̂ ⊙ w + bias),
 // x̂ = raw·(mean(raw²) + eps)^(−1/2) (ssm/key_row.h).
 template <class T>
 __device__ void step_key(const Mamba3StepArgs<T>& a, const T* raw, const T* w, const T* bias, double eps,
                          const T* cos_t, const T* sin_t, T* out) {
-  const int lane = threadIdx.x % 32;
+  const int lane = threadIdx.x % 32, N = static_cast<int>(a.N);
+  const LaneRow<T> x(raw, N, lane), wx(w, N, lane), bx(bias, N, lane);
   T squares = 0;
-  for (int64_t n = lane; n < a.N; n += 32) squares += raw[n] * raw[n];
-  const T rho = T(1) / sqrt_of(warp_sum(squares) / T(a.N) + T(eps));
-  for (int64_t n = lane; n < a.N; n += 32) out[n] = raw[n] * rho * w[n] + bias[n];
+#pragma unroll
+  for (int u = 0; u < kLaneSlots; ++u) squares += x.v[u] * x.v[u];
+  const T rho = T(1) / sqrt_of(warp_sum(squares) / T(N) + T(eps));
+#pragma unroll
+  for (int u = 0; u < kLaneSlots; ++u)
+    if (lane + 32 * u < N) out[lane + 32 * u] = x.v[u] * rho * wx.v[u] + bx.v[u];
   __syncwarp();
   for (int64_t m = lane; m < a.S; m += 32) {  // pair m: (2m, 2m+1) adjacent, (m, m + N/2) half split
     const int64_t i = a.half_split ? m : 2 * m, j = a.half_split ? m + a.N / 2 : 2 * m + 1;
@@ -82,21 +101,29 @@ __global__ void mamba3_step_kernel(Mamba3StepArgs<T> a) {
   __syncthreads();
   // 3. §3.6 state row p, §3.7 read-out, D skip, gate, rank contraction: a warp per row
   T* x_prev = a.x_cache + bh * P;
+  const int n_cols = static_cast<int>(N);
   for (int64_t p = warp; p < P; p += kStepWarps) {
     T* hp = a.state + (bh * P + p) * N;
-    for (int64_t n = lane; n < N; n += 32) {
-      T h_n = hp[n] * alpha;
-      for (int64_t r = 0; r < R; ++r) {
-        const T psi_rp = a.psi ? a.psi[(h * R + r) * P + p] : T(1);
-        const T old_weight = beta * x_prev[p] * psi_rp, new_weight = gamma * x[p] * psi_rp;
-        h_n += old_weight * a.k_cache[((b * R + r) * H + h) * N + n] + new_weight * keys[r * N + n];
-      }
-      hp[n] = h_n;
+    LaneRow<T> h_row(hp, n_cols, lane);
+    const T x_prev_p = x_prev[p], x_p = x[p];
+#pragma unroll
+    for (int u = 0; u < kLaneSlots; ++u) h_row.v[u] *= alpha;
+    for (int64_t r = 0; r < R; ++r) {
+      const T psi_rp = a.psi ? a.psi[(h * R + r) * P + p] : T(1);
+      const T old_weight = beta * x_prev_p * psi_rp, new_weight = gamma * x_p * psi_rp;
+      const LaneRow<T> k_prev(a.k_cache + ((b * R + r) * H + h) * N, n_cols, lane), k_new(keys + r * N, n_cols, lane);
+#pragma unroll
+      for (int u = 0; u < kLaneSlots; ++u) h_row.v[u] += old_weight * k_prev.v[u] + new_weight * k_new.v[u];
     }
+#pragma unroll
+    for (int u = 0; u < kLaneSlots; ++u)
+      if (lane + 32 * u < n_cols) hp[lane + 32 * u] = h_row.v[u];
     T y_p = 0;
     for (int64_t r = 0; r < R; ++r) {
+      const LaneRow<T> q_r(queries + r * N, n_cols, lane);
       T read = 0;
-      for (int64_t n = lane; n < N; n += 32) read += hp[n] * queries[r * N + n];
+#pragma unroll
+      for (int u = 0; u < kLaneSlots; ++u) read += h_row.v[u] * q_r.v[u];
       read = warp_sum(read);
       const int64_t at = (h * R + r) * P + p;
       const T psi = a.psi ? a.psi[at] : T(1), zeta = a.zeta ? a.zeta[at] : T(1), phi = a.phi ? a.phi[at] : T(1);
@@ -118,6 +145,8 @@ void mamba3_decode_step(const Mamba3StepArgs<T>& args) {
   if (args.batch * args.H == 0) return;
   const size_t bytes = static_cast<size_t>(2 * args.S + 2 * args.R * args.N) * sizeof(T);
   SSM_CHECK(bytes <= 48 * 1024, "cuda mamba3_decode_step: keys of ", args.R, " x ", args.N, " do not fit shared memory");
+  SSM_CHECK(args.N <= 32 * kLaneSlots, "cuda mamba3_decode_step: d_state ", args.N, " above the kernel's ",
+            32 * kLaneSlots);
   mamba3_step_kernel<T><<<static_cast<unsigned>(args.batch * args.H), kStepThreads, bytes, stream()>>>(args);
   SSM_CUDA_CHECK_LAUNCH();
 }

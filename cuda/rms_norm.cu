@@ -1,7 +1,9 @@
 // cuda/rms_norm.cu — RMSNorm forward and backward on the GPU, the twin of nn/rms_norm.cpp's row loops
 // (whose header gives the math: r = (mean(x²) + eps)^(−1/2), y = x·r·w per group of n features).
 //
-// A warp per (row, group): its lanes stride the group's n features, and the two sums a group needs
+// A warp per (row, group): its lanes stride the group's n features (four loads in flight per lane: in
+// decoding at batch 1 one warp has a whole row and nothing else to hide a load's latency behind), and
+// the two sums a group needs
 // (Σ x² forward, Σ dy·w·x backward) are warp shuffles. The weight's gradient dw = Σ_rows dy·x·r is a
 // sum down columns: a thread per column walks one fixed block of rows and writes that block's partial
 // sum, which the caller folds with op::sum, so no two threads ever add into one place.
@@ -26,6 +28,7 @@ __global__ void rms_forward_kernel(int64_t units, int64_t n, int64_t G, T eps, c
     const T* xg = x + unit * n;  // unit = row·G + g: groups are consecutive in memory
     const T* wg = w + (unit % G) * n;
     T squares = 0;
+#pragma unroll 4
     for (int64_t k = lane; k < n; k += 32) squares += xg[k] * xg[k];
     const T rg = T(1) / sqrt_of(warp_sum(squares) / T(n) + eps);
     if (lane == 0) r[unit] = rg;
@@ -43,6 +46,7 @@ __global__ void rms_dx_kernel(int64_t units, int64_t n, int64_t G, const T* x, c
     const int64_t at = unit * n;
     const T* wg = w + (unit % G) * n;
     T gw_x = 0;
+#pragma unroll 4
     for (int64_t k = lane; k < n; k += 32) gw_x += dy[at + k] * wg[k] * x[at + k];
     const T rg = r[unit], scale = rg * rg * warp_sum(gw_x) / T(n);
     for (int64_t k = lane; k < n; k += 32) dx[at + k] = rg * (dy[at + k] * wg[k] - x[at + k] * scale);
