@@ -24,35 +24,45 @@ namespace ssm::cuda {
 namespace {
 
 constexpr int kStepThreads = 256, kStepWarps = kStepThreads / 32;
-// A lane keeps its share of an N-long row (entries lane, lane + 32, ...) in registers: N ≤ 32·kLaneSlots.
-// All of a row's loads are then issued before the first is used — one memory latency per row, not one
-// per 32 entries (at batch 1 a block's few warps have nothing else to hide that latency with).
-constexpr int kLaneSlots = 8;
+// A lane keeps its share of an N-long row (entries lane, lane + 32, ...: `Slots` of them, N ≤ 32·Slots)
+// in registers, and a warp works on kRowsAtOnce state rows together. All their loads are then issued
+// before the first is used: one memory latency per kRowsAtOnce rows, not one per 32 entries. At batch 1
+// a block's few warps have nothing else to hide that latency with; at batch 64 the state (100 MB at the
+// 130M model) streams only as fast as the bytes in flight allow.
+constexpr int kRowsAtOnce = 4;
+constexpr int kMaxSlots = 8;
 
 // row[lane + 32u] for the lane's slots u (0 past the end of the row)
-template <class T>
+template <class T, int Slots>
 struct LaneRow {
-  T v[kLaneSlots];
+  T v[Slots];
+  LaneRow() = default;
   __device__ LaneRow(const T* row, int N, int lane) {
 #pragma unroll
-    for (int u = 0; u < kLaneSlots; ++u) v[u] = lane + 32 * u < N ? row[lane + 32 * u] : T(0);
+    for (int u = 0; u < Slots; ++u) v[u] = lane + 32 * u < N ? row[lane + 32 * u] : T(0);
+  }
+  __device__ void store(T* row, int N, int lane) const {
+#pragma unroll
+    for (int u = 0; u < Slots; ++u)
+      if (lane + 32 * u < N) row[lane + 32 * u] = v[u];
   }
 };
 
 // One key (or query) row, by the 32 lanes of a warp: k = Rot(θ)(x̂ ⊙ w + bias),
 // x̂ = raw·(mean(raw²) + eps)^(−1/2) (ssm/key_row.h).
-template <class T>
+template <class T, int Slots>
 __device__ void step_key(const Mamba3StepArgs<T>& a, const T* raw, const T* w, const T* bias, double eps,
                          const T* cos_t, const T* sin_t, T* out) {
   const int lane = threadIdx.x % 32, N = static_cast<int>(a.N);
-  const LaneRow<T> x(raw, N, lane), wx(w, N, lane), bx(bias, N, lane);
+  LaneRow<T, Slots> x(raw, N, lane);
+  const LaneRow<T, Slots> wx(w, N, lane), bx(bias, N, lane);
   T squares = 0;
 #pragma unroll
-  for (int u = 0; u < kLaneSlots; ++u) squares += x.v[u] * x.v[u];
+  for (int u = 0; u < Slots; ++u) squares += x.v[u] * x.v[u];
   const T rho = T(1) / sqrt_of(warp_sum(squares) / T(N) + T(eps));
 #pragma unroll
-  for (int u = 0; u < kLaneSlots; ++u)
-    if (lane + 32 * u < N) out[lane + 32 * u] = x.v[u] * rho * wx.v[u] + bx.v[u];
+  for (int u = 0; u < Slots; ++u) x.v[u] = x.v[u] * rho * wx.v[u] + bx.v[u];
+  x.store(out, N, lane);
   __syncwarp();
   for (int64_t m = lane; m < a.S; m += 32) {  // pair m: (2m, 2m+1) adjacent, (m, m + N/2) half split
     const int64_t i = a.half_split ? m : 2 * m, j = a.half_split ? m + a.N / 2 : 2 * m + 1;
@@ -62,8 +72,8 @@ __device__ void step_key(const Mamba3StepArgs<T>& a, const T* raw, const T* w, c
   }
 }
 
-template <class T>
-__global__ void mamba3_step_kernel(Mamba3StepArgs<T> a) {
+template <class T, int Slots>
+__global__ void __launch_bounds__(kStepThreads) mamba3_step_kernel(Mamba3StepArgs<T> a) {
   const int64_t H = a.H, P = a.P, N = a.N, R = a.R, G = a.G, S = a.S, d_inner = H * P;
   const int64_t b = blockIdx.x / H, h = blockIdx.x % H, g = h / (H / G), bh = b * H + h;
   extern __shared__ __align__(16) unsigned char shared_bytes[];
@@ -95,42 +105,57 @@ __global__ void mamba3_step_kernel(Mamba3StepArgs<T> a) {
   const int64_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   for (int64_t job = warp; job < 2 * R; job += kStepWarps) {
     const int64_t r = job / 2, raw_at = (r * G + g) * N, bias_at = (h * R + r) * N;
-    if (job % 2 == 0) step_key(a, B_raw + raw_at, a.w_b, a.b_bias + bias_at, a.eps_b, cos_t, sin_t, keys + r * N);
-    else step_key(a, C_raw + raw_at, a.w_c, a.c_bias + bias_at, a.eps_c, cos_t, sin_t, queries + r * N);
+    if (job % 2 == 0) step_key<T, Slots>(a, B_raw + raw_at, a.w_b, a.b_bias + bias_at, a.eps_b, cos_t, sin_t, keys + r * N);
+    else step_key<T, Slots>(a, C_raw + raw_at, a.w_c, a.c_bias + bias_at, a.eps_c, cos_t, sin_t, queries + r * N);
   }
   __syncthreads();
-  // 3. §3.6 state row p, §3.7 read-out, D skip, gate, rank contraction: a warp per row
+  // 3. §3.6 state row p, §3.7 read-out, D skip, gate, rank contraction: a warp per row, kRowsAtOnce of its
+  //    rows p = p0 + j·kStepWarps at a time. A row past the last (p ≥ P) is computed as row P − 1 and
+  //    not written, which keeps the loop free of guards.
   T* x_prev = a.x_cache + bh * P;
   const int n_cols = static_cast<int>(N);
-  for (int64_t p = warp; p < P; p += kStepWarps) {
-    T* hp = a.state + (bh * P + p) * N;
-    LaneRow<T> h_row(hp, n_cols, lane);
-    const T x_prev_p = x_prev[p], x_p = x[p];
+  for (int64_t p0 = warp; p0 < P; p0 += kStepWarps * kRowsAtOnce) {
+    int64_t p[kRowsAtOnce];
+    LaneRow<T, Slots> h_rows[kRowsAtOnce];
 #pragma unroll
-    for (int u = 0; u < kLaneSlots; ++u) h_row.v[u] *= alpha;
+    for (int j = 0; j < kRowsAtOnce; ++j) {
+      p[j] = min(p0 + j * kStepWarps, P - 1);
+      h_rows[j] = LaneRow<T, Slots>(a.state + (bh * P + p[j]) * N, n_cols, lane);
+#pragma unroll
+      for (int u = 0; u < Slots; ++u) h_rows[j].v[u] *= alpha;
+    }
     for (int64_t r = 0; r < R; ++r) {
-      const T psi_rp = a.psi ? a.psi[(h * R + r) * P + p] : T(1);
-      const T old_weight = beta * x_prev_p * psi_rp, new_weight = gamma * x_p * psi_rp;
-      const LaneRow<T> k_prev(a.k_cache + ((b * R + r) * H + h) * N, n_cols, lane), k_new(keys + r * N, n_cols, lane);
+      const LaneRow<T, Slots> k_prev(a.k_cache + ((b * R + r) * H + h) * N, n_cols, lane);
+      const LaneRow<T, Slots> k_new(keys + r * N, n_cols, lane);
 #pragma unroll
-      for (int u = 0; u < kLaneSlots; ++u) h_row.v[u] += old_weight * k_prev.v[u] + new_weight * k_new.v[u];
+      for (int j = 0; j < kRowsAtOnce; ++j) {
+        const T psi_rp = a.psi ? a.psi[(h * R + r) * P + p[j]] : T(1);
+        const T old_weight = beta * x_prev[p[j]] * psi_rp, new_weight = gamma * x[p[j]] * psi_rp;
+#pragma unroll
+        for (int u = 0; u < Slots; ++u) h_rows[j].v[u] += old_weight * k_prev.v[u] + new_weight * k_new.v[u];
+      }
+    }
+    T y_p[kRowsAtOnce] = {};
+    for (int64_t r = 0; r < R; ++r) {
+      const LaneRow<T, Slots> q_r(queries + r * N, n_cols, lane);
+#pragma unroll
+      for (int j = 0; j < kRowsAtOnce; ++j) {
+        T read = 0;
+#pragma unroll
+        for (int u = 0; u < Slots; ++u) read += h_rows[j].v[u] * q_r.v[u];
+        read = warp_sum(read);
+        const int64_t at = (h * R + r) * P + p[j];
+        const T psi = a.psi ? a.psi[at] : T(1), zeta = a.zeta ? a.zeta[at] : T(1), phi = a.phi ? a.phi[at] : T(1);
+        const T o = read + a.d_skip[h] * psi * x[p[j]], gate_in = z[p[j]] * zeta;
+        y_p[j] += phi * o * gate_in * sigmoid_of(gate_in);
+      }
     }
 #pragma unroll
-    for (int u = 0; u < kLaneSlots; ++u)
-      if (lane + 32 * u < n_cols) hp[lane + 32 * u] = h_row.v[u];
-    T y_p = 0;
-    for (int64_t r = 0; r < R; ++r) {
-      const LaneRow<T> q_r(queries + r * N, n_cols, lane);
-      T read = 0;
-#pragma unroll
-      for (int u = 0; u < kLaneSlots; ++u) read += h_row.v[u] * q_r.v[u];
-      read = warp_sum(read);
-      const int64_t at = (h * R + r) * P + p;
-      const T psi = a.psi ? a.psi[at] : T(1), zeta = a.zeta ? a.zeta[at] : T(1), phi = a.phi ? a.phi[at] : T(1);
-      const T o = read + a.d_skip[h] * psi * x[p], gate_in = z[p] * zeta;
-      y_p += phi * o * gate_in * sigmoid_of(gate_in);
+    for (int j = 0; j < kRowsAtOnce; ++j) {
+      if (p0 + j * kStepWarps >= P) continue;
+      h_rows[j].store(a.state + (bh * P + p[j]) * N, n_cols, lane);
+      if (lane == 0) a.out[b * d_inner + h * P + p[j]] = y_p[j];
     }
-    if (lane == 0) a.out[b * d_inner + h * P + p] = y_p;
   }
   __syncthreads();  // every row has read the previous token's keys and x
   // §3.8: this token's keys and x become the previous token's
@@ -145,9 +170,10 @@ void mamba3_decode_step(const Mamba3StepArgs<T>& args) {
   if (args.batch * args.H == 0) return;
   const size_t bytes = static_cast<size_t>(2 * args.S + 2 * args.R * args.N) * sizeof(T);
   SSM_CHECK(bytes <= 48 * 1024, "cuda mamba3_decode_step: keys of ", args.R, " x ", args.N, " do not fit shared memory");
-  SSM_CHECK(args.N <= 32 * kLaneSlots, "cuda mamba3_decode_step: d_state ", args.N, " above the kernel's ",
-            32 * kLaneSlots);
-  mamba3_step_kernel<T><<<static_cast<unsigned>(args.batch * args.H), kStepThreads, bytes, stream()>>>(args);
+  SSM_CHECK(args.N <= 32 * kMaxSlots, "cuda mamba3_decode_step: d_state ", args.N, " above the kernel's ",
+            32 * kMaxSlots);
+  const auto kernel = args.N <= 32 * 4 ? mamba3_step_kernel<T, 4> : mamba3_step_kernel<T, kMaxSlots>;
+  kernel<<<static_cast<unsigned>(args.batch * args.H), kStepThreads, bytes, stream()>>>(args);
   SSM_CUDA_CHECK_LAUNCH();
 }
 
