@@ -12,6 +12,7 @@
 //      adds the D skip, gates and contracts the ranks;
 // then the block writes this token's keys and x into the cache for the next step. Nothing is allocated
 // and nothing waits for the host, so the step can be captured into a CUDA graph (ssm/decoder.h).
+#include <algorithm>
 #include <cuda/std/numbers>
 
 #include "cuda/check.h"
@@ -23,7 +24,9 @@
 namespace ssm::cuda {
 namespace {
 
-constexpr int kStepThreads = 256, kStepWarps = kStepThreads / 32;
+// At most kStepThreads a block; fewer when the head has few state rows (P / kRowsAtOnce warps suffice),
+// so that more blocks fit an SM at once (the 1M model: P = 16, 1280 blocks at batch 64).
+constexpr int kStepThreads = 256;
 // A lane keeps its share of an N-long row (entries lane, lane + 32, ...: `Slots` of them, N ≤ 32·Slots)
 // in registers, and a warp works on kRowsAtOnce state rows together. All their loads are then issued
 // before the first is used: one memory latency per kRowsAtOnce rows, not one per 32 entries. At batch 1
@@ -102,24 +105,24 @@ __global__ void __launch_bounds__(kStepThreads) mamba3_step_kernel(Mamba3StepArg
   }
   __syncthreads();
   // 2. steps 5, 6, 8: key r from B (even jobs), query r from C (odd jobs), a warp each
-  const int64_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  for (int64_t job = warp; job < 2 * R; job += kStepWarps) {
+  const int64_t warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  for (int64_t job = warp; job < 2 * R; job += warps) {
     const int64_t r = job / 2, raw_at = (r * G + g) * N, bias_at = (h * R + r) * N;
     if (job % 2 == 0) step_key<T, Slots>(a, B_raw + raw_at, a.w_b, a.b_bias + bias_at, a.eps_b, cos_t, sin_t, keys + r * N);
     else step_key<T, Slots>(a, C_raw + raw_at, a.w_c, a.c_bias + bias_at, a.eps_c, cos_t, sin_t, queries + r * N);
   }
   __syncthreads();
   // 3. §3.6 state row p, §3.7 read-out, D skip, gate, rank contraction: a warp per row, kRowsAtOnce of its
-  //    rows p = p0 + j·kStepWarps at a time. A row past the last (p ≥ P) is computed as row P − 1 and
+  //    rows p = p0 + j·warps at a time. A row past the last (p ≥ P) is computed as row P − 1 and
   //    not written, which keeps the loop free of guards.
   T* x_prev = a.x_cache + bh * P;
   const int n_cols = static_cast<int>(N);
-  for (int64_t p0 = warp; p0 < P; p0 += kStepWarps * kRowsAtOnce) {
+  for (int64_t p0 = warp; p0 < P; p0 += warps * kRowsAtOnce) {
     int64_t p[kRowsAtOnce];
     LaneRow<T, Slots> h_rows[kRowsAtOnce];
 #pragma unroll
     for (int j = 0; j < kRowsAtOnce; ++j) {
-      p[j] = min(p0 + j * kStepWarps, P - 1);
+      p[j] = min(p0 + j * warps, P - 1);
       h_rows[j] = LaneRow<T, Slots>(a.state + (bh * P + p[j]) * N, n_cols, lane);
 #pragma unroll
       for (int u = 0; u < Slots; ++u) h_rows[j].v[u] *= alpha;
@@ -152,7 +155,7 @@ __global__ void __launch_bounds__(kStepThreads) mamba3_step_kernel(Mamba3StepArg
     }
 #pragma unroll
     for (int j = 0; j < kRowsAtOnce; ++j) {
-      if (p0 + j * kStepWarps >= P) continue;
+      if (p0 + j * warps >= P) continue;
       h_rows[j].store(a.state + (bh * P + p[j]) * N, n_cols, lane);
       if (lane == 0) a.out[b * d_inner + h * P + p[j]] = y_p[j];
     }
@@ -173,7 +176,8 @@ void mamba3_decode_step(const Mamba3StepArgs<T>& args) {
   SSM_CHECK(args.N <= 32 * kMaxSlots, "cuda mamba3_decode_step: d_state ", args.N, " above the kernel's ",
             32 * kMaxSlots);
   const auto kernel = args.N <= 32 * 4 ? mamba3_step_kernel<T, 4> : mamba3_step_kernel<T, kMaxSlots>;
-  kernel<<<static_cast<unsigned>(args.batch * args.H), kStepThreads, bytes, stream()>>>(args);
+  const int64_t warps = std::clamp<int64_t>((args.P + kRowsAtOnce - 1) / kRowsAtOnce, 1, kStepThreads / 32);
+  kernel<<<static_cast<unsigned>(args.batch * args.H), static_cast<unsigned>(32 * warps), bytes, stream()>>>(args);
   SSM_CUDA_CHECK_LAUNCH();
 }
 
