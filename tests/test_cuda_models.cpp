@@ -56,6 +56,7 @@ class CudaModelVariants : public ::testing::TestWithParam<Variant> {
     if (!have_gpu()) GTEST_SKIP() << kNoGpu;
   }
 };
+class CudaDecoding : public CudaTest {};
 
 // Forward and backward of the whole language model: logits, loss and every gradient equal the CPU's.
 TEST_P(CudaModelVariants, LogitsAndGradientsMatchTheCpu) {
@@ -86,8 +87,9 @@ TEST_P(CudaModelVariants, LogitsAndGradientsMatchTheCpu) {
 // Spec §2.5, §3.9 on the GPU: prefill then one token at a time equals the full forward, both with the
 // step captured into a CUDA graph and replayed (ssm/decoder.h) and stepping eagerly. Graphed, the memory
 // in use stays what it was after the first step.
-TEST_P(CudaModelVariants, DecodingStepByStepEqualsTheFullForward) {
-  ModelPair models(GetParam().json, 23);
+namespace {
+void expect_decoding_equals_the_full_forward(const char* json) {
+  ModelPair models(json, 23);
   const MambaLM& model = models.gpu();
   Generator gen(24);
   const int64_t L = 11;
@@ -115,6 +117,25 @@ TEST_P(CudaModelVariants, DecodingStepByStepEqualsTheFullForward) {
       EXPECT_EQ(decoder.graphed(), graphed);
       EXPECT_LT(host_diff(op::cat(outputs, 1), full), 2e-5 * max_abs(full));
     }
+}
+}  // namespace
+
+TEST_P(CudaModelVariants, DecodingStepByStepEqualsTheFullForward) {
+  expect_decoding_equals_the_full_forward(GetParam().json);
+}
+
+// The decoding step kernel (cuda/mamba3_step.cu) at heads larger than the variants': 8 warps that each
+// take their rows in two rounds (P = 64, and P = 48 whose second round runs past the last row), a lane
+// holding 8 slots of a row (d_state 160 and 136, not multiples of 32), MIMO.
+TEST_F(CudaDecoding, StepKernelAtLargeHeadsEqualsTheFullForward) {
+  for (const char* json :
+       {R"({"d_model": 32, "n_layer": 1, "vocab_size": 30, "ssm_cfg": {"layer": "Mamba3", "d_state": 160,
+            "headdim": 64, "chunk_size": 4}})",
+        R"({"d_model": 48, "n_layer": 1, "vocab_size": 30, "ssm_cfg": {"layer": "Mamba3", "d_state": 136,
+            "headdim": 48, "is_mimo": true, "mimo_rank": 2, "chunk_size": 4}})"}) {
+    SCOPED_TRACE(json);
+    expect_decoding_equals_the_full_forward(json);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaModelVariants, ::testing::ValuesIn(kVariants), variant_test_name);
