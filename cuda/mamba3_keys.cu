@@ -18,24 +18,24 @@
 #include "cuda/device_math.cuh"
 #include "cuda/launch.cuh"
 #include "cuda/ssm_fused.h"
+#include "cuda/warp_sum.cuh"
 
 namespace ssm::cuda {
 namespace {
 
-constexpr int kRowThreads = 128;  // per unit; a power of two (block_sum halves it)
+constexpr int kRowThreads = 128;  // per unit; a multiple of 32 (block_sum)
 constexpr size_t kMaxSharedBytes = 48 * 1024;
 
-// Sum of one value per thread over the block, by halving in shared memory (a fixed order). Every
-// thread of the block must call it; `reduce` holds blockDim.x values.
+// Sum of one value per thread over the block, in a fixed order: each warp's by shuffles, then the
+// warps' sums one after another (two barriers, where halving in shared memory took eight). Every
+// thread of the block must call it; `reduce` holds blockDim.x / 32 values.
 template <class T>
 __device__ T block_sum(T v, T* reduce) {
-  reduce[threadIdx.x] = v;
+  v = warp_sum(v);
+  if (threadIdx.x % 32 == 0) reduce[threadIdx.x / 32] = v;
   __syncthreads();
-  for (unsigned stride = blockDim.x / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride) reduce[threadIdx.x] += reduce[threadIdx.x + stride];
-    __syncthreads();
-  }
-  const T total = reduce[0];
+  T total = 0;
+  for (unsigned w = 0; w < blockDim.x / 32; ++w) total += reduce[w];
   __syncthreads();  // before `reduce` is written again
   return total;
 }
@@ -75,16 +75,17 @@ template <class T>
 __global__ void keys_forward_kernel(KeysLayout s, const T* raw, const T* w, const T* bias, const T* theta, T* out) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   T* xhat = reinterpret_cast<T*>(shared_bytes);  // [N]
-  T* reduce = xhat + s.N;                         // [blockDim.x]
-  const int64_t units = s.rows * s.R * s.G, heads_per_group = s.H / s.G;
+  T* reduce = xhat + s.N;                         // [blockDim.x / 32]
+  const int64_t units = s.rows * s.R * s.G;
+  const int heads_per_group = static_cast<int>(s.H / s.G), N = static_cast<int>(s.N);
   for (int64_t unit = blockIdx.x; unit < units; unit += gridDim.x) {  // uniform per block: syncs are safe
     const int64_t g = unit % s.G, r = (unit / s.G) % s.R, row = unit / (s.G * s.R);
     const T* raw_row = raw + unit * s.N;
     const T rho = inverse_rms(raw_row, s, reduce);
     for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) xhat[n] = raw_row[n] * rho;
     __syncthreads();
-    for (int64_t e = threadIdx.x; e < heads_per_group * s.N; e += blockDim.x) {  // a thread per (head, n)
-      const int64_t h = g * heads_per_group + e / s.N, n = e % s.N;
+    for (int e = threadIdx.x; e < heads_per_group * N; e += blockDim.x) {  // a thread per (head, n), 32-bit
+      const int64_t h = g * heads_per_group + e / N, n = e % N;
       const T* bias_row = bias + (h * s.R + r) * s.N;
       const T* th = theta + (row * s.H + h) * s.S;
       const T key = xhat[n] * w[n] + bias_row[n];
@@ -107,8 +108,9 @@ __global__ void keys_backward_rows_kernel(KeysLayout s, const T* raw, const T* w
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   T* xhat = reinterpret_cast<T*>(shared_bytes);  // [N]
   T* dn = xhat + s.N;                             // [N], element n touched only by its owning thread
-  T* reduce = dn + s.N;                           // [blockDim.x]
-  const int64_t units = s.rows * s.R * s.G, heads_per_group = s.H / s.G;
+  T* reduce = dn + s.N;                           // [blockDim.x / 32]
+  const int64_t units = s.rows * s.R * s.G;
+  const int heads_per_group = static_cast<int>(s.H / s.G), N = static_cast<int>(s.N);
   for (int64_t unit = blockIdx.x; unit < units; unit += gridDim.x) {
     const int64_t g = unit % s.G, r = (unit / s.G) % s.R, row = unit / (s.G * s.R);
     const T* raw_row = raw + unit * s.N;
@@ -116,8 +118,8 @@ __global__ void keys_backward_rows_kernel(KeysLayout s, const T* raw, const T* w
     if (threadIdx.x == 0) rho_scratch[unit] = rho;
     for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) xhat[n] = raw_row[n] * rho;
     const auto bias_grad = [&](int64_t h) { return dbias_partial + ((row * s.H + h) * s.R + r) * s.N; };
-    for (int64_t e = threadIdx.x; e < heads_per_group * s.N; e += blockDim.x) {  // a thread per (head, n)
-      const int64_t h = g * heads_per_group + e / s.N, n = e % s.N;
+    for (int e = threadIdx.x; e < heads_per_group * N; e += blockDim.x) {  // a thread per (head, n), 32-bit
+      const int64_t h = g * heads_per_group + e / N, n = e % N;
       const T* th = theta + (row * s.H + h) * s.S;
       const T* dk_rot = dout + ((row * s.R + r) * s.H + h) * s.N;
       const PairSlot slot = pair_slot(s, n);
@@ -172,7 +174,7 @@ __global__ void keys_backward_theta_kernel(KeysLayout s, const T* raw, const T* 
 
 template <class T>
 size_t shared_bytes_for(const KeysLayout& s, int rows_of_n) {
-  const size_t bytes = (static_cast<size_t>(rows_of_n) * s.N + kRowThreads) * sizeof(T);
+  const size_t bytes = (static_cast<size_t>(rows_of_n) * s.N + kRowThreads / 32) * sizeof(T);
   SSM_CHECK(bytes <= kMaxSharedBytes, "mamba3_keys (cuda): N = ", s.N, " needs ", bytes,
             " bytes of shared memory per block, more than ", kMaxSharedBytes);
   return bytes;
