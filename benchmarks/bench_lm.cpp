@@ -20,10 +20,10 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
-#include <numeric>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <numeric>
 #include <string>
 #include <utility>
 #include <vector>

@@ -8,6 +8,7 @@
 // keeps them in the team's slice of shared memory, then strides the P (or N) columns of the outputs. Each
 // output has one writer, so the in-place updates need no atomics.
 #include <algorithm>
+#include <cstdint>
 
 #include "cuda/check.h"
 #include "cuda/context.h"

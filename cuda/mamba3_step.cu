@@ -1,15 +1,16 @@
 // cuda/mamba3_step.cu — one Mamba-3 decoding step on the GPU: the mixer between in_proj and out_proj for one
 // token per sequence, the GPU form of ssm/mamba3_step.cpp (whose header gives the math, spec §3.3–§3.8).
 //
-// One thread block per (sequence, head), in three phases separated by barriers:
+// One thread block per (sequence, head), of P/4 warps (at most 8), in three phases separated by barriers:
 //   1. every thread computes the head's scalars (A, DT, γ, η, α, β: a few flops, no need to share them);
 //      threads s < S advance the angles, keep cos θ and sin θ in shared memory and θ mod 2π in the cache;
-//   2. a warp per key or query (R of each) normalises it (lanes stride the N features, the sum of
-//      squares is a shuffle), scales, adds the bias and rotates its pairs, in shared memory;
-//   3. a warp per state row p: its lanes load the row's N entries (neighbouring addresses) into
-//      registers (LaneRow), update them from the previous token's keys and x (still in the cache) and
-//      this token's, store them, read them out against the R queries (a shuffle sum per rank), and lane 0
-//      adds the D skip, gates and contracts the ranks;
+//   2. a warp per key or query (R of each) normalises it (each lane holds its share of the N features
+//      in registers, the sum of squares is a shuffle), scales, adds the bias and rotates its pairs, in
+//      shared memory;
+//   3. each warp takes 4 of the state rows at once: its lanes load the rows' N entries (neighbouring
+//      addresses) into registers (LaneRow), update them from the previous token's keys and x (still in
+//      the cache) and this token's, store them, read them out against the R queries (a shuffle sum per
+//      rank), and lane 0 adds the D skip, gates and contracts the ranks;
 // then the block writes this token's keys and x into the cache for the next step. Nothing is allocated
 // and nothing waits for the host, so the step can be captured into a CUDA graph (ssm/decoder.h).
 #include <algorithm>
@@ -108,8 +109,10 @@ __global__ void __launch_bounds__(kStepThreads) mamba3_step_kernel(Mamba3StepArg
   const int64_t warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
   for (int64_t job = warp; job < 2 * R; job += warps) {
     const int64_t r = job / 2, raw_at = (r * G + g) * N, bias_at = (h * R + r) * N;
-    if (job % 2 == 0) step_key<T, Slots>(a, B_raw + raw_at, a.w_b, a.b_bias + bias_at, a.eps_b, cos_t, sin_t, keys + r * N);
-    else step_key<T, Slots>(a, C_raw + raw_at, a.w_c, a.c_bias + bias_at, a.eps_c, cos_t, sin_t, queries + r * N);
+    if (job % 2 == 0)
+      step_key<T, Slots>(a, B_raw + raw_at, a.w_b, a.b_bias + bias_at, a.eps_b, cos_t, sin_t, keys + r * N);
+    else
+      step_key<T, Slots>(a, C_raw + raw_at, a.w_c, a.c_bias + bias_at, a.eps_c, cos_t, sin_t, queries + r * N);
   }
   __syncthreads();
   // 3. §3.6 state row p, §3.7 read-out, D skip, gate, rank contraction: a warp per row, kRowsAtOnce of its

@@ -60,7 +60,7 @@ __device__ inline ChunkPos chunk_pos(const ChunkScanSizes& z) {
   p.b = p.s / z.heads;
   p.h = p.s % z.heads;
   p.t0 = p.c * z.chunk;
-  p.q = static_cast<int>(z.chunk < z.steps - p.t0 ? z.chunk : z.steps - p.t0);
+  p.q = static_cast<int>(min(z.chunk, z.steps - p.t0));
   p.m = p.q * static_cast<int>(z.rank);
   return p;
 }
@@ -174,12 +174,14 @@ __device__ inline int column_group(RowView<T> B) {
   return B.vec4 ? 4 : 1;
 }
 
-// Σ_{j0 ≤ j < j1} w(j) · B(j, c + u) for the `group` (column_group(B)) columns u of a thread: one read of
-// B's row per j for all of them.
+// A thread's sums for its group of up to 4 neighbouring columns.
 template <class T>
 struct Sums {
   T v[4] = {0, 0, 0, 0};
 };
+
+// Σ_{j0 ≤ j < j1} w(j) · B(j, c + u) for the `group` (column_group(B)) columns u of a thread: one read of
+// B's row per j for all of them.
 template <class T, class Weight>
 __device__ inline Sums<T> weighted_rows(const Weight& w, RowView<T> B, int j0, int j1, int c, int group) {
   Sums<T> s;
@@ -287,11 +289,11 @@ __global__ void state_pass_kernel(ChunkScanSizes z, const T* s0, T* states, cons
 // and S_c are first copied to shared memory (stage()).
 template <class T>
 __global__ void __launch_bounds__(kMaxBlock, 2) chunk_output_kernel(ChunkScanInputs<T> in, const T* states, T* y, SeqLayout y_layout,
-                                    bool accumulate, int64_t tile_rows_arg, bool staged) {
+                                    bool accumulate, int tile_rows, bool staged) {
   const ChunkScanSizes& z = in.sizes;
   const ChunkPos pos = chunk_pos(z);
   const int R = static_cast<int>(z.rank), N = static_cast<int>(z.N), P = static_cast<int>(z.P), m = pos.m;
-  const int m_max = static_cast<int>(z.chunk) * R, tile_rows = static_cast<int>(tile_rows_arg);
+  const int m_max = static_cast<int>(z.chunk) * R;
   T* cs = shared_as<T>();                       // [chunk]
   T* cs_row = cs + z.chunk;                     // [m_max] (row_steps())
   int* step_end = reinterpret_cast<int*>(cs_row + m_max);  // [m_max], in T-sized slots
@@ -377,11 +379,11 @@ __global__ void dstate_pass_kernel(ChunkScanSizes z, const T* ds_final, T* dstat
 // With `staged`, the chunk's Q, K, V, dY, S_c and dS are first copied to shared memory (stage()).
 template <class T>
 __global__ void __launch_bounds__(kMaxBlock, 2) chunk_grads_kernel(ChunkScanInputs<T> in, const T* states, const T* dstates, const T* dy,
-                                   SeqLayout dy_layout, ChunkScanGrads<T> g, int64_t tile_rows_arg, bool staged) {
+                                   SeqLayout dy_layout, ChunkScanGrads<T> g, int tile_rows, bool staged) {
   const ChunkScanSizes& z = in.sizes;
   const ChunkPos pos = chunk_pos(z);
   const int R = static_cast<int>(z.rank), N = static_cast<int>(z.N), P = static_cast<int>(z.P), m = pos.m;
-  const int m_max = static_cast<int>(z.chunk) * R, tile_rows = static_cast<int>(tile_rows_arg);
+  const int m_max = static_cast<int>(z.chunk) * R;
   const int64_t PN = z.P * z.N;
   T* cs = shared_as<T>();        // [chunk]
   T* cs_row = cs + z.chunk;      // [m_max] (row_steps())
@@ -592,7 +594,7 @@ void ssd_chunk_forward(const ChunkScanInputs<T>& in, const T* s0, T* y, SeqLayou
   state_pass_kernel<T><<<pass_blocks(nseq * z.P * z.N), kBlock, 0, stream()>>>(z, s0, states, decay.data<T>());
   SSM_CUDA_CHECK_LAUNCH();
   if (nc == 0) return;
-  const int64_t rows = tile_rows_for<T>(m_max + 1);
+  const int rows = static_cast<int>(tile_rows_for<T>(m_max + 1));
   const size_t bytes = cs_bytes + static_cast<size_t>(2 * m_max + rows * (m_max + 1)) * sizeof(T);
   // Q, K, V and S_c in shared memory when they fit (they do at the models' sizes)
   const size_t staged_bytes =
@@ -627,7 +629,7 @@ void ssd_chunk_backward(const ChunkScanInputs<T>& in, const T* states, const T* 
   SSM_CUDA_CHECK_LAUNCH();
   if (nc == 0) return;
   const int64_t per_row = 3 * (m_max + 1) + std::max(z.N, z.P) + 1;  // three tiles, the terms
-  const int64_t rows = tile_rows_for<T>(per_row);
+  const int rows = static_cast<int>(tile_rows_for<T>(per_row));
   const size_t bytes = cs_bytes + static_cast<size_t>(4 * m_max + kMaxBlock + rows * per_row) * sizeof(T);
   // Q, K, V, dY, S_c and dS in shared memory when they fit
   const size_t staged_bytes = static_cast<size_t>(2 * staged_size<T>(m_max, z.N) + 2 * staged_size<T>(m_max, z.P) +
