@@ -1,6 +1,6 @@
 // cuda/device_math.cuh — the CUDA math library's float and double functions behind one name each, so
 // a kernel templated on T calls the single-precision routine for float (cosf, not cos promoted to
-// double) and the double one for double; and the overflow-free sigmoid and softplus built on them.
+// double) and the double one for double; and the overflow-free sigmoid, silu and softplus built on them.
 #pragma once
 #include <type_traits>
 
@@ -34,6 +34,15 @@ __device__ inline T sigmoid_of(T x) {
   if (x >= T(0)) return T(1) / (T(1) + exp_of(-x));
   const T e = exp_of(x);
   return e / (T(1) + e);
+}
+template <class T>
+__device__ inline T silu_of(T x) {
+  return x * sigmoid_of(x);
+}
+template <class T>
+__device__ inline T silu_slope(T x) {  // silu'(x) = σ(x)(1 + x(1 − σ(x)))
+  const T sig = sigmoid_of(x);
+  return sig * (T(1) + x * (T(1) - sig));
 }
 template <class T>
 __device__ inline T softplus_of(T x) {  // max(x, 0) + log1p(e^{−|x|})

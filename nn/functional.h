@@ -34,8 +34,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
 
 // Depthwise causal convolution along time: x [B, L, C], weight [C, 1, K] (the official layout),
 // bias [C] or undefined:  out[b, t, c] = bias[c] + Σ_j weight[c, 0, j] · x[b, t - K + 1 + j, c],
-// with zeros before t = 0.
-Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias);
+// with zeros before t = 0; then SiLU if `silu` (Mamba-2's conv and activation as one node).
+Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, bool silu = false);
 
 // Inverted dropout: in training, zero each element with probability p and scale the rest by
 // 1/(1-p); the identity otherwise.

@@ -54,7 +54,7 @@ CausalConv1d::CausalConv1d(int64_t channels, int64_t kernel_size, bool with_bias
   }
 }
 
-Tensor CausalConv1d::forward(const Tensor& x) const { return causal_conv1d(x, weight, bias); }
+Tensor CausalConv1d::forward(const Tensor& x, bool silu) const { return causal_conv1d(x, weight, bias, silu); }
 
 GatedMLP::GatedMLP(int64_t d_model, int64_t d_intermediate, Generator& gen, int64_t multiple_of)
     : hidden(multiple_of > 0 ? (d_intermediate + multiple_of - 1) / multiple_of * multiple_of : 0) {

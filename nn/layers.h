@@ -50,9 +50,9 @@ class GatedRMSNorm : public Module {
 class CausalConv1d : public Module {
  public:
   CausalConv1d(int64_t channels, int64_t kernel_size, bool bias, Generator& gen);
-  Tensor forward(const Tensor& x) const;  // [B, L, C] -> [B, L, C]
-  Tensor weight;                          // [C, 1, K]
-  Tensor bias;                            // [C], or undefined
+  Tensor forward(const Tensor& x, bool silu = false) const;  // [B, L, C] -> [B, L, C], then SiLU if asked
+  Tensor weight;                                             // [C, 1, K]
+  Tensor bias;                                               // [C], or undefined
 };
 
 class Dropout : public Module {

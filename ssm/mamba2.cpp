@@ -38,7 +38,7 @@ Tensor Mamba2::forward(const Tensor& u, MixerCache* cache_base) const {
   // 2. causal depthwise conv + SiLU; with a cache the K−1 previous columns are the left context
   Tensor conv_in = xBC;
   if (cache) conv_in = cat({narrow(cache->conv, 1, 1, K - 1), xBC}, 1);
-  Tensor xBC_act = silu(conv1d->forward(conv_in));
+  Tensor xBC_act = conv1d->forward(conv_in, /*silu=*/true);
   if (cache) xBC_act = narrow(xBC_act, 1, K - 1, L);
   // 3. split x, B, C and give them their head / group shapes
   const auto xbc = split(xBC_act, {d_inner, groups * d_state, groups * d_state}, -1);

@@ -1,6 +1,7 @@
 // tests/test_cuda_fused.cpp — the hand-fused GPU kernels (cuda/ssm_fused.h, cuda/nn_fused.h) against their
-// CPU loops: Mamba-3's keys/queries and output gate, RMSNorm and the softmax cross-entropy (forward, and
-// every gradient through autograd), the fused AdamW / SGD-momentum updates, the optimiser's state round trip on the device, and gradient clipping.
+// CPU loops: Mamba-3's keys/queries and output gate, RMSNorm (plain and gated), the causal conv1d (+ SiLU)
+// and the softmax cross-entropy (forward, and every gradient through autograd), the fused AdamW /
+// SGD-momentum updates, the optimiser's state round trip on the device, and gradient clipping.
 // Fresh random inputs on the host, the same op on both devices, compared elementwise. Without a GPU
 // (or in a build without CUDA) every test here skips, saying so.
 #include <gtest/gtest.h>
@@ -43,6 +44,7 @@ class CudaMamba3Keys : public CudaFusedTest {};
 class CudaOutputGate : public CudaFusedTest {};
 class CudaOptim : public CudaFusedTest {};
 class CudaNormAndLoss : public CudaFusedTest {};
+class CudaConv : public CudaFusedTest {};
 
 // ~1e-5 relative in float32, ~1e-10 in float64; absolute slack scaled by the tensor's size, since a
 // gradient summed over many rows may be near 0 where its terms are not.
@@ -118,15 +120,62 @@ TEST_F(CudaNormAndLoss, RMSNormMatchesTheCpu) {
       {0, 16, 0},    // no rows: dw is zeros
   };
   for (const DType dtype : {DType::Float32, DType::Float64})
-    for (const Case& c : cases) {
-      SCOPED_TRACE(std::to_string(c.rows) + "x" + std::to_string(c.D) + " group " + std::to_string(c.group) + " " +
-                   ssm::dtype_name(dtype));
-      const std::vector<Tensor> inputs = {op::mul(randn({c.rows, c.D}, dtype), 2.0),
-                                          op::add(op::mul(randn({c.D}, dtype), 0.3), 1.0)};
-      expect_same_on_both_devices(
-          inputs, randn({c.rows, c.D}, dtype), dtype,
-          [&](const std::vector<Tensor>& in) { return nn::rms_norm(in[0], in[1], 1e-5, c.group); }, {"x", "w"});
-    }
+    for (const Case& c : cases)
+      for (const std::string gate : {"none", "before", "after"}) {  // the gate before or after the norm
+        SCOPED_TRACE(std::to_string(c.rows) + "x" + std::to_string(c.D) + " group " + std::to_string(c.group) +
+                     " gate " + gate + " " + ssm::dtype_name(dtype));
+        const std::vector<Tensor> inputs = {op::mul(randn({c.rows, c.D}, dtype), 2.0),
+                                            gate == "none" ? Tensor() : op::mul(randn({c.rows, c.D}, dtype), 2.0),
+                                            op::add(op::mul(randn({c.D}, dtype), 0.3), 1.0)};
+        expect_same_on_both_devices(
+            inputs, randn({c.rows, c.D}, dtype), dtype,
+            [&](const std::vector<Tensor>& in) {
+              if (gate == "none") return nn::rms_norm(in[0], in[2], 1e-5, c.group);
+              return nn::gated_rms_norm(in[0], in[1], in[2], 1e-5, c.group, gate == "after");
+            },
+            {"x", "z", "w"});
+      }
+}
+
+// The depthwise causal conv, with and without SiLU and bias: taps 1..4 (sequences shorter than the
+// taps among them), more rows than one block of the weight sums with sequences crossing the blocks,
+// and no rows at all (zero weight gradients).
+TEST_F(CudaConv, CausalConv1dMatchesTheCpu) {
+  struct Case {
+    int64_t batch, L, C, K;
+  };
+  const std::vector<Case> cases = {
+      {2, 3, 5, 4},     // L < K
+      {1, 7, 3, 1},     // one tap
+      {3, 45, 40, 4},   // 135 rows: five row blocks, the last short, sequences crossing them
+      {2, 70, 300, 3},  // channels past one block of the sums kernel
+      {0, 4, 8, 4},     // no rows
+  };
+  for (const DType dtype : {DType::Float32, DType::Float64})
+    for (const Case& c : cases)
+      for (const bool with_bias : {true, false})
+        for (const bool with_silu : {true, false}) {
+          SCOPED_TRACE(std::to_string(c.batch) + "x" + std::to_string(c.L) + "x" + std::to_string(c.C) + " K " +
+                       std::to_string(c.K) + (with_bias ? " bias" : "") + (with_silu ? " silu" : "") + " " +
+                       ssm::dtype_name(dtype));
+          const std::vector<Tensor> inputs = {randn({c.batch, c.L, c.C}, dtype), randn({c.C, 1, c.K}, dtype),
+                                              with_bias ? randn({c.C}, dtype) : Tensor()};
+          expect_same_on_both_devices(
+              inputs, randn({c.batch, c.L, c.C}, dtype), dtype,
+              [&](const std::vector<Tensor>& in) { return nn::causal_conv1d(in[0], in[1], in[2], with_silu); },
+              {"x", "w", "bias"});
+        }
+}
+
+TEST_F(CudaConv, MoreTapsThanTheKernelsHoldIsAClearError) {
+  const Tensor x = randn({1, 4, 3}, DType::Float32).to(Device::cuda());
+  const Tensor w = randn({3, 1, 9}, DType::Float32).to(Device::cuda());
+  try {
+    nn::causal_conv1d(x, w, Tensor(), true);
+    ADD_FAILURE() << "no error for 9 taps on the GPU";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("up to 8 taps, got 9"), std::string::npos) << e.what();
+  }
 }
 
 // Targets on the logits' device, every fifth row ignored (all of them in one case).

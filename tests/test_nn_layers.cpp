@@ -177,12 +177,12 @@ Tensor twin_cross_entropy(const Tensor& logits, const Tensor& targets, int64_t i
   return mul(sum(mul(per_row, mask)), count > 0 ? 1.0 / count : 0.0);
 }
 
-Tensor twin_causal_conv1d(const Tensor& x, const Tensor& w, const Tensor& b) {
+Tensor twin_causal_conv1d(const Tensor& x, const Tensor& w, const Tensor& b, bool with_silu = false) {
   const int64_t Bn = x.size(0), L = x.size(1), C = x.size(2), K = w.size(2);
   const Tensor xp = cat({Tensor::zeros({Bn, K - 1, C}, x.dtype()), x}, 1);
   Tensor out = b.defined() ? mul(expand(b, x.shape()), 1.0) : Tensor::zeros(x.shape(), x.dtype());
   for (int64_t j = 0; j < K; ++j) out = add(out, mul(narrow(xp, 1, j, L), select(select(w, 2, j), 1, 0)));
-  return out;
+  return with_silu ? silu(out) : out;
 }
 
 // ---------------------------------------------------------------- a small module tree
@@ -602,31 +602,42 @@ TEST(NnLayers, RMSNormGradcheckAndTwin) {
 
 // Many rows (more than the backward's 32 row blocks of dw partials), float32 and float64: the CPU row
 // loops against the tensor-op twin, and dw's bits the same for one thread and three.
+// Gated too (the gate before and after the norm; "none" is the plain RMSNorm).
 TEST(NnLayers, RMSNormRowLoopsOnManyRowsMatchTheTwinAndAnyThreadCount) {
   Generator gen(34);
   for (const DType dtype : {DType::Float32, DType::Float64})
-    for (const int64_t group : {0, 4}) {
-      const Tensor x = leaf({5, 37, 12}, gen, dtype, -2, 2);
-      const Tensor w = leaf({12}, gen, dtype, 0.5, 1.5);
-      auto fused = [group](const std::vector<Tensor>& in) { return nn::rms_norm(in[0], in[1], 1e-5, group); };
-      auto twin = [group](const std::vector<Tensor>& in) { return twin_rms_norm(in[0], in[1], 1e-5, group); };
-      const std::string what = std::string(dtype_name(dtype)) + " group " + std::to_string(group);
-      compare_with_twin(fused, twin, {x, w}, "rms_norm " + what, dtype == DType::Float32 ? 2e-5 : 1e-12);
+    for (const int64_t group : {0, 4})
+      for (const std::string gate : {"none", "before", "after"}) {
+        const Tensor x = leaf({5, 37, 12}, gen, dtype, -2, 2);
+        // (no gradient for z without a gate)
+        const Tensor z = gate == "none" ? rand_t({5, 37, 12}, gen, dtype, -3, 3) : leaf({5, 37, 12}, gen, dtype, -3, 3);
+        const Tensor w = leaf({12}, gen, dtype, 0.5, 1.5);
+        auto fused = [=](const std::vector<Tensor>& in) {
+          if (gate == "none") return nn::rms_norm(in[0], in[2], 1e-5, group);
+          return nn::gated_rms_norm(in[0], in[1], in[2], 1e-5, group, gate == "after");
+        };
+        auto twin = [=](const std::vector<Tensor>& in) {
+          if (gate == "none") return twin_rms_norm(in[0], in[2], 1e-5, group);
+          if (gate == "after") return mul(twin_rms_norm(in[0], in[2], 1e-5, group), silu(in[1]));
+          return twin_rms_norm(mul(in[0], silu(in[1])), in[2], 1e-5, group);
+        };
+        const std::string what = std::string(dtype_name(dtype)) + " group " + std::to_string(group) + " gate " + gate;
+        compare_with_twin(fused, twin, {x, z, w}, "rms_norm " + what, dtype == DType::Float32 ? 2e-5 : 1e-12);
 #ifdef _OPENMP
-      const Tensor dy = rand_t(x.shape(), gen, dtype);
-      std::vector<std::vector<double>> dw;
-      const int threads = omp_get_max_threads();
-      for (const int t : {1, 3}) {
-        omp_set_num_threads(t);
-        clear_grads({x, w});
-        backward(sum(mul(fused({x, w}), dy)));
-        dw.push_back(vals(w.grad()));
-      }
-      omp_set_num_threads(threads);
-      clear_grads({x, w});
-      EXPECT_EQ(dw[0], dw[1]) << what;
+        const Tensor dy = rand_t(x.shape(), gen, dtype);
+        std::vector<std::vector<double>> dw;
+        const int threads = omp_get_max_threads();
+        for (const int t : {1, 3}) {
+          omp_set_num_threads(t);
+          clear_grads({x, z, w});
+          backward(sum(mul(fused({x, z, w}), dy)));
+          dw.push_back(vals(w.grad()));
+        }
+        omp_set_num_threads(threads);
+        clear_grads({x, z, w});
+        EXPECT_EQ(dw[0], dw[1]) << what;
 #endif
-    }
+      }
 }
 
 // An empty batch: no output, and the weight's gradient is an empty sum — zeros, not whatever memory held.
@@ -679,19 +690,24 @@ std::vector<double> naive_conv(const std::vector<double>& x, const std::vector<d
 
 TEST(NnLayers, CausalConv1dForwardMatchesLoops) {
   Generator gen(40);
-  for (const bool with_bias : {true, false})
-    for (int64_t K = 1; K <= 4; ++K)
-      for (const int64_t L : {1, 2, 5}) {  // L < K included
-        const int64_t Bn = 2, C = 3;
-        const Tensor x = rand_t({Bn, L, C}, gen, DType::Float64);
-        const Tensor w = rand_t({C, 1, K}, gen, DType::Float64);
-        const Tensor b = with_bias ? rand_t({C}, gen, DType::Float64) : Tensor();
-        const std::vector<double> bv = with_bias ? vals(b) : std::vector<double>{};
-        const Tensor y = nn::causal_conv1d(x, w, b);
-        EXPECT_EQ(y.shape(), x.shape());
-        expect_close(y, naive_conv(vals(x), vals(w), with_bias ? &bv : nullptr, Bn, L, C, K), 1e-15, 1e-14,
-                     "conv K=" + std::to_string(K) + " L=" + std::to_string(L) + " bias=" + std::to_string(with_bias));
-      }
+  for (const bool with_silu : {false, true})
+    for (const bool with_bias : {true, false})
+      for (int64_t K = 1; K <= 4; ++K)
+        for (const int64_t L : {1, 2, 5}) {  // L < K included
+          const int64_t Bn = 2, C = 3;
+          const Tensor x = rand_t({Bn, L, C}, gen, DType::Float64);
+          const Tensor w = rand_t({C, 1, K}, gen, DType::Float64);
+          const Tensor b = with_bias ? rand_t({C}, gen, DType::Float64) : Tensor();
+          const std::vector<double> bv = with_bias ? vals(b) : std::vector<double>{};
+          const Tensor y = nn::causal_conv1d(x, w, b, with_silu);
+          EXPECT_EQ(y.shape(), x.shape());
+          std::vector<double> want = naive_conv(vals(x), vals(w), with_bias ? &bv : nullptr, Bn, L, C, K);
+          if (with_silu)
+            for (double& v : want) v = silu_d(v);
+          expect_close(y, want, 1e-15, 1e-14,
+                       "conv K=" + std::to_string(K) + " L=" + std::to_string(L) + " bias=" +
+                           std::to_string(with_bias) + " silu=" + std::to_string(with_silu));
+        }
   // The layer (float32), its layout and init bound 1/sqrt(K).
   nn::CausalConv1d conv(5, 4, true, gen);
   EXPECT_EQ(conv.weight.shape(), (Shape{5, 1, 4}));
@@ -700,29 +716,79 @@ TEST(NnLayers, CausalConv1dForwardMatchesLoops) {
     for (double v : vals(p)) EXPECT_LE(std::abs(v), 0.5);
   const Tensor x = rand_t({2, 6, 5}, gen);
   const auto bv = vals(conv.bias);
-  expect_close(conv.forward(x), naive_conv(vals(x), vals(conv.weight), &bv, 2, 6, 5, 4), 1e-6, 1e-6, "CausalConv1d");
+  std::vector<double> want = naive_conv(vals(x), vals(conv.weight), &bv, 2, 6, 5, 4);
+  expect_close(conv.forward(x), want, 1e-6, 1e-6, "CausalConv1d");
+  for (double& v : want) v = silu_d(v);
+  expect_close(conv.forward(x, /*silu=*/true), want, 1e-6, 1e-6, "CausalConv1d + SiLU");
 }
 
 TEST(NnLayers, CausalConv1dGradcheckAndTwin) {
   Generator gen(41);
-  for (const bool with_bias : {true, false})
-    for (const auto& [K, L] : std::vector<std::pair<int64_t, int64_t>>{{1, 3}, {3, 4}, {4, 2}}) {
-      const Tensor x = leaf({2, L, 3}, gen);
-      const Tensor w = leaf({3, 1, K}, gen);
-      const Tensor b = with_bias ? leaf({3}, gen) : Tensor();
-      auto fused = [](const std::vector<Tensor>& in) { return nn::causal_conv1d(in[0], in[1], in[2]); };
-      auto twin = [](const std::vector<Tensor>& in) { return twin_causal_conv1d(in[0], in[1], in[2]); };
-      const std::string what = "conv K=" + std::to_string(K) + " L=" + std::to_string(L) + " bias=" +
-                               std::to_string(with_bias);
-      expect_gradcheck(fused, {x, w, b}, what);
-      compare_with_twin(fused, twin, {x, w, b}, what);
+  for (const bool with_silu : {false, true})
+    for (const bool with_bias : {true, false})
+      for (const auto& [K, L] : std::vector<std::pair<int64_t, int64_t>>{{1, 3}, {3, 4}, {4, 2}}) {
+        const Tensor x = leaf({2, L, 3}, gen);
+        const Tensor w = leaf({3, 1, K}, gen);
+        const Tensor b = with_bias ? leaf({3}, gen) : Tensor();
+        auto fused = [=](const std::vector<Tensor>& in) { return nn::causal_conv1d(in[0], in[1], in[2], with_silu); };
+        auto twin = [=](const std::vector<Tensor>& in) { return twin_causal_conv1d(in[0], in[1], in[2], with_silu); };
+        const std::string what = "conv K=" + std::to_string(K) + " L=" + std::to_string(L) + " bias=" +
+                                 std::to_string(with_bias) + " silu=" + std::to_string(with_silu);
+        expect_gradcheck(fused, {x, w, b}, what);
+        compare_with_twin(fused, twin, {x, w, b}, what);
+      }
+  // Only the weight requires grad, then only the input.
+  for (const bool with_silu : {false, true}) {
+    auto fused = [=](const std::vector<Tensor>& in) { return nn::causal_conv1d(in[0], in[1], in[2], with_silu); };
+    const Tensor b = rand_t({2}, gen, DType::Float64);
+    expect_gradcheck(fused, {rand_t({1, 5, 2}, gen, DType::Float64), leaf({2, 1, 4}, gen), b}, "conv w only");
+    expect_gradcheck(fused, {leaf({1, 5, 2}, gen), rand_t({2, 1, 4}, gen, DType::Float64), b}, "conv x only");
+  }
+}
+
+// Many rows (more than the backward's 32 row blocks of weight sums), sequences shorter and longer than a
+// block, float32 and float64: the CPU row loops against the tensor-op twin, and the weight's and bias's
+// gradient bits the same for one thread and three.
+TEST(NnLayers, CausalConv1dRowLoopsOnManyRowsMatchTheTwinAndAnyThreadCount) {
+  Generator gen(42);
+  for (const DType dtype : {DType::Float32, DType::Float64})
+    for (const int64_t L : {7, 45}) {
+      const Tensor x = leaf({5, L, 24}, gen, dtype, -2, 2);
+      const Tensor w = leaf({24, 1, 4}, gen, dtype);
+      const Tensor b = leaf({24}, gen, dtype);
+      auto fused = [](const std::vector<Tensor>& in) { return nn::causal_conv1d(in[0], in[1], in[2], true); };
+      auto twin = [](const std::vector<Tensor>& in) { return twin_causal_conv1d(in[0], in[1], in[2], true); };
+      const std::string what = std::string(dtype_name(dtype)) + " L " + std::to_string(L);
+      compare_with_twin(fused, twin, {x, w, b}, "conv " + what, dtype == DType::Float32 ? 2e-5 : 1e-12);
+#ifdef _OPENMP
+      const Tensor dy = rand_t(x.shape(), gen, dtype);
+      std::vector<std::vector<double>> dw, db;
+      const int threads = omp_get_max_threads();
+      for (const int t : {1, 3}) {
+        omp_set_num_threads(t);
+        clear_grads({x, w, b});
+        backward(sum(mul(fused({x, w, b}), dy)));
+        dw.push_back(vals(w.grad()));
+        db.push_back(vals(b.grad()));
+      }
+      omp_set_num_threads(threads);
+      clear_grads({x, w, b});
+      EXPECT_EQ(dw[0], dw[1]) << what;
+      EXPECT_EQ(db[0], db[1]) << what;
+#endif
     }
-  // Only the weight requires grad.
-  const Tensor x = rand_t({1, 5, 2}, gen, DType::Float64);
-  const Tensor w = leaf({2, 1, 4}, gen);
-  const Tensor b = rand_t({2}, gen, DType::Float64);
-  auto fused = [](const std::vector<Tensor>& in) { return nn::causal_conv1d(in[0], in[1], in[2]); };
-  expect_gradcheck(fused, {x, w, b}, "conv w only");
+}
+
+// An empty batch: no output, and the weight's and bias's gradients are empty sums — zeros.
+TEST(NnLayers, CausalConv1dOfNoRowsGivesZeroWeightGradients) {
+  Generator gen(43);
+  const Tensor x = leaf({0, 4, 3}, gen);
+  const Tensor w = leaf({3, 1, 4}, gen);
+  const Tensor b = leaf({3}, gen);
+  backward(sum(nn::causal_conv1d(x, w, b, true)));
+  EXPECT_EQ(x.grad().shape(), (Shape{0, 4, 3}));
+  EXPECT_EQ(vals(w.grad()), std::vector<double>(12, 0.0));
+  EXPECT_EQ(vals(b.grad()), std::vector<double>(3, 0.0));
 }
 
 // ================================================================ cross_entropy
