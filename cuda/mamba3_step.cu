@@ -19,6 +19,7 @@
 #include "cuda/check.h"
 #include "cuda/context.h"
 #include "cuda/device_math.cuh"
+#include "cuda/mamba3_rates.cuh"
 #include "cuda/ssm_fused.h"
 #include "cuda/warp_sum.cuh"
 
@@ -89,13 +90,10 @@ __global__ void __launch_bounds__(kStepThreads) mamba3_step_kernel(Mamba3StepArg
   const T *z = row + h * P, *x = row + d_inner + h * P, *B_raw = row + 2 * d_inner, *C_raw = B_raw + R * G * N;
   const T *dd_dt = C_raw + R * G * N, *dd_A = dd_dt + H, *trap = dd_A + H, *ang = trap + H;
 
-  // 1. §3.3 steps 2–4, f(a) = relu(a) + 1/(1 − min(a, 0)); step 7
-  const T a_in = dd_A[h];
-  const T f = (a_in > 0 ? a_in : T(0)) + T(1) / (T(1) - (a_in < 0 ? a_in : T(0)));
-  const T A = -f < T(-a.A_floor) ? -f : T(-a.A_floor);
-  const T DT = softplus_of(dd_dt[h] + a.dt_bias[h]);
-  const T gamma = DT * sigmoid_of(trap[h]), eta = DT - gamma;
-  const T alpha = exp_of(A * DT), beta = alpha * eta;
+  // 1. §3.3 steps 2–4 (cuda/mamba3_rates.cuh); step 7
+  const mamba3::Rates<T> rate = mamba3::rates_of(dd_dt[h] + a.dt_bias[h], dd_A[h], trap[h], T(a.A_floor));
+  const T DT = rate.DT, gamma = rate.gamma;
+  const T alpha = exp_of(rate.A * DT), beta = alpha * rate.eta;
   for (int64_t s = threadIdx.x; s < S; s += blockDim.x) {
     T* theta_cache = a.angle + bh * S + s;
     const T theta = *theta_cache + DT * (tanh(ang[s]) * T(::cuda::std::numbers::pi));

@@ -30,6 +30,25 @@ template <class T>
 void mamba3_keys_backward(const KeysLayout& s, const T* raw, const T* w, const T* bias, const T* theta, const T* dout,
                           T* draw, T* dtheta, T* dw_partial, T* dbias_partial, T* rho_scratch);
 
+// ---- Mamba-3 rates: A·DT, γ, η, DT per (token, head) (cuda/mamba3_rates.cu) ----
+// dd_dt, dd_A, trap: rows of H values, each its own row stride apart (in_proj's columns in place);
+// dt_bias [H]. Outputs and their gradients [rows, H] contiguous; a null incoming gradient reads as 0.
+template <class T>
+struct RateInputs {
+  int64_t rows, H;
+  const T *dd_dt, *dd_A, *trap;
+  int64_t dt_stride, a_stride, trap_stride;
+  const T* dt_bias;
+  T A_floor;
+};
+
+template <class T>
+void mamba3_rates_forward(const RateInputs<T>& in, T* adt, T* gamma, T* eta, T* DT);
+
+template <class T>
+void mamba3_rates_backward(const RateInputs<T>& in, const T* g_adt, const T* g_gamma, const T* g_eta, const T* g_DT,
+                           T* d_dt, T* d_a, T* d_trap);
+
 // ---- Mamba-3 output gate: D skip, SiLU gate, rank contraction (cuda/mamba3_gate.cu) ----
 // y [rows, R, H, P], x, z [rows, H, P], D [H], psi/zeta/phi [H, R, P] or all null (SISO: R = 1, read as 1).
 struct GateLayout {

@@ -1,26 +1,19 @@
-// ssm/mamba3.cpp — see mamba3.h. The forward follows spec §3.3–§3.7 step by step; everything but
-// the rotation and the scan is ordinary autograd.
+// ssm/mamba3.cpp — see mamba3.h. The forward follows spec §3.3–§3.7 step by step: ordinary autograd ops
+// around the fused nodes, each in its own file (rates, keys and queries, values, the scan, the output gate).
 #include "ssm/mamba3.h"
 
 #include <cmath>
-#include <limits>
 #include <numbers>
 
 #include "autograd/functions.h"
 #include "ssm/mamba3_keys.h"
 #include "ssm/mamba3_output.h"
+#include "ssm/mamba3_rates.h"
 #include "ssm/mamba3_scan.h"
 #include "ssm/mamba3_values.h"
 
 namespace ssm {
 namespace {
-
-// f(x) = 1 + x for x ≥ 0 and 1/(1 − x) for x < 0 (spec §3.3 step 2): the heavy-tailed, always
-// positive decay rate, written as relu(x) + 1/(1 − min(x, 0)).
-Tensor heavy_tail(const Tensor& x) {
-  const Tensor negative_part = clamp(x, -std::numeric_limits<double>::infinity(), 0.0);
-  return relu(x) + pow(-negative_part + 1.0, -1.0);
-}
 
 // θ mod 2π, elementwise (the angle state's range; cos and sin do not change, §6.16)
 Tensor wrap_angle(const Tensor& theta) {
@@ -92,12 +85,9 @@ Tensor Mamba3::forward(const Tensor& u, MixerCache* cache_base) const {
   const auto parts = split(in_proj->forward(u), {d_inner, d_inner, RGN, RGN, H, H, H, angles}, -1);
   const Tensor z = reshape(parts[0], {batch, L, H, P}), x = reshape(parts[1], {batch, L, H, P});
   const Tensor &dd_dt = parts[4], &dd_A = parts[5], &trap = parts[6], &ang = parts[7];
-  // steps 2–4: A = min(−f(dd_A), −A_floor), DT = softplus(dd_dt + dt_bias), γ = DT·σ, η = DT·(1−σ)
-  const Tensor A = clamp(-heavy_tail(dd_A), -std::numeric_limits<double>::infinity(), -A_floor);
-  const Tensor DT = softplus(dd_dt + dt_bias);
-  const Tensor adt = A * DT;
-  const Tensor gamma = DT * sigmoid(trap);
-  const Tensor eta = DT - gamma;
+  // steps 2–4: A = min(−f(dd_A), −A_floor), DT = softplus(dd_dt + dt_bias), γ = DT·σ, η = DT·(1−σ), one node
+  const Mamba3Rates rates = mamba3_rates(dd_dt, dd_A, trap, dt_bias, A_floor);
+  const Tensor &DT = rates.DT, &adt = rates.adt, &gamma = rates.gamma, &eta = rates.eta;
   // step 7: θ_{t,h} = θ_init + Σ_{τ≤t} π·tanh(ang_τ)·DT_{τ,h}
   const Tensor increment = unsqueeze(DT, 3) * unsqueeze(tanh(ang) * std::numbers::pi, 2);  // [b, L, H, S]
   Tensor theta = cumsum(increment, 1);

@@ -22,6 +22,7 @@
 #include "autograd/grad_mode.h"
 #include "ssm/key_row.h"
 #include "ssm/mamba3.h"
+#include "ssm/mamba3_rates.h"
 #include "ssm/rank_params.h"
 #include "ssm/rotary.h"
 #include "tensor/cpu/dot.h"
@@ -90,12 +91,10 @@ Tensor Mamba3::decode_step(const Tensor& zxbcdt, Mamba3Cache& cache) const {
       const T* row = rows + b * width;
       const T *z = row + h * P, *x = row + d_inner + h * P, *B_raw = row + 2 * d_inner, *C_raw = B_raw + RGN;
       const T *dd_dt = C_raw + RGN, *dd_A = dd_dt + H, *trap = dd_A + H, *ang = trap + H;
-      // §3.3 steps 2–4; f(a) = relu(a) + 1/(1 − min(a, 0))
-      const T a_in = dd_A[h];
-      const T A = std::min(-(std::max(a_in, T(0)) + T(1) / (T(1) - std::min(a_in, T(0)))), T(-floor_A));
-      const T DT = cpu::softplus_of(dd_dt[h] + dt_b[h]);
-      const T gamma = DT * cpu::sigmoid_of(trap[h]), eta = DT - gamma;
-      const T alpha = std::exp(A * DT), beta = alpha * eta;
+      // §3.3 steps 2–4 (ssm/mamba3_rates.h)
+      const mamba3::Rates<T> rate = mamba3::rates_of(dd_dt[h] + dt_b[h], dd_A[h], trap[h], T(floor_A));
+      const T DT = rate.DT, gamma = rate.gamma;
+      const T alpha = std::exp(rate.A * DT), beta = alpha * rate.eta;
 
       T *cos_t = scratch.data() + bh * scratch_size, *sin_t = cos_t + S, *xhat = sin_t + S;
       T *keys = xhat + N, *queries = keys + R * N;

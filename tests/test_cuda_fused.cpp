@@ -1,5 +1,5 @@
 // tests/test_cuda_fused.cpp — the hand-fused GPU kernels (cuda/ssm_fused.h, cuda/nn_fused.h) against their
-// CPU loops: Mamba-3's keys/queries and output gate, RMSNorm (plain and gated), the causal conv1d (+ SiLU)
+// CPU loops: Mamba-3's rates, keys/queries and output gate, RMSNorm (plain and gated), the causal conv1d (+ SiLU)
 // and the softmax cross-entropy (forward, and every gradient through autograd), the fused AdamW /
 // SGD-momentum updates, the optimiser's state round trip on the device, and gradient clipping.
 // Fresh random inputs on the host, the same op on both devices, compared elementwise. Without a GPU
@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "nn/optim.h"
 #include "ssm/mamba3_keys.h"
 #include "ssm/mamba3_output.h"
+#include "ssm/mamba3_rates.h"
 #include "ssm/partial_sums.h"
 #include "tensor/backend.h"
 #include "tensor/ops.h"
@@ -45,6 +47,7 @@ class CudaOutputGate : public CudaFusedTest {};
 class CudaOptim : public CudaFusedTest {};
 class CudaNormAndLoss : public CudaFusedTest {};
 class CudaConv : public CudaFusedTest {};
+class CudaMamba3Rates : public CudaFusedTest {};
 
 // ~1e-5 relative in float32, ~1e-10 in float64; absolute slack scaled by the tensor's size, since a
 // gradient summed over many rows may be near 0 where its terms are not.
@@ -224,6 +227,26 @@ struct KeysCase {
            (pairing == ssm::RotaryPairing::Adjacent ? " adjacent" : " half-split");
   }
 };
+
+// The rates read in_proj's columns in place (a row stride apart): the inputs are column ranges of one
+// projection, as in the model; dd_A spans the floor's kink (A_floor = 0.5 binds below dd_A = −1).
+TEST_F(CudaMamba3Rates, ForwardAndGradientsMatchTheCpu) {
+  for (const DType dtype : {DType::Float32, DType::Float64})
+    for (const auto& [batch, L, H] : std::vector<std::array<int64_t, 3>>{{2, 7, 3}, {4, 65, 24}, {0, 5, 2}}) {
+      SCOPED_TRACE(std::to_string(batch) + "x" + std::to_string(L) + "x" + std::to_string(H) + " " +
+                   ssm::dtype_name(dtype));
+      const std::vector<Tensor> inputs = {op::uniform({batch, L, 3 * H + 2}, -3.0, 2.0, gen_, dtype),
+                                          randn({H}, dtype)};
+      expect_same_on_both_devices(
+          inputs, randn({batch, L, 4 * H}, dtype), dtype,
+          [H = H](const std::vector<Tensor>& in) {
+            const auto c = ssm::split(in[0], {H, H, H, 2}, -1);
+            const ssm::Mamba3Rates r = ssm::mamba3_rates(c[0], c[1], c[2], in[1], 0.5);
+            return ssm::cat({r.adt, r.gamma, r.eta, r.DT}, 2);
+          },
+          {"projection", "dt_bias"});
+    }
+}
 
 TEST_F(CudaMamba3Keys, ForwardAndGradientsMatchTheCpu) {
   using ssm::RotaryPairing;

@@ -115,6 +115,31 @@ void expect_gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f
   EXPECT_TRUE(result.ok) << what << ": " << result.message;
 }
 
+// The gradients of `params` (summed over row blocks) have the same bits with one thread and with three.
+void expect_parameter_grads_independent_of_threads(const std::function<Tensor(const std::vector<Tensor>&)>& fused,
+                                                   const std::vector<Tensor>& inputs,
+                                                   const std::vector<Tensor>& params, Generator& gen,
+                                                   const std::string& what) {
+#ifdef _OPENMP
+  const Tensor y = fused(inputs);
+  const Tensor dy = rand_t(y.shape(), gen, y.dtype());
+  std::vector<std::vector<std::vector<double>>> grads;  // [thread count][param]
+  const int threads = omp_get_max_threads();
+  for (const int t : {1, 3}) {
+    omp_set_num_threads(t);
+    clear_grads(inputs);
+    backward(sum(mul(fused(inputs), dy)));
+    grads.emplace_back();
+    for (const Tensor& p : params) grads.back().push_back(vals(p.grad()));
+  }
+  omp_set_num_threads(threads);
+  clear_grads(inputs);
+  for (size_t i = 0; i < params.size(); ++i) EXPECT_EQ(grads[0][i], grads[1][i]) << what << ", parameter " << i;
+#else
+  (void)fused, (void)inputs, (void)params, (void)gen, (void)what;
+#endif
+}
+
 // ---------------------------------------------------------------- naive references
 
 // rms norm over groups of n consecutive channels of rows of width D; w has D entries.
@@ -623,20 +648,7 @@ TEST(NnLayers, RMSNormRowLoopsOnManyRowsMatchTheTwinAndAnyThreadCount) {
         };
         const std::string what = std::string(dtype_name(dtype)) + " group " + std::to_string(group) + " gate " + gate;
         compare_with_twin(fused, twin, {x, z, w}, "rms_norm " + what, dtype == DType::Float32 ? 2e-5 : 1e-12);
-#ifdef _OPENMP
-        const Tensor dy = rand_t(x.shape(), gen, dtype);
-        std::vector<std::vector<double>> dw;
-        const int threads = omp_get_max_threads();
-        for (const int t : {1, 3}) {
-          omp_set_num_threads(t);
-          clear_grads({x, z, w});
-          backward(sum(mul(fused({x, z, w}), dy)));
-          dw.push_back(vals(w.grad()));
-        }
-        omp_set_num_threads(threads);
-        clear_grads({x, z, w});
-        EXPECT_EQ(dw[0], dw[1]) << what;
-#endif
+        expect_parameter_grads_independent_of_threads(fused, {x, z, w}, {w}, gen, what);
       }
 }
 
@@ -760,22 +772,7 @@ TEST(NnLayers, CausalConv1dRowLoopsOnManyRowsMatchTheTwinAndAnyThreadCount) {
       auto twin = [](const std::vector<Tensor>& in) { return twin_causal_conv1d(in[0], in[1], in[2], true); };
       const std::string what = std::string(dtype_name(dtype)) + " L " + std::to_string(L);
       compare_with_twin(fused, twin, {x, w, b}, "conv " + what, dtype == DType::Float32 ? 2e-5 : 1e-12);
-#ifdef _OPENMP
-      const Tensor dy = rand_t(x.shape(), gen, dtype);
-      std::vector<std::vector<double>> dw, db;
-      const int threads = omp_get_max_threads();
-      for (const int t : {1, 3}) {
-        omp_set_num_threads(t);
-        clear_grads({x, w, b});
-        backward(sum(mul(fused({x, w, b}), dy)));
-        dw.push_back(vals(w.grad()));
-        db.push_back(vals(b.grad()));
-      }
-      omp_set_num_threads(threads);
-      clear_grads({x, w, b});
-      EXPECT_EQ(dw[0], dw[1]) << what;
-      EXPECT_EQ(db[0], db[1]) << what;
-#endif
+      expect_parameter_grads_independent_of_threads(fused, {x, w, b}, {w, b}, gen, what);
     }
 }
 
