@@ -7,7 +7,8 @@
 // and bias's gradients are sums down the time axis: a thread per channel walks one fixed block of rows
 // (recomputing a there, writing ga for the dx kernel when SiLU is on) and writes that block's partial
 // sums, which the caller folds with op::sum — no atomics, the same bits on every run. Indices are 32-bit
-// (the host checks the sizes): a 64-bit division costs more than the element's arithmetic.
+// (the host checks the sizes stay below 2³¹, so a grid-stride step cannot wrap): a 64-bit division costs
+// more than the element's arithmetic.
 #include <algorithm>
 #include <cstdint>
 
@@ -96,7 +97,7 @@ __global__ void conv_dx_kernel(ConvSizes s, const T* taps, const T* ga, T* dx) {
 
 ConvSizes sizes_of(int64_t rows, int64_t L, int64_t C, int64_t K) {
   SSM_CHECK(K <= kMaxTaps, "causal_conv1d: the GPU kernels take up to ", kMaxTaps, " taps, got ", K);
-  SSM_CHECK(rows * C <= int64_t{UINT32_MAX}, "causal_conv1d: ", rows, " rows of ", C,
+  SSM_CHECK(rows * C <= int64_t{INT32_MAX}, "causal_conv1d: ", rows, " rows of ", C,
             " channels pass the GPU kernels' 32-bit indices; split the batch");
   return {static_cast<uint32_t>(rows), static_cast<uint32_t>(L), static_cast<uint32_t>(C), static_cast<int>(K)};
 }

@@ -1,6 +1,7 @@
 // cuda/mamba3_rates.cu — Mamba-3's per-(token, head) rates, forward and backward: the GPU form of
 // ssm/mamba3_rates.cpp's loops (ssm/mamba3_rates.h gives the math). A thread per (row, head), reading the
-// in_proj columns in place (one row stride apart) and writing [rows, H] outputs; 32-bit indices.
+// in_proj columns in place (one row stride apart) and writing [rows, H] outputs; 32-bit indices (below
+// 2³¹, so a grid-stride step cannot wrap).
 #include <algorithm>
 #include <cstdint>
 
@@ -63,7 +64,7 @@ __global__ void rates_backward_kernel(RateInputs<T> in, const T* g_adt, const T*
 template <class T>
 void check_sizes(const RateInputs<T>& in) {
   const int64_t widest = std::max({in.dt_stride, in.a_stride, in.trap_stride, in.H});
-  SSM_CHECK(in.rows * widest <= int64_t{UINT32_MAX}, "mamba3_rates: ", in.rows, " rows of ", widest,
+  SSM_CHECK(in.rows * widest <= int64_t{INT32_MAX}, "mamba3_rates: ", in.rows, " rows of ", widest,
             " values pass the GPU kernels' 32-bit indices; split the batch");
 }
 

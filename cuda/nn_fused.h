@@ -26,7 +26,7 @@ void rms_norm_backward(int64_t rows, int64_t D, int64_t n, const T* x, const T* 
 
 // ---- depthwise causal conv1d, optionally with SiLU (cuda/conv1d.cu) ----
 // x, out [rows = B·L, C] (sequences of L rows), taps [K, C] (the weight w[c, 0, j] at taps[j·C + c]),
-// bias [C] or null. K ≤ 8 and rows·C < 2³² (clear errors otherwise).
+// bias [C] or null. K ≤ 8 and rows·C < 2³¹ (clear errors otherwise).
 template <class T>
 void causal_conv1d_forward(int64_t rows, int64_t L, int64_t C, int64_t K, const T* x, const T* taps, const T* bias,
                            bool silu, T* out);
