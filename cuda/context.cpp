@@ -30,7 +30,6 @@ namespace {
 struct Context {
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
-  cublasLtHandle_t cublas_lt = nullptr;
   void* workspace = nullptr;
   static constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // what cuBLAS recommends for Hopper
 
@@ -39,7 +38,6 @@ struct Context {
     SSM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     SSM_CUBLAS_CHECK(cublasCreate(&cublas));
     SSM_CUBLAS_CHECK(cublasSetStream(cublas, stream));
-    SSM_CUBLAS_CHECK(cublasLtCreate(&cublas_lt));
     SSM_CUDA_CHECK(cudaMalloc(&workspace, kWorkspaceBytes));
     SSM_CUBLAS_CHECK(cublasSetWorkspace(cublas, workspace, kWorkspaceBytes));
   }
@@ -73,7 +71,6 @@ int device_count() {
 
 cudaStream_t stream() { return context().stream; }
 cublasHandle_t cublas() { return context().cublas; }
-cublasLtHandle_t cublas_lt() { return context().cublas_lt; }
 void* cublas_workspace() { return context().workspace; }
 size_t cublas_workspace_bytes() { return Context::kWorkspaceBytes; }
 void synchronize() { SSM_CUDA_CHECK(cudaStreamSynchronize(stream())); }

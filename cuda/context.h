@@ -6,7 +6,6 @@
 // before the kernel that writes it. The stream is non-blocking (it does not wait for the legacy
 // default stream) so its work can be captured into a CUDA graph.
 #pragma once
-#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -17,10 +16,9 @@ namespace ssm::cuda {
 int device_count();            // 0 when there is no GPU or no driver (never throws)
 cudaStream_t stream();         // the backend's stream (created on first use)
 cublasHandle_t cublas();       // cuBLAS, bound to stream()
-cublasLtHandle_t cublas_lt();  // cuBLASLt, for matmuls with fused epilogues
 void synchronize();            // wait for everything queued on stream()
 
-// A scratch buffer for cuBLAS(Lt) that lives as long as the process (graph capture needs a
+// A scratch buffer for cuBLAS that lives as long as the process (graph capture needs a
 // workspace that is not allocated during capture).
 void* cublas_workspace();
 size_t cublas_workspace_bytes();
