@@ -102,6 +102,19 @@ struct Mamba3StepArgs {
 template <class T>
 void mamba3_decode_step(const Mamba3StepArgs<T>& args);
 
+// ---- Mamba-2 decoding step: conv step + SiLU, SSD recurrence (cuda/mamba2_step.cu) ----
+// rows [batch, width] (in_proj's output for one token: [z | xBC | dt]), w [C, 1, K], conv_bias [C] or null,
+// dt_bias, A_log, D [H]; conv_state [batch, K, C] and state [batch, H, P, N] advanced in place;
+// xbc [batch, C] scratch (xBC' after the conv); out [batch, d_inner] = h C + D x.
+template <class T>
+struct Mamba2StepArgs {
+  int64_t batch, H, P, N, G, K, C, width, d_inner;
+  const T *rows, *w, *conv_bias, *dt_bias, *A_log, *d_skip;
+  T *conv_state, *state, *xbc, *out;
+};
+template <class T>
+void mamba2_decode_step(const Mamba2StepArgs<T>& args);
+
 // ---- optimiser updates, one launch for a whole table of tensors (cuda/optim_kernels.cu) ----
 template <class T>
 struct AdamWSlot {

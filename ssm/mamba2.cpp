@@ -31,6 +31,10 @@ std::unique_ptr<MixerCache> Mamba2::empty_cache(int64_t batch) const {
 
 Tensor Mamba2::forward(const Tensor& u, MixerCache* cache_base) const {
   auto* cache = static_cast<Mamba2Cache*>(cache_base);
+  if (fused_step(u, cache)) {
+    const Tensor zxbcdt = in_proj->forward(u);
+    return out_proj->forward(norm->forward(decode_step(zxbcdt, *cache), narrow(zxbcdt, -1, 0, d_inner)));
+  }
   const int64_t batch = u.size(0), L = u.size(1), K = conv1d->weight.size(2);
   // 1. zxbcdt = u W_inᵀ, split [z | xBC | dt]
   const auto zxbcdt = split(in_proj->forward(u), {d_inner, conv_dim, heads}, -1);

@@ -20,6 +20,10 @@ class Mamba2 : public Mixer {
   Mamba2(int64_t d_model, const MixerConfig& cfg, Generator& gen);
   Tensor forward(const Tensor& u, MixerCache* cache = nullptr) const override;
   std::unique_ptr<MixerCache> empty_cache(int64_t batch) const override;
+  // Whether forward(u, cache) takes the fused decoding step (ssm/mamba2_step.cpp): one token with a cache,
+  // no gradients, the chunked (fast) scan path. It runs the conv and the SSD recurrence between in_proj
+  // and the gated norm in two passes — loops on the CPU, two kernels on a GPU — instead of ~25 tensor ops.
+  bool fused_step(const Tensor& u, const MixerCache* cache) const;
 
   const int64_t conv_dim;  // d_inner + 2·G·N: the channels convolved together (x, B, C)
   Tensor dt_bias, A_log, D;
@@ -27,6 +31,10 @@ class Mamba2 : public Mixer {
   std::shared_ptr<nn::CausalConv1d> conv1d;
   std::shared_ptr<nn::GatedRMSNorm> norm;
   std::shared_ptr<nn::Linear> out_proj;
+
+ private:
+  // zxbcdt [batch, 1, width] (in_proj's output) → y + D x [batch, 1, d_inner], the cache advanced a token
+  Tensor decode_step(const Tensor& zxbcdt, Mamba2Cache& cache) const;  // see fused_step
 };
 
 }  // namespace ssm

@@ -138,6 +138,15 @@ TEST_F(CudaDecoding, StepKernelAtLargeHeadsEqualsTheFullForward) {
   }
 }
 
+// Mamba-2's decoding step kernels (cuda/mamba2_step.cu) at a head wider than a warp's lanes: d_state 136
+// (each lane walks five entries of a state row, the last round partly idle), P = 64, three groups of
+// heads reading their own B and C, a conv of width 3.
+TEST_F(CudaDecoding, Mamba2StepKernelsAtLargeHeadsEqualTheFullForward) {
+  expect_decoding_equals_the_full_forward(
+      R"({"d_model": 96, "n_layer": 1, "vocab_size": 30, "ssm_cfg": {"layer": "Mamba2", "d_state": 136,
+          "headdim": 64, "ngroups": 3, "d_conv": 3, "chunk_size": 4}})");
+}
+
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaModelVariants, ::testing::ValuesIn(kVariants), variant_test_name);
 
 class CudaParity : public CudaTest {};

@@ -4,14 +4,11 @@
 
 #include <string>
 
-#include "autograd/grad_mode.h"
-#include "compare_helpers.h"
 #include "ssm/mamba3.h"
-#include "tensor/ops.h"
-#include "tensor/random.h"
+#include "step_test_helpers.h"
 
 using namespace ssm;
-using ssm::testing::expect_close;
+using namespace ssm::testing;
 
 namespace {
 
@@ -21,19 +18,6 @@ struct StepCase {
   int64_t rank, groups;
   double rope_fraction;
 };
-
-// Every parameter moved off its symmetric initial value, so a mixed-up index cannot hide.
-void perturb(Mamba3& m, Generator& gen) {
-  NoGradGuard no_grad;
-  for (const Tensor& p : m.parameters()) op::add_(p, op::normal(p.shape(), 0, 0.3, gen));
-}
-
-void expect_same_cache(const Mamba3Cache& got, const Mamba3Cache& want, double tol) {
-  expect_close(got.angle, want.angle, tol, tol, "angle");
-  expect_close(got.ssm, want.ssm, tol, tol, "ssm state");
-  expect_close(got.k, want.k, tol, tol, "previous keys");
-  expect_close(got.v, want.v, tol, tol, "previous x");
-}
 
 }  // namespace
 
@@ -52,22 +36,15 @@ TEST(Mamba3Step, FusedStepEqualsTheComposedForward) {
     Generator gen(4242);
     Mamba3 mixer(12, cfg, gen);  // float32 (modules are made in float32)
     perturb(mixer, gen);
-    const int64_t batch = 3, steps = 6;
-    const Tensor u = op::normal({batch, steps, 12}, 0, 1, gen);
-    auto fused = mixer.empty_cache(batch), composed = mixer.empty_cache(batch);
     const double tol = 2e-5;  // the two paths add in different orders
-    NoGradGuard no_grad;
-    for (int64_t t = 0; t < steps; ++t) {
-      const Tensor token = u.narrow(1, t, 1).contiguous();
-      mixer.scan_path = ScanPath::Chunked;
-      ASSERT_TRUE(mixer.fused_step(token, fused.get()));
-      const Tensor y_fused = mixer.forward(token, fused.get());
-      mixer.scan_path = ScanPath::Reference;
-      ASSERT_FALSE(mixer.fused_step(token, composed.get()));
-      const Tensor y_composed = mixer.forward(token, composed.get());
-      expect_close(y_fused, y_composed, tol, tol, "y at step " + std::to_string(t));
-      expect_same_cache(static_cast<const Mamba3Cache&>(*fused), static_cast<const Mamba3Cache&>(*composed), tol);
-    }
+    const Tensor u = op::normal({3, 6, 12}, 0, 1, gen);
+    expect_fused_steps_equal_the_composed_forward<Mamba3, Mamba3Cache>(
+        mixer, u, /*prompt=*/0, tol, [&](const Mamba3Cache& got, const Mamba3Cache& want) {
+          expect_close(got.angle, want.angle, tol, tol, "angle");
+          expect_close(got.ssm, want.ssm, tol, tol, "ssm state");
+          expect_close(got.k, want.k, tol, tol, "previous keys");
+          expect_close(got.v, want.v, tol, tol, "previous x");
+        });
   }
 }
 
@@ -76,15 +53,9 @@ TEST(Mamba3Step, TrainingAndTheOutputNormKeepTheComposedPath) {
   MixerConfig cfg = MixerConfig::mamba3_defaults();
   cfg.d_state = 8;
   cfg.headdim = 4;
-  Mamba3 mixer(8, cfg, gen);
-  auto cache = mixer.empty_cache(1);
-  const Tensor token = op::normal({1, 1, 8}, 0, 1, gen);
-  EXPECT_FALSE(mixer.fused_step(token, cache.get()));  // grad mode on: the step must be differentiable
+  expect_fused_step_only_when_decoding(Mamba3(8, cfg, gen), gen);
   NoGradGuard no_grad;
-  EXPECT_TRUE(mixer.fused_step(token, cache.get()));
-  EXPECT_FALSE(mixer.fused_step(token, nullptr));                                        // no cache
-  EXPECT_FALSE(mixer.fused_step(op::normal({1, 2, 8}, 0, 1, gen), cache.get()));         // two tokens
   cfg.is_outproj_norm = true;
   Mamba3 normed(8, cfg, gen);
-  EXPECT_FALSE(normed.fused_step(token, normed.empty_cache(1).get()));
+  EXPECT_FALSE(normed.fused_step(op::normal({1, 1, 8}, 0, 1, gen), normed.empty_cache(1).get()));
 }
