@@ -23,6 +23,7 @@
 // composition of ops.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -65,7 +66,7 @@ void rms_rows_forward(int64_t rows, int64_t D, int64_t n, T eps, const T* x, con
 }
 
 // The backward of the header, per group; dw summed per fixed row block (tensor/cpu/row_blocks.h) so its
-// bits do not depend on the thread count. dx, dz or dw may be null (dz is when there is no gate).
+// bits do not depend on the thread count. dx, dz or dw may be null (dz always is without a gate).
 template <class T, Gate G>
 void rms_rows_backward(int64_t rows, int64_t D, int64_t n, const T* x, const T* z, const T* w, const T* r,
                        const T* dy, T* dx, T* dz, T* dw) {
