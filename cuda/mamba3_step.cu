@@ -1,7 +1,7 @@
 // cuda/mamba3_step.cu — one Mamba-3 decoding step on the GPU: the mixer between in_proj and out_proj for one
 // token per sequence, the GPU form of ssm/mamba3_step.cpp (whose header gives the math, spec §3.3–§3.8).
 //
-// One thread block per (sequence, head), of P/4 warps (at most 8), in three phases separated by barriers:
+// One thread block per (sequence, head), of P/4 warps (at most 8), in phases separated by barriers:
 //   1. every thread computes the head's scalars (A, DT, γ, η, α, β: a few flops, no need to share them);
 //      threads s < S advance the angles, keep cos θ and sin θ in shared memory and θ mod 2π in the cache;
 //   2. a warp per key or query (R of each) normalises it (each lane holds its share of the N features
@@ -10,7 +10,10 @@
 //   3. each warp takes 4 of the state rows at once: its lanes load the rows' N entries (neighbouring
 //      addresses) into registers (LaneRow), update them from the previous token's keys and x (still in
 //      the cache) and this token's, store them, read them out against the R queries (a shuffle sum per
-//      rank), and lane 0 adds the D skip, gates and contracts the ranks;
+//      rank), and lane 0 adds the D skip, gates and contracts the ranks — or, with the output-projection
+//      norm, keeps the read-outs in shared memory for
+//   4. a warp per rank: the norm's sum of squares over the head's P read-outs (a shuffle sum); then a
+//      thread per channel normalises, weights, gates and contracts the ranks;
 // then the block writes this token's keys and x into the cache for the next step. Nothing is allocated
 // and nothing waits for the host, so the step can be captured into a CUDA graph (ssm/decoder.h).
 #include <algorithm>
@@ -77,6 +80,14 @@ __device__ void step_key(const Mamba3StepArgs<T>& a, const T* raw, const T* w, c
   }
 }
 
+// φ ⊙ o ⊙ silu(z ⊙ ζ) of channel p, rank parameters at `at` = (h·R + r)·P + p, as mamba3_output_gate
+// evaluates it
+template <class T>
+__device__ inline T gated(const Mamba3StepArgs<T>& a, const T* z, T o, int64_t at, int64_t p) {
+  const T zeta = a.zeta ? a.zeta[at] : T(1), phi = a.phi ? a.phi[at] : T(1), gate_in = z[p] * zeta;
+  return phi * o * gate_in * sigmoid_of(gate_in);
+}
+
 template <class T, int Slots>
 __global__ void __launch_bounds__(kStepThreads) mamba3_step_kernel(Mamba3StepArgs<T> a) {
   const int64_t H = a.H, P = a.P, N = a.N, R = a.R, G = a.G, S = a.S, d_inner = H * P;
@@ -86,6 +97,8 @@ __global__ void __launch_bounds__(kStepThreads) mamba3_step_kernel(Mamba3StepArg
   T* sin_t = cos_t + S;                            // [S]
   T* keys = sin_t + S;                             // [R, N]
   T* queries = keys + R * N;                       // [R, N]
+  T* o_rows = queries + R * N;                     // [R, P], with the output-projection norm
+  T* rho = o_rows + R * P;                         // [R]: each rank's 1/rms, with the norm
   const T* row = a.rows + b * a.width;
   const T *z = row + h * P, *x = row + d_inner + h * P, *B_raw = row + 2 * d_inner, *C_raw = B_raw + R * G * N;
   const T *dd_dt = C_raw + R * G * N, *dd_A = dd_dt + H, *trap = dd_A + H, *ang = trap + H;
@@ -149,19 +162,34 @@ __global__ void __launch_bounds__(kStepThreads) mamba3_step_kernel(Mamba3StepArg
         for (int u = 0; u < Slots; ++u) read += h_rows[j].v[u] * q_r.v[u];
         read = warp_sum(read);
         const int64_t at = (h * R + r) * P + p[j];
-        const T psi = a.psi ? a.psi[at] : T(1), zeta = a.zeta ? a.zeta[at] : T(1), phi = a.phi ? a.phi[at] : T(1);
-        const T o = read + a.d_skip[h] * psi * x[p[j]], gate_in = z[p[j]] * zeta;
-        y_p[j] += phi * o * gate_in * sigmoid_of(gate_in);
+        const T o = read + a.d_skip[h] * (a.psi ? a.psi[at] : T(1)) * x[p[j]];
+        if (!a.w_norm) y_p[j] += gated(a, z, o, at, p[j]);
+        else if (lane == 0 && p0 + j * warps < P) o_rows[r * P + p[j]] = o;  // (a clamped row writes nothing)
       }
     }
 #pragma unroll
     for (int j = 0; j < kRowsAtOnce; ++j) {
       if (p0 + j * warps >= P) continue;
       h_rows[j].store(a.state + (bh * P + p[j]) * N, n_cols, lane);
-      if (lane == 0) a.out[b * d_inner + h * P + p[j]] = y_p[j];
+      if (lane == 0 && !a.w_norm) a.out[b * d_inner + h * P + p[j]] = y_p[j];
     }
   }
-  __syncthreads();  // every row has read the previous token's keys and x
+  __syncthreads();  // every row has read the previous token's keys and x (and written its read-outs)
+  if (a.w_norm) {  // 4. the output-projection norm over each rank's P read-outs (a warp per rank), the gate
+    for (int64_t r = warp; r < R; r += warps) {
+      T squares = 0;
+      for (int64_t q = lane; q < P; q += 32) squares += o_rows[r * P + q] * o_rows[r * P + q];
+      squares = warp_sum(squares);
+      if (lane == 0) rho[r] = T(1) / sqrt_of(squares / T(P) + T(a.eps_norm));
+    }
+    __syncthreads();
+    for (int64_t q = threadIdx.x; q < P; q += blockDim.x) {
+      T y_q = 0;
+      for (int64_t r = 0; r < R; ++r)
+        y_q += gated(a, z, o_rows[r * P + q] * rho[r] * a.w_norm[h * P + q], (h * R + r) * P + q, q);
+      a.out[b * d_inner + h * P + q] = y_q;
+    }
+  }
   // §3.8: this token's keys and x become the previous token's
   for (int64_t e = threadIdx.x; e < R * N; e += blockDim.x) a.k_cache[((b * R + e / N) * H + h) * N + e % N] = keys[e];
   for (int64_t p = threadIdx.x; p < P; p += blockDim.x) x_prev[p] = x[p];
@@ -172,8 +200,10 @@ __global__ void __launch_bounds__(kStepThreads) mamba3_step_kernel(Mamba3StepArg
 template <class T>
 void mamba3_decode_step(const Mamba3StepArgs<T>& args) {
   if (args.batch * args.H == 0) return;
-  const size_t bytes = static_cast<size_t>(2 * args.S + 2 * args.R * args.N) * sizeof(T);
-  SSM_CHECK(bytes <= 48 * 1024, "cuda mamba3_decode_step: keys of ", args.R, " x ", args.N, " do not fit shared memory");
+  const int64_t norm_values = args.w_norm ? args.R * (args.P + 1) : 0;  // the read-outs and 1/rms per rank
+  const size_t bytes = static_cast<size_t>(2 * args.S + 2 * args.R * args.N + norm_values) * sizeof(T);
+  SSM_CHECK(bytes <= 48 * 1024, "cuda mamba3_decode_step: ", args.R, " keys and queries of ", args.N,
+            (args.w_norm ? " and the norm's read-outs" : ""), " do not fit shared memory");
   SSM_CHECK(args.N <= 32 * kMaxSlots, "cuda mamba3_decode_step: d_state ", args.N, " above the kernel's ",
             32 * kMaxSlots);
   const auto kernel = args.N <= 32 * 4 ? mamba3_step_kernel<T, 4> : mamba3_step_kernel<T, kMaxSlots>;

@@ -89,14 +89,15 @@ void mamba3_diag_backward(const DiagLayout& s, const T* q, const T* k, const T* 
 // ---- Mamba-3 decoding step: the mixer between in_proj and out_proj for one token (cuda/mamba3_step.cu) ----
 // rows [batch, width]: each sequence's in_proj output [z | x | B | C | dd_dt | dd_A | trap | ang] with z, x
 // [H, P], B, C [R, G, N], dd_dt, dd_A, trap [H], ang [S]. Parameters dt_bias, D [H], B_bias, C_bias [H, R, N],
-// w_b, w_c [N], psi/zeta/phi [H, R, P] or all null (SISO). The cache (angle [batch, H, S], state [batch, H, P,
-// N], k_cache [batch, R, H, N], x_cache [batch, H, P]) is read and updated in place; out [batch, H·P].
+// w_b, w_c [N], psi/zeta/phi [H, R, P] or all null (SISO), w_norm [H·P] the output-projection norm's weight
+// (null: no norm). The cache (angle [batch, H, S], state [batch, H, P, N], k_cache [batch, R, H, N], x_cache
+// [batch, H, P]) is read and updated in place; out [batch, H·P].
 template <class T>
 struct Mamba3StepArgs {
   int64_t batch, H, P, N, R, G, S, width;
   bool half_split;
-  double eps_b, eps_c, A_floor;
-  const T *rows, *dt_bias, *b_bias, *c_bias, *d_skip, *w_b, *w_c, *psi, *zeta, *phi;
+  double eps_b, eps_c, A_floor, eps_norm;
+  const T *rows, *dt_bias, *b_bias, *c_bias, *d_skip, *w_b, *w_c, *psi, *zeta, *phi, *w_norm;
   T *angle, *state, *k_cache, *x_cache, *out;
 };
 template <class T>

@@ -25,9 +25,9 @@ class Mamba3 : public Mixer {
   Tensor forward(const Tensor& u, MixerCache* cache = nullptr) const override;
   std::unique_ptr<MixerCache> empty_cache(int64_t batch) const override;
   // Whether forward(u, cache) takes the fused decoding step (ssm/mamba3_step.cpp): one token with a cache,
-  // no gradients, the chunked (fast) scan path and no output-projection norm. It runs the mixer between
-  // in_proj and out_proj in one pass per (sequence, head) — a loop on the CPU, one kernel on a GPU —
-  // instead of ~45 tensor ops.
+  // no gradients, the chunked (fast) scan path; with or without the output-projection norm. It runs the
+  // mixer between in_proj and out_proj in one pass per (sequence, head) — a loop on the CPU, one kernel
+  // on a GPU — instead of ~45 tensor ops.
   bool fused_step(const Tensor& u, const MixerCache* cache) const;
 
   const int64_t rank, angles;  // R (1 for SISO) and S, the rotary angles per head

@@ -126,13 +126,15 @@ TEST_P(CudaModelVariants, DecodingStepByStepEqualsTheFullForward) {
 
 // The decoding step kernel (cuda/mamba3_step.cu) at heads larger than the variants': 8 warps that each
 // take their rows in two rounds (P = 64, and P = 48 whose second round runs past the last row), a lane
-// holding 8 slots of a row (d_state 160 and 136, not multiples of 32), MIMO.
+// holding 8 slots of a row (d_state 160 and 136, not multiples of 32), MIMO, the output-projection norm.
 TEST_F(CudaDecoding, StepKernelAtLargeHeadsEqualsTheFullForward) {
   for (const char* json :
        {R"({"d_model": 32, "n_layer": 1, "vocab_size": 30, "ssm_cfg": {"layer": "Mamba3", "d_state": 160,
             "headdim": 64, "chunk_size": 4}})",
         R"({"d_model": 48, "n_layer": 1, "vocab_size": 30, "ssm_cfg": {"layer": "Mamba3", "d_state": 136,
-            "headdim": 48, "is_mimo": true, "mimo_rank": 2, "chunk_size": 4}})"}) {
+            "headdim": 48, "is_mimo": true, "mimo_rank": 2, "chunk_size": 4}})",
+        R"({"d_model": 48, "n_layer": 1, "vocab_size": 30, "ssm_cfg": {"layer": "Mamba3", "d_state": 136,
+            "headdim": 48, "is_mimo": true, "mimo_rank": 3, "is_outproj_norm": true, "chunk_size": 4}})"}) {
     SCOPED_TRACE(json);
     expect_decoding_equals_the_full_forward(json);
   }
