@@ -1,6 +1,6 @@
 // Benchmarks for the nn layers at the ~1M model's training shapes (spec, "default-1m"):
 // batch 16 × length 256 = 4096 tokens, d_model 160, d_inner 320, in_proj 160→768, vocab 256,
-// Mamba-3's fused keys, values and output gate at the default mixer's shapes, plus one AdamW step over the model's 928,680 parameters laid out as its 62 tensors.
+// Mamba-3's fused rates, keys, values and output gate at the default mixer's shapes, plus one AdamW step over the model's 928,680 parameters laid out as its 62 tensors.
 //
 // Each layer benchmark is forward only (`fwd`) or forward + backward (`fwd_bwd`, the gradient of
 // every input that needs one, as in training), with a tokens/s counter. Threads: whatever
@@ -23,6 +23,7 @@
 #include "nn/optim.h"
 #include "ssm/mamba3_keys.h"
 #include "ssm/mamba3_output.h"
+#include "ssm/mamba3_rates.h"
 #include "ssm/mamba3_values.h"
 #include "tensor/random.h"
 
@@ -93,12 +94,13 @@ void BM_GatedRMSNorm(benchmark::State& state, bool with_backward) {
   run(state, with_backward, {x, z, norm.weight}, [&] { return norm.forward(x, z); });
 }
 
-void BM_CausalConv1d(benchmark::State& state, bool with_backward) {
+// Mamba-2's conv (conv_dim = d_inner + 2·N = 352 at the default-1m-mamba2 shapes), alone or with its SiLU
+void BM_CausalConv1d(benchmark::State& state, bool with_silu, bool with_backward) {
   Generator gen(4);
   const int64_t C = 352, K = 4;
   nn::CausalConv1d conv(C, K, true, gen);
   const Tensor x = input({kBatch, kLen, C}, gen, true);
-  run(state, with_backward, {x, conv.weight, conv.bias}, [&] { return conv.forward(x); });
+  run(state, with_backward, {x, conv.weight, conv.bias}, [&] { return conv.forward(x, with_silu); });
 }
 
 void BM_CrossEntropy(benchmark::State& state, bool with_backward) {
@@ -131,6 +133,17 @@ void BM_Mamba3Keys(benchmark::State& state, bool with_backward) {
   const Tensor theta = input({kBatch, kLen, kHeads, kAngles}, gen, true);
   run(state, with_backward, {raw, weight, bias, theta},
       [&] { return mamba3_keys(raw, weight, bias, theta, RotaryPairing::HalfSplit, 1e-5); });
+}
+
+// A, DT, γ, η from in_proj's dd_dt, dd_A, trap columns (read in place), as Mamba3::forward calls it
+void BM_Mamba3Rates(benchmark::State& state, bool with_backward) {
+  Generator gen(13);
+  const Tensor columns = input({kBatch, kLen, 3 * kHeads}, gen, true), dt_bias = input({kHeads}, gen, true);
+  run(state, with_backward, {columns, dt_bias}, [&] {
+    const auto c = split(columns, {kHeads, kHeads, kHeads}, -1);
+    const Mamba3Rates r = mamba3_rates(c[0], c[1], c[2], dt_bias, 1e-4);
+    return r.adt + r.gamma + r.eta + r.DT;  // every output gets a gradient
+  });
 }
 
 void BM_Mamba3Values(benchmark::State& state, bool with_backward) {
@@ -214,7 +227,11 @@ void register_all() {
     benchmark::RegisterBenchmark(("RMSNorm_160" + suffix).c_str(), BM_RMSNorm, bwd)->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark(("GatedRMSNorm_320" + suffix).c_str(), BM_GatedRMSNorm, bwd)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
-    benchmark::RegisterBenchmark(("CausalConv1d_C352_K4" + suffix).c_str(), BM_CausalConv1d, bwd)
+    benchmark::RegisterBenchmark(("CausalConv1d_C352_K4" + suffix).c_str(), BM_CausalConv1d, false, bwd)
+        ->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark(("CausalConv1dSiLU_C352_K4" + suffix).c_str(), BM_CausalConv1d, true, bwd)
+        ->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark(("Mamba3Rates_MIMO" + suffix).c_str(), BM_Mamba3Rates, bwd)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark(("CrossEntropy_4096x256" + suffix).c_str(), BM_CrossEntropy, bwd)
         ->Unit(benchmark::kMillisecond)->UseRealTime();

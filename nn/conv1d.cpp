@@ -19,7 +19,7 @@
 
 #include "nn/functional.h"
 #include "tensor/cpu/row_blocks.h"
-#include "tensor/cpu/scalar_math.h"
+#include "tensor/cpu/sigmoid.h"
 #if SSM_WITH_CUDA
 #include "cuda/nn_fused.h"
 #endif
@@ -52,7 +52,7 @@ void conv_rows_forward(const ConvRows<T>& conv, int64_t rows, bool silu, const T
     T* out_row = out + row * conv.C;
     conv.pre_activation(x, row, out_row);
     if (silu)
-      for (int64_t c = 0; c < conv.C; ++c) out_row[c] = cpu::silu_of(out_row[c]);
+      for (int64_t c = 0; c < conv.C; ++c) out_row[c] = cpu::silu(out_row[c]);
   });
 }
 

@@ -29,7 +29,7 @@
 
 #include "nn/functional.h"
 #include "tensor/cpu/row_blocks.h"
-#include "tensor/cpu/scalar_math.h"
+#include "tensor/cpu/sigmoid.h"
 #if SSM_WITH_CUDA
 #include "cuda/nn_fused.h"
 #endif
@@ -48,10 +48,10 @@ void rms_rows_forward(int64_t rows, int64_t D, int64_t n, T eps, const T* x, con
   cpu::parallel_for(rows, rows * D * (G == Gate::None ? 3 : 8), [&](int64_t i) {
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t at = i * D + g * n;
-      const T *xg = x + at, *wg = w + g * n;
-      T* yg = y + at;
+      const T *__restrict xg = x + at, *__restrict wg = w + g * n, *__restrict zg = z ? z + at : nullptr;
+      T* __restrict yg = y + at;  // (__restrict: the loops vectorise without run-time overlap checks)
       if constexpr (G == Gate::BeforeNorm)
-        for (int64_t k = 0; k < n; ++k) yg[k] = xg[k] * cpu::silu_of(z[at + k]);
+        for (int64_t k = 0; k < n; ++k) yg[k] = xg[k] * cpu::silu(zg[k]);
       const T* ug = G == Gate::BeforeNorm ? yg : xg;  // u
       double squares = 0;
       for (int64_t k = 0; k < n; ++k) squares += double(ug[k]) * double(ug[k]);
@@ -59,7 +59,7 @@ void rms_rows_forward(int64_t rows, int64_t D, int64_t n, T eps, const T* x, con
       r[i * groups + g] = rg;
       for (int64_t k = 0; k < n; ++k) {
         yg[k] = ug[k] * rg * wg[k];
-        if constexpr (G == Gate::AfterNorm) yg[k] *= cpu::silu_of(z[at + k]);
+        if constexpr (G == Gate::AfterNorm) yg[k] *= cpu::silu(zg[k]);
       }
     }
   });
@@ -75,33 +75,36 @@ void rms_rows_backward(int64_t rows, int64_t D, int64_t n, const T* x, const T* 
   cpu::for_row_blocks(rows, rows * D * (G == Gate::None ? 6 : 14), [&](int64_t block, int64_t row_begin,
                                                                        int64_t row_end) {
     T* dw_block = dw ? partial.data() + block * D : nullptr;
-    // with a gate: the group's u and ĝ (without, they are x and dy themselves)
-    std::vector<T> gated(G == Gate::None ? 0 : n);
+    // with a gate: the group's u and ĝ (without, they are x and dy themselves); du when dx is not wanted
+    std::vector<T> gated(G == Gate::None ? 0 : n), du(n);
     for (int64_t i = row_begin; i < row_end; ++i)
       for (int64_t g = 0; g < groups; ++g) {
         const int64_t at = i * D + g * n;
         const T *xg = x + at, *dyg = dy + at, *wg = w + g * n;
         const T rg = r[i * groups + g];
         if constexpr (G == Gate::BeforeNorm)
-          for (int64_t k = 0; k < n; ++k) gated[k] = xg[k] * cpu::silu_of(z[at + k]);
+          for (int64_t k = 0; k < n; ++k) gated[k] = xg[k] * cpu::silu(z[at + k]);
         if constexpr (G == Gate::AfterNorm)
-          for (int64_t k = 0; k < n; ++k) gated[k] = dyg[k] * cpu::silu_of(z[at + k]);
+          for (int64_t k = 0; k < n; ++k) gated[k] = dyg[k] * cpu::silu(z[at + k]);
         const T* u = G == Gate::BeforeNorm ? gated.data() : xg;
         const T* g_hat = G == Gate::AfterNorm ? gated.data() : dyg;
         if (dx || dz) {
           double gw_u = 0;
           for (int64_t k = 0; k < n; ++k) gw_u += double(g_hat[k] * wg[k]) * double(u[k]);
           const T scale = rg * rg * T(gw_u / double(n));
-          for (int64_t k = 0; k < n; ++k) {
-            const T du = rg * (g_hat[k] * wg[k] - u[k] * scale);
-            if constexpr (G == Gate::None) {
-              if (dx) dx[at + k] = du;
-            } else {
-              if (dx) dx[at + k] = G == Gate::BeforeNorm ? du * cpu::silu_of(z[at + k]) : du;
-              if (dz)
-                dz[at + k] = (G == Gate::BeforeNorm ? du * xg[k] : dyg[k] * (u[k] * rg * wg[k])) *
-                             cpu::silu_slope(z[at + k]);
-            }
+          // du lands in dx (its own scratch when only dz is wanted); then one plain loop per gate output,
+          // no branch inside, so each vectorises, σ included
+          T* du_g = dx ? dx + at : du.data();
+          for (int64_t k = 0; k < n; ++k) du_g[k] = rg * (g_hat[k] * wg[k] - u[k] * scale);
+          if constexpr (G == Gate::AfterNorm) {
+            if (dz)
+              for (int64_t k = 0; k < n; ++k) dz[at + k] = dyg[k] * (u[k] * rg * wg[k]) * cpu::silu_slope(z[at + k]);
+          }
+          if constexpr (G == Gate::BeforeNorm) {
+            if (dz)
+              for (int64_t k = 0; k < n; ++k) dz[at + k] = du_g[k] * xg[k] * cpu::silu_slope(z[at + k]);
+            if (dx)
+              for (int64_t k = 0; k < n; ++k) dx[at + k] *= cpu::silu(z[at + k]);
           }
         }
         if (dw_block)

@@ -19,6 +19,7 @@
 #include "tensor/cpu/dot.h"
 #include "tensor/cpu/parallel.h"
 #include "tensor/cpu/scalar_math.h"
+#include "tensor/cpu/sigmoid.h"
 #if SSM_WITH_CUDA
 #include "cuda/ssm_fused.h"
 #endif
@@ -63,7 +64,7 @@ Tensor Mamba2::decode_step(const Tensor& zxbcdt, Mamba2Cache& cache) const {
       for (int64_t c = 0; c < C; ++c) {
         T a = conv_bias ? conv_bias[c] : T(0);
         for (int64_t k = 0; k < K; ++k) a += w[c * K + k] * window[k * C + c];
-        xbc_b[c] = cpu::silu_of(a);
+        xbc_b[c] = cpu::silu(a);
       }
     });
     // 2. the SSD recurrence, per (sequence, head)

@@ -1,4 +1,5 @@
-// tensor/cpu/sigmoid.h — σ(x) = 1 / (1 + e^{−x}) without a library call, so loops over it vectorise.
+// tensor/cpu/sigmoid.h — σ(x) = 1 / (1 + e^{−x}) without a library call, so loops over it vectorise;
+// and SiLU with its slope built on it.
 //
 // The fused Mamba-3 output gate evaluates σ for every (token, rank, head, channel); with libm's expf,
 // a call the compiler cannot vectorise, the exp dominated the gate's forward pass (~5 ns per call).
@@ -43,5 +44,17 @@ inline float exp_clamped(float u) {
 inline float sigmoid(float x) { return 1.0f / (1.0f + exp_clamped(-x)); }
 
 inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+// silu(x) = x σ(x) and its slope silu'(x) = σ(x)(1 + x(1 − σ(x))), for the fused ops' loops (the
+// gated norm, the conv's SiLU): built on the σ above, so they vectorise too.
+template <class T>
+T silu(T x) {
+  return x * sigmoid(x);
+}
+template <class T>
+T silu_slope(T x) {
+  const T s = sigmoid(x);
+  return s * (T(1) + x * (T(1) - s));
+}
 
 }  // namespace ssm::cpu
