@@ -19,18 +19,23 @@
 //               then dcs_last += dT and da_τ = Σ_{t≥τ} dcs_t (reverse cumsum inside the chunk).
 //               A "row pass" over tiles of rows builds dM ⊙ Λ and Ξ for dQ and the row sums; a "column
 //               pass" over tiles of columns builds M, dM ⊙ Λ and Ξ transposed for dK, dV and column sums.
+// For float32 heads whose N and P are multiples of 16, on an sm_80 or newer GPU, the per-chunk kernels
+// (state, output, dstate, grads) run on tensor cores instead: cuda/ssd_chunk_mma.cu, same contracts; the
+// state passes between chunks are these. What both kinds share is in cuda/ssd_chunk_parts.cuh.
 // Every output element is written by one thread in a fixed order (no atomics): deterministic.
 // Λ is computed as e^{cs_t − cs_s} (≤ 1 for a ≤ 0: nothing overflows) — the CPU builds it by products of
 // e^{a}, which agrees to rounding.
 #include <algorithm>
+#include <type_traits>
 
-#include "cuda/check.h"
-#include "cuda/context.h"
-#include "cuda/ssm_kernels.h"
+#include "cuda/ssd_chunk_mma.h"
+#include "cuda/ssd_chunk_parts.cuh"
 #include "tensor/tensor.h"
 
 namespace ssm::cuda {
 namespace {
+
+using namespace ssd_chunk;
 
 // Threads per block: kBlock, or kMaxBlock for the tile kernels when a block's shared memory leaves room
 // for only one block per SM (the 130M model's heads) — 4 warps alone cannot hide the latency of their
@@ -38,79 +43,6 @@ namespace {
 constexpr int kBlock = 128, kMaxBlock = 256;
 constexpr int64_t kTileBytes = 32 * 1024;     // shared memory for the score tiles (per block)
 constexpr int64_t kMaxTileRows = 32;
-
-__device__ inline int imin(int x, int y) { return x < y ? x : y; }
-
-__host__ __device__ inline int64_t seq_base(const SeqLayout& l, int64_t b, int64_t h) {
-  return b * l.batch_stride + (h / l.heads_per_group) * l.head_stride;
-}
-
-// Where a block's chunk lies: sequence s = (b, h), chunk c = steps [t0, t0+q) = rows [t0·R, t0·R + m).
-// Indices inside a chunk are 32-bit: a 64-bit division or remainder is a ~100-instruction routine on the
-// GPU, more than the arithmetic of one tile element at the 1M model's widths.
-struct ChunkPos {
-  int64_t s, b, h, c, t0;
-  int q, m;
-};
-
-__device__ inline ChunkPos chunk_pos(const ChunkScanSizes& z) {
-  ChunkPos p;
-  p.s = blockIdx.y;
-  p.c = blockIdx.x;
-  p.b = p.s / z.heads;
-  p.h = p.s % z.heads;
-  p.t0 = p.c * z.chunk;
-  p.q = static_cast<int>(min(z.chunk, z.steps - p.t0));
-  p.m = p.q * static_cast<int>(z.rank);
-  return p;
-}
-
-// state slot `slot` of sequence (b, h) in [batch, nchunks+1, H, P, N]
-__host__ __device__ inline int64_t state_offset(const ChunkScanSizes& z, int64_t b, int64_t slot, int64_t h) {
-  return ((b * (z.nchunks() + 1) + slot) * z.heads + h) * z.P * z.N;
-}
-
-// Rows of a matrix, `stride` values apart: an operand's rows in global memory, or their copy in shared memory.
-// `vec4`: a staged copy whose rows dot() may read four values at a time (see staged_stride()).
-template <class T>
-struct RowView {
-  const T* data;
-  int64_t stride;
-  bool vec4 = false;
-  __device__ const T& operator()(int i, int c) const { return data[i * stride + c]; }
-};
-
-// The operands of one chunk, first row at the chunk's first row: rows.q(i, n), rows.k(i, n), rows.v(i, p).
-template <class T>
-struct ChunkRows {
-  RowView<T> q, k, v;
-};
-
-template <class T>
-__device__ inline ChunkRows<T> chunk_rows(const ChunkScanInputs<T>& in, const ChunkPos& pos) {
-  const int64_t i0 = pos.t0 * in.sizes.rank;
-  const auto rows_of = [&](const T* base, const SeqLayout& l) {
-    return RowView<T>{base + seq_base(l, pos.b, pos.h) + i0 * l.row_stride, l.row_stride};
-  };
-  return {rows_of(in.q, in.q_layout), rows_of(in.k, in.k_layout), rows_of(in.v, in.v_layout)};
-}
-
-// The elements (row, col) of a block of rows × `cols` that this thread takes: e = threadIdx.x, then every
-// blockDim.x-th, of e = row·cols + col — found by stepping, not dividing.
-struct TileWalk {
-  int row, col, cols, row_step, col_step;
-  __device__ explicit TileWalk(int cols)
-      : row(threadIdx.x / cols), col(threadIdx.x % cols), cols(cols), row_step(blockDim.x / cols),
-        col_step(blockDim.x % cols) {}
-  __device__ void next() {
-    row += row_step;
-    col += col_step;
-    if (col >= cols) {
-      col -= cols;
-      ++row;
-    }
-  }
-};
 
 // Whether stage() lays out rows of `width` values for four-at-a-time reads: float rows whose width is a
 // multiple of 4 (the models' N and P).
@@ -200,36 +132,6 @@ __device__ inline Sums<T> weighted_rows(const Weight& w, RowView<T> B, int j0, i
   }
   for (int j = j0; j < j1; ++j) s.v[0] += w(j) * B(j, c);
   return s;
-}
-
-// cs[t] = Σ_{τ≤t} a_{t0+τ} for the chunk's q steps: all threads load, one thread sums (q is small).
-template <class T>
-__device__ void chunk_cumsum(const ChunkScanInputs<T>& in, const ChunkPos& pos, T* cs) {
-  const T* a = in.a + seq_base(in.a_layout, pos.b, pos.h);
-  for (int t = threadIdx.x; t < pos.q; t += blockDim.x) cs[t] = a[(pos.t0 + t) * in.a_layout.row_stride];
-  __syncthreads();
-  if (threadIdx.x == 0)
-    for (int t = 1; t < pos.q; ++t) cs[t] += cs[t - 1];
-  __syncthreads();
-}
-
-// Per row i = (t, r) of the chunk, so the tile loops need no division by R: cs_row[i] = cs_t and
-// step_end[i] = (t + 1)·R, the first row of the next step (rows j < step_end[i] are causal for row i;
-// rows j ≥ step_end[i] − R are at or after its step). Callers __syncthreads() before reading.
-template <class T>
-__device__ void row_steps(const T* cs, int m, int R, T* cs_row, int* step_end) {
-  for (int i = threadIdx.x; i < m; i += blockDim.x) {
-    const int t = i / R;
-    cs_row[i] = cs[t];
-    step_end[i] = (t + 1) * R;
-  }
-}
-
-// Dynamic shared memory, viewed as T.
-template <class T>
-__device__ T* shared_as() {
-  extern __shared__ __align__(16) unsigned char shared_raw[];
-  return reinterpret_cast<T*>(shared_raw);
 }
 
 // out[p, n] = Σ_i w_t(i) A(i, p) B(i, n) over the chunk's rows i = (t, r), out [P, N] contiguous: the
@@ -499,23 +401,8 @@ __global__ void __launch_bounds__(kMaxBlock, 2) chunk_grads_kernel(ChunkScanInpu
     __syncthreads();
   }
 
-  // dT = Σ_i g_i + e^T <dS, S_c>; dcs_last += dT; da = reverse cumsum of dcs.
-  T part = 0;
-  for (TileWalk e(N); e.row < P; e.next()) part += dS(e.row, e.col) * Sc(e.row, e.col);
-  red[threadIdx.x] = part;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    T dS_Sc = 0;
-    for (unsigned k = 0; k < blockDim.x; ++k) dS_Sc += red[k];
-    T dT = exp(total) * dS_Sc;
-    for (int i = 0; i < m; ++i) dT += rowg[i];
-    T* da = g.da + seq_base(g.da_layout, pos.b, pos.h);
-    T run = dT;
-    for (int t = pos.q - 1; t >= 0; --t) {
-      for (int r = 0; r < R; ++r) run += rowc[t * R + r];
-      da[(pos.t0 + t) * g.da_layout.row_stride] = run;
-    }
-  }
+  finish_chunk_da(dS, Sc, P, N, pos, R, total, rowg, rowc, red, g.da + seq_base(g.da_layout, pos.b, pos.h),
+                  g.da_layout.row_stride);
 }
 
 // ---- launch helpers ----
@@ -543,29 +430,15 @@ int64_t tile_rows_for(int64_t per_row) {
   return std::clamp<int64_t>(kTileBytes / (per_row * static_cast<int64_t>(sizeof(T))), 1, kMaxTileRows);
 }
 
-// Launches a kernel of `threads` per block that needs `bytes` of dynamic shared memory (asking for more
-// than the default 48 KiB).
-template <class Kernel, class... Args>
-void launch(Kernel kernel, dim3 grid, int threads, size_t bytes, Args... args) {
-  if (bytes > 48 * 1024)
-    SSM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-  kernel<<<grid, threads, bytes, stream()>>>(args...);
-  SSM_CUDA_CHECK_LAUNCH();
-}
-
-// The most dynamic shared memory a block of this device may ask for.
-size_t shared_limit() {
-  static const size_t limit = [] {
-    int device = 0, bytes = 0;
-    SSM_CUDA_CHECK(cudaGetDevice(&device));
-    SSM_CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-    return static_cast<size_t>(bytes);
-  }();
-  return limit;
-}
-
 // Threads for a tile kernel whose block asks for `bytes` of shared memory (see kMaxBlock).
 int tile_threads(size_t bytes) { return 2 * bytes > shared_limit() ? kMaxBlock : kBlock; }
+
+// Whether the chunk kernels run on tensor cores (cuda/ssd_chunk_mma.cu): float32 problems they take.
+template <class T>
+bool on_tensor_cores(const ChunkScanSizes& z, const T* states) {
+  if constexpr (std::is_same_v<T, float>) return ssd_chunk_mma::takes(z, states);
+  return false;
+}
 
 template <class T>
 Tensor scratch(int64_t n) {
@@ -585,7 +458,10 @@ void ssd_chunk_forward(const ChunkScanInputs<T>& in, const T* s0, T* y, SeqLayou
   const dim3 grid(static_cast<unsigned>(std::max<int64_t>(nc, 1)), static_cast<unsigned>(nseq));
   const size_t cs_bytes = static_cast<size_t>(z.chunk) * sizeof(T);
   const int64_t m_max = z.chunk * z.rank;
-  if (nc > 0) {
+  const bool tensor_cores = on_tensor_cores(z, states);
+  if (nc > 0 && tensor_cores) {
+    if constexpr (std::is_same_v<T, float>) ssd_chunk_mma::chunk_state(in, states, decay.data<T>());
+  } else if (nc > 0) {
     const size_t rows_bytes = static_cast<size_t>(staged_size<T>(m_max, z.P) + staged_size<T>(m_max, z.N)) * sizeof(T);
     const bool staged = 2 * cs_bytes + rows_bytes <= shared_limit();
     launch(chunk_state_kernel<T>, grid, kBlock, 2 * cs_bytes + (staged ? rows_bytes : 0), in, states, decay.data<T>(),
@@ -594,6 +470,10 @@ void ssd_chunk_forward(const ChunkScanInputs<T>& in, const T* s0, T* y, SeqLayou
   state_pass_kernel<T><<<pass_blocks(nseq * z.P * z.N), kBlock, 0, stream()>>>(z, s0, states, decay.data<T>());
   SSM_CUDA_CHECK_LAUNCH();
   if (nc == 0) return;
+  if (tensor_cores) {
+    if constexpr (std::is_same_v<T, float>) ssd_chunk_mma::chunk_output(in, states, y, y_layout, accumulate);
+    return;
+  }
   const int rows = static_cast<int>(tile_rows_for<T>(m_max + 1));
   const size_t bytes = cs_bytes + static_cast<size_t>(2 * m_max + rows * (m_max + 1)) * sizeof(T);
   // Q, K, V and S_c in shared memory when they fit (they do at the models' sizes)
@@ -618,7 +498,11 @@ void ssd_chunk_backward(const ChunkScanInputs<T>& in, const T* states, const T* 
   const dim3 grid(static_cast<unsigned>(std::max<int64_t>(nc, 1)), static_cast<unsigned>(nseq));
   const size_t cs_bytes = static_cast<size_t>(z.chunk) * sizeof(T);
   const int64_t m_max = z.chunk * z.rank;
-  if (nc > 0) {
+  const bool tensor_cores = on_tensor_cores(z, states);
+  if (nc > 0 && tensor_cores) {
+    if constexpr (std::is_same_v<T, float>)
+      ssd_chunk_mma::chunk_dstate(in, dy, dy_layout, dstates.data<T>(), decay.data<T>());
+  } else if (nc > 0) {
     const size_t rows_bytes = static_cast<size_t>(staged_size<T>(m_max, z.P) + staged_size<T>(m_max, z.N)) * sizeof(T);
     const bool staged = 2 * cs_bytes + rows_bytes <= shared_limit();
     launch(chunk_dstate_kernel<T>, grid, kBlock, 2 * cs_bytes + (staged ? rows_bytes : 0), in, dy, dy_layout,
@@ -628,6 +512,11 @@ void ssd_chunk_backward(const ChunkScanInputs<T>& in, const T* states, const T* 
                                                                         decay.data<T>(), grads.ds0);
   SSM_CUDA_CHECK_LAUNCH();
   if (nc == 0) return;
+  if (tensor_cores) {
+    if constexpr (std::is_same_v<T, float>)
+      ssd_chunk_mma::chunk_grads(in, states, dstates.data<T>(), dy, dy_layout, grads);
+    return;
+  }
   const int64_t per_row = 3 * (m_max + 1) + std::max(z.N, z.P) + 1;  // three tiles, the terms
   const int rows = static_cast<int>(tile_rows_for<T>(per_row));
   const size_t bytes = cs_bytes + static_cast<size_t>(4 * m_max + kMaxBlock + rows * per_row) * sizeof(T);

@@ -16,6 +16,9 @@
 #include "autograd/functions.h"
 #include "compare_helpers.h"
 #include "cuda_test_helpers.h"
+#ifdef SSM_WITH_CUDA
+#include "cuda/ssd_chunk_mma.h"
+#endif
 #include "ssm/mamba3_scan.h"
 #include "ssm/ssd_scan.h"
 #include "tensor/backend.h"
@@ -248,6 +251,28 @@ TEST_F(CudaMamba3Scan, MatchesCpuAt130mHeads) {
     const RunResult gpu = run_on(s.in, s.wy, s.wf, dtype, Device::cuda(), mamba3_chunked(64));
     expect_same_results(gpu, cpu, dtype, kMamba3Names);
   }
+}
+
+// The tensor-core chunk kernels (cuda/ssd_chunk_mma.cu) take float32 heads whose N and P are multiples of
+// 16; the rest of this file's float32 cases at model sizes run on them too. Here a chunk's rows are padded
+// (R = 3, chunk 8: 24 rows in tiles of 16), N differs from P both ways, and the last chunk is partial.
+TEST_F(CudaMamba3Scan, TensorCoreKernelsMatchCpuWithPaddedRows) {
+  uint64_t seed = 8450;
+  for (int64_t R : {1, 3})
+    for (auto [P, N] : {std::pair<int64_t, int64_t>{16, 48}, {32, 16}}) {
+      SCOPED_TRACE("R=" + std::to_string(R) + " P=" + std::to_string(P) + " N=" + std::to_string(N));
+#ifdef SSM_WITH_CUDA
+      cuda::ChunkScanSizes z;
+      z.batch = 2, z.heads = 2, z.steps = 37, z.rank = R, z.N = N, z.P = P, z.chunk = 8;
+      const float* aligned = nullptr;  // takes() asks the state buffer's alignment; address 0 is aligned
+      if (cuda::ssd_chunk_mma::device_has_tf32())
+        ASSERT_TRUE(cuda::ssd_chunk_mma::takes(z, aligned)) << "these sizes should run on tensor cores";
+#endif
+      const Mamba3Inputs s = random_mamba3(seed++, 2, 37, R, 2, P, N, true);
+      const RunResult cpu = run_on(s.in, s.wy, s.wf, DType::Float32, Device::cpu(), mamba3_chunked(8));
+      const RunResult gpu = run_on(s.in, s.wy, s.wf, DType::Float32, Device::cuda(), mamba3_chunked(8));
+      expect_same_results(gpu, cpu, DType::Float32, kMamba3Names);
+    }
 }
 
 TEST_F(CudaMamba3Scan, ReferenceRejectsCudaTensors) {

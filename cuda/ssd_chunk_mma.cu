@@ -1,0 +1,543 @@
+// cuda/ssd_chunk_mma.cu — the chunked SSD's per-chunk kernels on tensor cores, in 3×TF32.
+//
+// The same four kernels as cuda/ssd_chunk.cu (whose header gives the math), for float32 with N and P
+// multiples of 16. There each thread forms its outputs' dot products on CUDA cores; here every product
+// of a chunk is a matrix product of 16×16 tiles that a warp computes with WMMA's tf32 m16n16k8
+// operation, and the masks and scalings are elementwise passes over products kept in shared memory.
+// A block takes one chunk: m = q·R rows, staged in shared memory with zero rows up to mp (a multiple
+// of 16), so the products need no bounds. Per chunk:
+//   forward   S^loc = Vᵀ diag(w) K                          (P×N; w_i = e^{T − cs_t(i)})
+//             G = (Q Kᵀ) ⊙ Λ,  Y = G V + diag(e^{cs}) Q S_cᵀ
+//   backward  Σ_i e^{cs_i} dY_i Q_iᵀ = dYᵀ diag(e^{cs}) Q   (P×N)
+//             Q Kᵀ and dM = dY Vᵀ once each (the CUDA-core kernel forms them twice, for its row pass and
+//             its column pass), then M = Q Kᵀ ⊙ Λ, dM ⊙ Λ and Ξ = (dM ⊙ Λ) ⊙ Q Kᵀ elementwise, and
+//             dQ = diag(e^{cs}) dY S_c + (dM ⊙ Λ) K        row sums: Σ_j Ξ_ij + dQ^off_i · Q_i
+//             dK = diag(w) V dS + (dM ⊙ Λ)ᵀ Q              column sums: Σ_i Ξ_ij
+//             dV = diag(w) K dSᵀ + Mᵀ dY                   g_i = V_i · (diag(w) K dSᵀ)_i
+// A transpose is a column-major view of the row-major copy (WMMA loads either), never a copy. Causal
+// products skip the 8-column steps wholly above the block diagonal. S_c and dS are read from global
+// memory (every chunk's [P, N] block is 32-byte aligned there); the row sums, dT and da end as in the
+// CUDA-core kernel (finish_chunk_da).
+//
+// Why 3×TF32: a tf32 operand keeps 10 of float's 23 mantissa bits (relative error ~2^-11), too coarse
+// for a float32 path held to the CPU at ~1e-5. Each operand is split x = hi + lo, hi = tf32(x),
+// lo = tf32(x − hi); a·b ≈ lo_a·hi_b + hi_a·lo_b + hi_a·hi_b drops only lo_a·lo_b (~2^-22 relative), about
+// float32's own rounding, for three tensor-core products where one would do: still several times the
+// CUDA cores' rate, and the products are read from shared memory once per 16×16×8 step, not per element.
+#include "cuda/ssd_chunk_mma.h"
+
+#include <mma.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "cuda/ssd_chunk_parts.cuh"
+#include "cuda/warp_sum.cuh"
+
+namespace ssm::cuda::ssd_chunk_mma {
+namespace {
+
+using namespace ssd_chunk;
+namespace wmma = nvcuda::wmma;
+
+// WMMA's tf32 products need sm_80 or newer. Compiled for an older GPU the kernels are empty, and takes()
+// never picks them there.
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+#define SSM_TF32_MMA 1
+#else
+#define SSM_TF32_MMA 0
+#endif
+
+constexpr int kTile = 16;      // the side of a warp's output tile
+constexpr int kThreads = 256;  // 8 warps a block
+constexpr int kPad = 4;        // shared rows are width + 4 apart: a 16-byte multiple (WMMA's loads need
+                               // one), shifting each row by 4 banks
+
+__host__ __device__ constexpr int round_up(int x, int to) { return (x + to - 1) / to * to; }
+
+// A chunk's rows in shared memory: chunk·R rounded up to 16.
+__host__ __device__ inline int padded_rows(const ChunkScanSizes& z) {
+  return round_up(static_cast<int>(z.chunk * z.rank), kTile);
+}
+
+// Shared memory handed out in 32-byte aligned pieces (WMMA's loads and stores need it), in floats. The
+// kernels and the host carve the same pieces in the same order, so the host knows the size to ask for.
+struct Carve {
+  int used = 0;
+  __host__ __device__ int take(int floats) {
+    const int at = used;
+    used += round_up(floats, 8);
+    return at;
+  }
+};
+
+// The pieces of each kernel's shared memory (offsets in floats; `floats` is the total).
+struct OuterLayout {  // chunk_state, chunk_dstate
+  int cs, w, a, b, floats;
+  __host__ __device__ explicit OuterLayout(const ChunkScanSizes& z) {
+    const int mp = padded_rows(z);
+    Carve c;
+    cs = c.take(static_cast<int>(z.chunk));
+    w = c.take(mp);
+    a = c.take(mp * static_cast<int>(z.P + kPad));
+    b = c.take(mp * static_cast<int>(z.N + kPad));
+    floats = c.used;
+  }
+};
+
+struct OutputLayout {  // chunk_output
+  int cs, cs_row, step_end, q, k, v, g, y, floats;
+  __host__ __device__ explicit OutputLayout(const ChunkScanSizes& z) {
+    const int mp = padded_rows(z), ldn = static_cast<int>(z.N) + kPad, ldp = static_cast<int>(z.P) + kPad;
+    Carve c;
+    cs = c.take(static_cast<int>(z.chunk));
+    cs_row = c.take(mp);
+    step_end = c.take(mp);
+    q = c.take(mp * ldn);
+    k = c.take(mp * ldn);
+    v = c.take(mp * ldp);
+    g = c.take(mp * (mp + kPad));
+    y = z.P <= z.N ? k : c.take(mp * ldp);  // K's rows are free once Q Kᵀ is formed: Y's tile fits there
+    floats = c.used;
+  }
+};
+
+struct GradsLayout {  // chunk_grads
+  int cs, cs_row, step_end, ecs, w, rowc, rowg, red, q, k, v, dy, g, dm, xi, out, floats;
+  __host__ __device__ explicit GradsLayout(const ChunkScanSizes& z) {
+    const int mp = padded_rows(z), ldn = static_cast<int>(z.N) + kPad, ldp = static_cast<int>(z.P) + kPad;
+    Carve c;
+    cs = c.take(static_cast<int>(z.chunk));
+    for (int* piece : {&cs_row, &step_end, &ecs, &w, &rowc, &rowg}) *piece = c.take(mp);
+    red = c.take(kThreads);
+    q = c.take(mp * ldn);
+    k = c.take(mp * ldn);
+    v = c.take(mp * ldp);
+    dy = c.take(mp * ldp);
+    for (int* piece : {&g, &dm, &xi}) *piece = c.take(mp * (mp + kPad));
+    out = c.take(mp * (ldn > ldp ? ldn : ldp));
+    floats = c.used;
+  }
+};
+
+#if SSM_TF32_MMA
+
+constexpr int kStep = 8;  // the k of one tf32 product
+
+__device__ inline float* mma_shared() {
+  extern __shared__ __align__(128) float mma_shared_floats[];
+  return mma_shared_floats;
+}
+
+// Copies the chunk's m rows of `src` (width w), each times row_scale[i] when given, into shared rows ld
+// apart, and zeroes rows m .. mp. Callers __syncthreads() before reading.
+__device__ void stage_rows(RowView<float> src, int m, int mp, int w, float* dst, int ld,
+                           const float* row_scale = nullptr) {
+  for (TileWalk e(w); e.row < mp; e.next()) {
+    float x = 0.f;
+    if (e.row < m) x = row_scale ? src(e.row, e.col) * row_scale[e.row] : src(e.row, e.col);
+    dst[e.row * ld + e.col] = x;
+  }
+}
+
+// Copies rows [0, m) of a shared tile (rows ld apart, width w) to global rows: dst(i, c) = or += tile.
+__device__ void write_rows(const float* tile, int ld, int m, int w, float* dst, int64_t dst_stride,
+                           bool accumulate = false) {
+  for (TileWalk e(w); e.row < m; e.next()) {
+    float& out = dst[e.row * dst_stride + e.col];
+    const float x = tile[e.row * ld + e.col];
+    out = accumulate ? out + x : x;
+  }
+}
+
+// row_steps() for the chunk's rows, and for the padding rows: no causal columns.
+__device__ void padded_row_steps(const float* cs, int m, int mp, int R, float* cs_row, int* step_end) {
+  row_steps(cs, m, R, cs_row, step_end);
+  for (int i = m + static_cast<int>(threadIdx.x); i < mp; i += blockDim.x) {
+    cs_row[i] = 0.f;
+    step_end[i] = 0;
+  }
+}
+
+// The columns a causal product's rows [i0, i0 + 16) reach: j < the end of the last row's step.
+__device__ inline int causal_end(int i0, int R) { return ((i0 + kTile - 1) / R + 1) * R; }
+// The rows j ≥ the start of row i0's step, which a transposed causal product's rows [i0, i0 + 16) read.
+__device__ inline int causal_begin(int i0, int R) { return i0 / R * R; }
+
+// ---- tiles on tensor cores ----
+
+using RowMajor = wmma::row_major;
+using ColMajor = wmma::col_major;
+using Acc = wmma::fragment<wmma::accumulator, kTile, kTile, kStep, float>;
+
+// A matrix operand: element (r, c) at data[r·ld + c] (RowMajor), or at data[c·ld + r] (ColMajor: the
+// transpose of a row-major matrix, read in place).
+template <class Layout>
+struct Mat {
+  const float* data;
+  int ld;
+  __device__ const float* at(int r, int c) const {
+    if constexpr (std::is_same_v<Layout, RowMajor>) return data + r * ld + c;
+    else return data + c * ld + r;
+  }
+};
+
+// hi = tf32(x), lo = tf32(x − hi), with x in hi on entry.
+template <class Frag>
+__device__ inline void split_tf32(Frag& hi, Frag& lo) {
+  for (int t = 0; t < hi.num_elements; ++t) {
+    const float x = hi.x[t];
+    hi.x[t] = wmma::__float_to_tf32(x);
+    lo.x[t] = wmma::__float_to_tf32(x - hi.x[t]);
+  }
+}
+
+// acc += A[i0 .. i0+16, k0 .. k1) · B[k0 .. k1, j0 .. j0+16), k0 and k1 multiples of 8 (one warp).
+template <class LA, class LB>
+__device__ void mma_add(Acc& acc, Mat<LA> A, Mat<LB> B, int i0, int j0, int k0, int k1) {
+  wmma::fragment<wmma::matrix_a, kTile, kTile, kStep, wmma::precision::tf32, LA> a_hi, a_lo;
+  wmma::fragment<wmma::matrix_b, kTile, kTile, kStep, wmma::precision::tf32, LB> b_hi, b_lo;
+  for (int k = k0; k < k1; k += kStep) {
+    wmma::load_matrix_sync(a_hi, A.at(i0, k), A.ld);
+    wmma::load_matrix_sync(b_hi, B.at(k, j0), B.ld);
+    split_tf32(a_hi, a_lo);
+    split_tf32(b_hi, b_lo);
+    wmma::mma_sync(acc, a_lo, b_hi, acc);
+    wmma::mma_sync(acc, a_hi, b_lo, acc);
+    wmma::mma_sync(acc, a_hi, b_hi, acc);
+  }
+}
+
+__device__ inline Acc zero_tile() {
+  Acc acc;
+  wmma::fill_fragment(acc, 0.f);
+  return acc;
+}
+
+__device__ inline Acc load_tile(const float* p, int ld) {
+  Acc acc;
+  wmma::load_matrix_sync(acc, p, ld, wmma::mem_row_major);
+  return acc;
+}
+
+__device__ inline void store_tile(float* p, int ld, const Acc& acc) {
+  wmma::store_matrix_sync(p, acc, ld, wmma::mem_row_major);
+}
+
+// tile(i0, j0) for each 16×16 tile of a rows × cols product, the block's warps taking every 8th.
+template <class F>
+__device__ void for_warp_tiles(int rows, int cols, F&& tile) {
+  const int warp = static_cast<int>(threadIdx.x) / 32, warps = static_cast<int>(blockDim.x) / 32;
+  const int per_row = cols / kTile;
+  for (int t = warp; t < rows / kTile * per_row; t += warps) tile(t / per_row * kTile, t % per_row * kTile);
+}
+
+// For each row i < mp, one warp a row (its lanes taking every 32nd of `width` columns): T_i *= scale[i],
+// and with U given, row_done(i, Σ_c T_ic · U_ic) (before the scaling) on lane 0.
+template <class RowDone>
+__device__ void scale_rows(float* T, int ldt, const float* scale, const float* U, int ldu, int mp, int width,
+                           RowDone row_done) {
+  const int lane = static_cast<int>(threadIdx.x) % 32, warp = static_cast<int>(threadIdx.x) / 32;
+  for (int i = warp; i < mp; i += static_cast<int>(blockDim.x) / 32) {
+    float s = 0.f;
+    for (int c = lane; c < width; c += 32) {  // each lane rescales only what it read itself
+      float& t = T[i * ldt + c];
+      if (U) s += t * U[i * ldu + c];
+      t *= scale[i];
+    }
+    if (!U) continue;
+    s = warp_sum(s);
+    if (lane == 0) row_done(i, s);
+  }
+}
+
+// One gradient of the chunk's rows (width columns), through the shared tile `out`: the state term's
+// product, its rows scaled (scale_rows, handing row_done the rows' dot products with U), plus the masked
+// term's product, written to rows of dst. state_term and masked_term add a 16×16 tile's product to acc.
+template <class StateTerm, class MaskedTerm, class RowDone>
+__device__ void chunk_gradient(StateTerm state_term, const float* scale, const float* U, int ldu, RowDone row_done,
+                               MaskedTerm masked_term, int mp, int m, int width, float* out, int ldo, float* dst,
+                               int64_t dst_stride) {
+  for_warp_tiles(mp, width, [&](int i0, int c0) {
+    Acc acc = zero_tile();
+    state_term(acc, i0, c0);
+    store_tile(out + i0 * ldo + c0, ldo, acc);
+  });
+  __syncthreads();
+  scale_rows(out, ldo, scale, U, ldu, mp, width, row_done);
+  __syncthreads();
+  for_warp_tiles(mp, width, [&](int i0, int c0) {
+    Acc acc = load_tile(out + i0 * ldo + c0, ldo);
+    masked_term(acc, i0, c0);
+    store_tile(out + i0 * ldo + c0, ldo, acc);
+  });
+  __syncthreads();
+  write_rows(out, ldo, m, width, dst, dst_stride);
+  __syncthreads();  // out is reused
+}
+
+// ---- forward ----
+
+// out [P, N] = Aᵀ diag(w) B over the chunk's rows, w_i = weight(cs_t(i), T), and decay[s, c] = T.
+template <class Weight>
+__device__ void weighted_outer(const ChunkScanInputs<float>& in, const ChunkPos& pos, RowView<float> A,
+                               RowView<float> B, Weight weight, float* out, float* decay) {
+  const ChunkScanSizes& z = in.sizes;
+  const int R = static_cast<int>(z.rank), N = static_cast<int>(z.N), P = static_cast<int>(z.P);
+  const int mp = padded_rows(z), lda = P + kPad, ldb = N + kPad;
+  const OuterLayout lay(z);
+  float* sh = mma_shared();
+  float *cs = sh + lay.cs, *w = sh + lay.w, *a = sh + lay.a, *b = sh + lay.b;
+  chunk_cumsum(in, pos, cs);
+  const float total = cs[pos.q - 1];
+  for (int i = static_cast<int>(threadIdx.x); i < pos.m; i += blockDim.x) w[i] = weight(cs[i / R], total);
+  if (threadIdx.x == 0) decay[pos.s * z.nchunks() + pos.c] = total;
+  __syncthreads();
+  stage_rows(A, pos.m, mp, P, a, lda);
+  stage_rows(B, pos.m, mp, N, b, ldb, w);
+  __syncthreads();
+  for_warp_tiles(P, N, [&](int p0, int n0) {
+    Acc acc = zero_tile();
+    mma_add(acc, Mat<ColMajor>{a, lda}, Mat<RowMajor>{b, ldb}, p0, n0, 0, mp);
+    store_tile(out + p0 * N + n0, N, acc);
+  });
+}
+
+#endif  // SSM_TF32_MMA
+
+// S^loc_c = Vᵀ diag(e^{T − cs}) K into the slot of S_{c+1}.
+__global__ void __launch_bounds__(kThreads) chunk_state_kernel(ChunkScanInputs<float> in, float* states,
+                                                               float* decay) {
+#if SSM_TF32_MMA
+  const ChunkPos pos = chunk_pos(in.sizes);
+  const ChunkRows<float> rows = chunk_rows(in, pos);
+  weighted_outer(in, pos, rows.v, rows.k, [](float cs, float total) { return expf(total - cs); },
+                 states + state_offset(in.sizes, pos.b, pos.c + 1, pos.h), decay);
+#endif
+}
+
+// Y (+)= (Q Kᵀ ⊙ Λ) V + diag(e^{cs}) Q S_cᵀ.
+__global__ void __launch_bounds__(kThreads) chunk_output_kernel(ChunkScanInputs<float> in, const float* states,
+                                                                float* y, SeqLayout y_layout, bool accumulate) {
+#if SSM_TF32_MMA
+  const ChunkScanSizes& z = in.sizes;
+  const ChunkPos pos = chunk_pos(z);
+  const int R = static_cast<int>(z.rank), N = static_cast<int>(z.N), P = static_cast<int>(z.P), m = pos.m;
+  const int mp = padded_rows(z), ldn = N + kPad, ldp = P + kPad, ldg = mp + kPad;
+  const OutputLayout lay(z);
+  float* sh = mma_shared();
+  float *cs = sh + lay.cs, *cs_row = sh + lay.cs_row, *q = sh + lay.q, *k = sh + lay.k, *v = sh + lay.v,
+        *g = sh + lay.g, *y_tile = sh + lay.y;
+  int* step_end = reinterpret_cast<int*>(sh + lay.step_end);
+  const ChunkRows<float> rows = chunk_rows(in, pos);
+  stage_rows(rows.q, m, mp, N, q, ldn);
+  stage_rows(rows.k, m, mp, N, k, ldn);
+  stage_rows(rows.v, m, mp, P, v, ldp);
+  chunk_cumsum(in, pos, cs);  // (its barriers also cover the staging)
+  padded_row_steps(cs, m, mp, R, cs_row, step_end);
+  __syncthreads();
+
+  // Q Kᵀ on the tiles that reach the causal block triangle
+  for_warp_tiles(mp, mp, [&](int i0, int j0) {
+    if (j0 >= causal_end(i0, R)) return;
+    Acc acc = zero_tile();
+    mma_add(acc, Mat<RowMajor>{q, ldn}, Mat<ColMajor>{k, ldn}, i0, j0, 0, N);
+    store_tile(g + i0 * ldg + j0, ldg, acc);
+  });
+  __syncthreads();
+  // G = Q Kᵀ ⊙ Λ (zero outside the causal block triangle), Q ← diag(e^{cs}) Q
+  for (TileWalk e(mp); e.row < mp; e.next()) {
+    float& gij = g[e.row * ldg + e.col];
+    gij = e.col < step_end[e.row] ? gij * expf(cs_row[e.row] - cs_row[e.col]) : 0.f;
+  }
+  for (TileWalk e(N); e.row < m; e.next()) q[e.row * ldn + e.col] *= expf(cs_row[e.row]);
+  __syncthreads();
+  // Y = G V + (diag(e^{cs}) Q) S_cᵀ
+  const float* Sc = states + state_offset(z, pos.b, pos.c, pos.h);
+  for_warp_tiles(mp, P, [&](int i0, int p0) {
+    Acc acc = zero_tile();
+    mma_add(acc, Mat<RowMajor>{g, ldg}, Mat<RowMajor>{v, ldp}, i0, p0, 0, round_up(min(causal_end(i0, R), mp), kStep));
+    mma_add(acc, Mat<RowMajor>{q, ldn}, Mat<ColMajor>{Sc, N}, i0, p0, 0, N);
+    store_tile(y_tile + i0 * ldp + p0, ldp, acc);
+  });
+  __syncthreads();
+  write_rows(y_tile, ldp, m, P, y + seq_base(y_layout, pos.b, pos.h) + pos.t0 * R * y_layout.row_stride,
+             y_layout.row_stride, accumulate);
+#endif
+}
+
+// ---- backward ----
+
+// dS slot c = dYᵀ diag(e^{cs}) Q.
+__global__ void __launch_bounds__(kThreads) chunk_dstate_kernel(ChunkScanInputs<float> in, const float* dy,
+                                                                SeqLayout dy_layout, float* dstates, float* decay) {
+#if SSM_TF32_MMA
+  const ChunkScanSizes& z = in.sizes;
+  const ChunkPos pos = chunk_pos(z);
+  const RowView<float> dY{dy + seq_base(dy_layout, pos.b, pos.h) + pos.t0 * z.rank * dy_layout.row_stride,
+                          dy_layout.row_stride};
+  weighted_outer(in, pos, dY, chunk_rows(in, pos).q, [](float cs, float) { return expf(cs); },
+                 dstates + (pos.s * (z.nchunks() + 1) + pos.c) * z.P * z.N, decay);
+#endif
+}
+
+// dQ, dK, dV of the chunk's rows and da of its steps (the file header lists the products).
+__global__ void __launch_bounds__(kThreads) chunk_grads_kernel(ChunkScanInputs<float> in, const float* states,
+                                                               const float* dstates, const float* dy,
+                                                               SeqLayout dy_layout, ChunkScanGrads<float> grads) {
+#if SSM_TF32_MMA
+  const ChunkScanSizes& z = in.sizes;
+  const ChunkPos pos = chunk_pos(z);
+  const int R = static_cast<int>(z.rank), N = static_cast<int>(z.N), P = static_cast<int>(z.P), m = pos.m;
+  const int mp = padded_rows(z), ldn = N + kPad, ldp = P + kPad, ldg = mp + kPad, ldo = (N > P ? N : P) + kPad;
+  const GradsLayout lay(z);
+  float* sh = mma_shared();
+  float *cs = sh + lay.cs, *cs_row = sh + lay.cs_row, *ecs = sh + lay.ecs, *w = sh + lay.w, *rowc = sh + lay.rowc,
+        *rowg = sh + lay.rowg, *red = sh + lay.red;
+  float *q = sh + lay.q, *k = sh + lay.k, *v = sh + lay.v, *dY = sh + lay.dy, *g = sh + lay.g, *dm = sh + lay.dm,
+        *xi = sh + lay.xi, *out = sh + lay.out;
+  int* step_end = reinterpret_cast<int*>(sh + lay.step_end);
+  const ChunkRows<float> rows = chunk_rows(in, pos);
+  const int64_t first_row = pos.t0 * R;
+  stage_rows(rows.q, m, mp, N, q, ldn);
+  stage_rows(rows.k, m, mp, N, k, ldn);
+  stage_rows(rows.v, m, mp, P, v, ldp);
+  stage_rows({dy + seq_base(dy_layout, pos.b, pos.h) + first_row * dy_layout.row_stride, dy_layout.row_stride}, m, mp,
+             P, dY, ldp);
+  chunk_cumsum(in, pos, cs);  // (its barriers also cover the staging)
+  padded_row_steps(cs, m, mp, R, cs_row, step_end);
+  const float total = cs[pos.q - 1];
+  __syncthreads();
+  for (int i = static_cast<int>(threadIdx.x); i < mp; i += blockDim.x) {
+    ecs[i] = i < m ? expf(cs_row[i]) : 0.f;
+    w[i] = i < m ? expf(total - cs_row[i]) : 0.f;
+  }
+  const float* Sc = states + state_offset(z, pos.b, pos.c, pos.h);               // S_c [P, N]
+  const float* dS = dstates + (pos.s * (z.nchunks() + 1) + pos.c + 1) * z.P * z.N;  // ∂ℒ/∂S_{c+1} [P, N]
+
+  // Q Kᵀ into g, dY Vᵀ into dm, on the tiles that reach the causal block triangle
+  for_warp_tiles(mp, 2 * mp, [&](int i0, int jj) {
+    const bool scores = jj < mp;
+    const int j0 = scores ? jj : jj - mp;
+    if (j0 >= causal_end(i0, R)) return;
+    Acc acc = zero_tile();
+    if (scores) mma_add(acc, Mat<RowMajor>{q, ldn}, Mat<ColMajor>{k, ldn}, i0, j0, 0, N);
+    else mma_add(acc, Mat<RowMajor>{dY, ldp}, Mat<ColMajor>{v, ldp}, i0, j0, 0, P);
+    store_tile((scores ? g : dm) + i0 * ldg + j0, ldg, acc);
+  });
+  __syncthreads();
+  // g ← M = Q Kᵀ ⊙ Λ, dm ← dM ⊙ Λ, xi ← Ξ = (dM ⊙ Λ) ⊙ Q Kᵀ (zero outside the causal block triangle)
+  for (TileWalk e(mp); e.row < mp; e.next()) {
+    const int at = e.row * ldg + e.col;
+    float mt = 0.f, dm_lam = 0.f, x = 0.f;
+    if (e.col < step_end[e.row]) {
+      const float lam = expf(cs_row[e.row] - cs_row[e.col]);
+      mt = g[at] * lam;
+      dm_lam = dm[at] * lam;
+      x = dm_lam * g[at];
+    }
+    g[at] = mt;
+    dm[at] = dm_lam;
+    xi[at] = x;
+  }
+  __syncthreads();
+  // rowc_i = Σ_j Ξ_ij − Σ_j Ξ_ji (the first product of the dQ below runs beside it: neither reads the other)
+  for (int i = static_cast<int>(threadIdx.x); i < m; i += blockDim.x) {
+    float s = 0.f;
+    for (int j = 0; j < step_end[i]; ++j) s += xi[i * ldg + j];
+    for (int j = step_end[i] - R; j < m; ++j) s -= xi[j * ldg + i];
+    rowc[i] = s;
+  }
+  const auto rows_of = [&](const SeqLayout& l, float* base) {
+    return base + seq_base(l, pos.b, pos.h) + first_row * l.row_stride;
+  };
+  const auto causal_k = [&](int i0) { return round_up(min(causal_end(i0, R), mp), kStep); };
+  const auto anticausal_k = [&](int i0) { return causal_begin(i0, R) / kStep * kStep; };
+  const auto no_row_sums = [](int, float) {};
+
+  // dQ = diag(e^{cs}) dY S_c + (dM ⊙ Λ) K;  rowc_i += dQ^off_i · Q_i
+  chunk_gradient([&](Acc& acc, int i0, int n0) { mma_add(acc, Mat<RowMajor>{dY, ldp}, Mat<RowMajor>{Sc, N}, i0, n0, 0, P); },
+                 ecs, q, ldn, [&](int i, float s) { if (i < m) rowc[i] += ecs[i] * s; },
+                 [&](Acc& acc, int i0, int n0) {
+                   mma_add(acc, Mat<RowMajor>{dm, ldg}, Mat<RowMajor>{k, ldn}, i0, n0, 0, causal_k(i0));
+                 },
+                 mp, m, N, out, ldo, rows_of(grads.dq_layout, grads.dq), grads.dq_layout.row_stride);
+  // dK = diag(w) V dS + (dM ⊙ Λ)ᵀ Q
+  chunk_gradient([&](Acc& acc, int i0, int n0) { mma_add(acc, Mat<RowMajor>{v, ldp}, Mat<RowMajor>{dS, N}, i0, n0, 0, P); },
+                 w, nullptr, 0, no_row_sums,
+                 [&](Acc& acc, int i0, int n0) {
+                   mma_add(acc, Mat<ColMajor>{dm, ldg}, Mat<RowMajor>{q, ldn}, i0, n0, anticausal_k(i0), mp);
+                 },
+                 mp, m, N, out, ldo, rows_of(grads.dk_layout, grads.dk), grads.dk_layout.row_stride);
+  // dV = diag(w) K dSᵀ + Mᵀ dY;  g_i = V_i · (diag(w) K dSᵀ)_i: dT += g_i, dcs_i −= g_i
+  chunk_gradient([&](Acc& acc, int i0, int p0) { mma_add(acc, Mat<RowMajor>{k, ldn}, Mat<ColMajor>{dS, N}, i0, p0, 0, N); },
+                 w, v, ldp,
+                 [&](int i, float s) {
+                   if (i >= m) return;
+                   rowg[i] = w[i] * s;
+                   rowc[i] -= w[i] * s;
+                 },
+                 [&](Acc& acc, int i0, int p0) {
+                   mma_add(acc, Mat<ColMajor>{g, ldg}, Mat<RowMajor>{dY, ldp}, i0, p0, anticausal_k(i0), mp);
+                 },
+                 mp, m, P, out, ldo, rows_of(grads.dv_layout, grads.dv), grads.dv_layout.row_stride);
+
+  finish_chunk_da(RowView<float>{dS, N}, RowView<float>{Sc, N}, P, N, pos, R, total, rowg, rowc, red,
+                  grads.da + seq_base(grads.da_layout, pos.b, pos.h), grads.da_layout.row_stride);
+#endif
+}
+
+template <class Layout>
+size_t shared_bytes(const ChunkScanSizes& z) {
+  return static_cast<size_t>(Layout(z).floats) * sizeof(float);
+}
+
+dim3 chunk_grid(const ChunkScanSizes& z) {
+  return dim3(static_cast<unsigned>(z.nchunks()), static_cast<unsigned>(z.batch * z.heads));
+}
+
+bool aligned32(const void* p) { return reinterpret_cast<uintptr_t>(p) % 32 == 0; }
+
+}  // namespace
+
+bool device_has_tf32() {
+  static const bool has = [] {
+    int device = 0, major = 0;
+    SSM_CUDA_CHECK(cudaGetDevice(&device));
+    SSM_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    return major >= 8;
+  }();
+  return has;
+}
+
+bool takes(const ChunkScanSizes& z, const float* states) {
+  if (!device_has_tf32() || z.N % kTile != 0 || z.P % kTile != 0 || !aligned32(states)) return false;
+  const size_t largest =
+      std::max({shared_bytes<OuterLayout>(z), shared_bytes<OutputLayout>(z), shared_bytes<GradsLayout>(z)});
+  return largest <= shared_limit();
+}
+
+void chunk_state(const ChunkScanInputs<float>& in, float* states, float* decay) {
+  launch(chunk_state_kernel, chunk_grid(in.sizes), kThreads, shared_bytes<OuterLayout>(in.sizes), in, states, decay);
+}
+
+void chunk_output(const ChunkScanInputs<float>& in, const float* states, float* y, SeqLayout y_layout,
+                  bool accumulate) {
+  launch(chunk_output_kernel, chunk_grid(in.sizes), kThreads, shared_bytes<OutputLayout>(in.sizes), in, states, y,
+         y_layout, accumulate);
+}
+
+void chunk_dstate(const ChunkScanInputs<float>& in, const float* dy, SeqLayout dy_layout, float* dstates,
+                  float* decay) {
+  launch(chunk_dstate_kernel, chunk_grid(in.sizes), kThreads, shared_bytes<OuterLayout>(in.sizes), in, dy, dy_layout,
+         dstates, decay);
+}
+
+void chunk_grads(const ChunkScanInputs<float>& in, const float* states, const float* dstates, const float* dy,
+                 SeqLayout dy_layout, const ChunkScanGrads<float>& grads) {
+  launch(chunk_grads_kernel, chunk_grid(in.sizes), kThreads, shared_bytes<GradsLayout>(in.sizes), in, states, dstates,
+         dy, dy_layout, grads);
+}
+
+}  // namespace ssm::cuda::ssd_chunk_mma
