@@ -1,5 +1,5 @@
-// Tests for tensor/cpu/sigmoid.h: the call-free float e^u and σ against the same computed in double with
-// libm.
+// Tests for tensor/cpu/sigmoid.h: the call-free float e^u, σ and softplus against the same computed in double
+// with libm.
 #include "tensor/cpu/sigmoid.h"
 
 #include <gtest/gtest.h>
@@ -59,6 +59,25 @@ TEST(CpuSigmoid, FloatExpMatchesLibmWithinTwoUlpsAndClamps) {
 
 TEST(CpuSigmoid, DoubleIsLibm) {
   for (double x : {-30.0, -1.5, 0.0, 0.25, 7.0}) EXPECT_EQ(ssm::cpu::sigmoid(x), reference_sigmoid(x));
+}
+
+double reference_softplus(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x))); }
+
+// softplus on a dense sweep of [−87, 87] (where it goes from ~e^−87 to 87): within 4 float ulps of libm's
+// double softplus; e^−87 (normal, not subnormal) below the clamp; x itself far above; NaN kept.
+TEST(CpuSigmoid, FloatSoftplusMatchesLibmWithinFourUlps) {
+  double worst_ulps = 0;
+  for (int i = -870000; i <= 870000; ++i) {
+    const float x = static_cast<float>(i) * 1e-4f;
+    const double want = reference_softplus(x), got = ssm::cpu::softplus(x);
+    worst_ulps = std::max(worst_ulps, std::abs(got - want) / (want * std::numeric_limits<float>::epsilon()));
+  }
+  EXPECT_LE(worst_ulps, 4.0);
+  EXPECT_FLOAT_EQ(ssm::cpu::softplus(-1000.0f), ssm::cpu::exp_clamped(-87.0f));
+  EXPECT_EQ(ssm::cpu::softplus(1000.0f), 1000.0f);
+  EXPECT_EQ(ssm::cpu::softplus(std::numeric_limits<float>::infinity()), std::numeric_limits<float>::infinity());
+  EXPECT_TRUE(std::isnan(ssm::cpu::softplus(std::numeric_limits<float>::quiet_NaN())));
+  for (double x : {-30.0, -1.5, 0.0, 0.25, 7.0}) EXPECT_EQ(ssm::cpu::softplus(x), reference_softplus(x));
 }
 
 }  // namespace

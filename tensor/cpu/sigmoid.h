@@ -1,5 +1,5 @@
-// tensor/cpu/sigmoid.h — σ(x) = 1 / (1 + e^{−x}) without a library call, so loops over it vectorise;
-// and SiLU with its slope built on it.
+// tensor/cpu/sigmoid.h — σ(x) = 1 / (1 + e^{−x}) and softplus(x) = log(1 + e^x) without a library call,
+// so loops over them vectorise; and SiLU with its slope built on σ.
 //
 // The fused Mamba-3 output gate evaluates σ for every (token, rank, head, channel); with libm's expf,
 // a call the compiler cannot vectorise, the exp dominated the gate's forward pass (~5 ns per call).
@@ -12,6 +12,7 @@
 // clamped constant was folded into the caller's arithmetic, producing subnormals on every element.
 // A NaN stays NaN. Double keeps std::exp: its gradient checks want every digit.
 #pragma once
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -44,6 +45,25 @@ inline float exp_clamped(float u) {
 inline float sigmoid(float x) { return 1.0f / (1.0f + exp_clamped(-x)); }
 
 inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+// softplus(x) = max(x, 0) + log1p(u) with u = e^{−|x|} ∈ (0, 1] (never overflows). Float: u from
+// exp_clamped, and log1p(u) = 2·atanh(s) with s = u / (2 + u) ∈ (0, 1/3], whose series
+// 2s(1 + s²/3 + s⁴/5 + …) has converged to float precision after the s¹² term ((1/9)⁷/15 < 2⁻²⁴);
+// being a product of s, it keeps tiny u's relative precision, as log1p does. Below x = −87 the clamp
+// gives e^{−87} ≈ 1.6e−38 rather than a subnormal. Mamba-3's rates (ssm/mamba3_rates.h) evaluate it
+// for every (token, head), where libm's expf and log1pf were calls the loops could not vectorise.
+inline float softplus(float x) {
+  const float u = exp_clamped(-std::abs(x)), s = u / (2.0f + u), z = s * s;
+  float p = 1.0f / 13.0f;
+  p = p * z + 1.0f / 11.0f;
+  p = p * z + 1.0f / 9.0f;
+  p = p * z + 1.0f / 7.0f;
+  p = p * z + 1.0f / 5.0f;
+  p = p * z + 1.0f / 3.0f;
+  return std::max(x, 0.0f) + 2.0f * s * (p * z + 1.0f);
+}
+
+inline double softplus(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x))); }
 
 // silu(x) = x σ(x) and its slope silu'(x) = σ(x)(1 + x(1 − σ(x))), for the fused ops' loops (the
 // gated norm, the conv's SiLU): built on the σ above, so they vectorise too.
