@@ -183,28 +183,31 @@ struct Mat {
   }
 };
 
-// hi = tf32(x), lo = tf32(x − hi), with x in hi on entry.
+// hi = tf32(x) and, when lo is given, lo = tf32(x − hi); x is in hi on entry.
 template <class Frag>
-__device__ inline void split_tf32(Frag& hi, Frag& lo) {
+__device__ inline void to_tf32(Frag& hi, Frag* lo) {
   for (int t = 0; t < hi.num_elements; ++t) {
     const float x = hi.x[t];
     hi.x[t] = wmma::__float_to_tf32(x);
-    lo.x[t] = wmma::__float_to_tf32(x - hi.x[t]);
+    if (lo) lo->x[t] = wmma::__float_to_tf32(x - hi.x[t]);
   }
 }
 
-// acc += A[i0 .. i0+16, k0 .. k1) · B[k0 .. k1, j0 .. j0+16), k0 and k1 multiples of 8 (one warp).
-template <class LA, class LB>
+// acc += A[i0 .. i0+16, k0 .. k1) · B[k0 .. k1, j0 .. j0+16), k0 and k1 multiples of 8 (one warp): in
+// 3×TF32 (kSplit), or as single TF32 products (the opt-in TF32 mode of cuda/context.h, ~1e-3 relative).
+template <bool kSplit, class LA, class LB>
 __device__ void mma_add(Acc& acc, Mat<LA> A, Mat<LB> B, int i0, int j0, int k0, int k1) {
   wmma::fragment<wmma::matrix_a, kTile, kTile, kStep, wmma::precision::tf32, LA> a_hi, a_lo;
   wmma::fragment<wmma::matrix_b, kTile, kTile, kStep, wmma::precision::tf32, LB> b_hi, b_lo;
   for (int k = k0; k < k1; k += kStep) {
     wmma::load_matrix_sync(a_hi, A.at(i0, k), A.ld);
     wmma::load_matrix_sync(b_hi, B.at(k, j0), B.ld);
-    split_tf32(a_hi, a_lo);
-    split_tf32(b_hi, b_lo);
-    wmma::mma_sync(acc, a_lo, b_hi, acc);
-    wmma::mma_sync(acc, a_hi, b_lo, acc);
+    to_tf32(a_hi, kSplit ? &a_lo : nullptr);
+    to_tf32(b_hi, kSplit ? &b_lo : nullptr);
+    if constexpr (kSplit) {
+      wmma::mma_sync(acc, a_lo, b_hi, acc);
+      wmma::mma_sync(acc, a_hi, b_lo, acc);
+    }
     wmma::mma_sync(acc, a_hi, b_hi, acc);
   }
 }
@@ -280,7 +283,7 @@ __device__ void chunk_gradient(StateTerm state_term, const float* scale, const f
 // ---- forward ----
 
 // out [P, N] = Aᵀ diag(w) B over the chunk's rows, w_i = weight(cs_t(i), T), and decay[s, c] = T.
-template <class Weight>
+template <bool kSplit, class Weight>
 __device__ void weighted_outer(const ChunkScanInputs<float>& in, const ChunkPos& pos, RowView<float> A,
                                RowView<float> B, Weight weight, float* out, float* decay) {
   const ChunkScanSizes& z = in.sizes;
@@ -299,7 +302,7 @@ __device__ void weighted_outer(const ChunkScanInputs<float>& in, const ChunkPos&
   __syncthreads();
   for_warp_tiles(P, N, [&](int p0, int n0) {
     Acc acc = zero_tile();
-    mma_add(acc, Mat<ColMajor>{a, lda}, Mat<RowMajor>{b, ldb}, p0, n0, 0, mp);
+    mma_add<kSplit>(acc, Mat<ColMajor>{a, lda}, Mat<RowMajor>{b, ldb}, p0, n0, 0, mp);
     store_tile(out + p0 * N + n0, N, acc);
   });
 }
@@ -307,17 +310,19 @@ __device__ void weighted_outer(const ChunkScanInputs<float>& in, const ChunkPos&
 #endif  // SSM_TF32_MMA
 
 // S^loc_c = Vᵀ diag(e^{T − cs}) K into the slot of S_{c+1}.
+template <bool kSplit>
 __global__ void __launch_bounds__(kThreads) chunk_state_kernel(ChunkScanInputs<float> in, float* states,
                                                                float* decay) {
 #if SSM_TF32_MMA
   const ChunkPos pos = chunk_pos(in.sizes);
   const ChunkRows<float> rows = chunk_rows(in, pos);
-  weighted_outer(in, pos, rows.v, rows.k, [](float cs, float total) { return expf(total - cs); },
+  weighted_outer<kSplit>(in, pos, rows.v, rows.k, [](float cs, float total) { return expf(total - cs); },
                  states + state_offset(in.sizes, pos.b, pos.c + 1, pos.h), decay);
 #endif
 }
 
 // Y (+)= (Q Kᵀ ⊙ Λ) V + diag(e^{cs}) Q S_cᵀ.
+template <bool kSplit>
 __global__ void __launch_bounds__(kThreads) chunk_output_kernel(ChunkScanInputs<float> in, const float* states,
                                                                 float* y, SeqLayout y_layout, bool accumulate) {
 #if SSM_TF32_MMA
@@ -342,7 +347,7 @@ __global__ void __launch_bounds__(kThreads) chunk_output_kernel(ChunkScanInputs<
   for_warp_tiles(mp, mp, [&](int i0, int j0) {
     if (j0 >= causal_end(i0, R)) return;
     Acc acc = zero_tile();
-    mma_add(acc, Mat<RowMajor>{q, ldn}, Mat<ColMajor>{k, ldn}, i0, j0, 0, N);
+    mma_add<kSplit>(acc, Mat<RowMajor>{q, ldn}, Mat<ColMajor>{k, ldn}, i0, j0, 0, N);
     store_tile(g + i0 * ldg + j0, ldg, acc);
   });
   __syncthreads();
@@ -357,8 +362,8 @@ __global__ void __launch_bounds__(kThreads) chunk_output_kernel(ChunkScanInputs<
   const float* Sc = states + state_offset(z, pos.b, pos.c, pos.h);
   for_warp_tiles(mp, P, [&](int i0, int p0) {
     Acc acc = zero_tile();
-    mma_add(acc, Mat<RowMajor>{g, ldg}, Mat<RowMajor>{v, ldp}, i0, p0, 0, round_up(min(causal_end(i0, R), mp), kStep));
-    mma_add(acc, Mat<RowMajor>{q, ldn}, Mat<ColMajor>{Sc, N}, i0, p0, 0, N);
+    mma_add<kSplit>(acc, Mat<RowMajor>{g, ldg}, Mat<RowMajor>{v, ldp}, i0, p0, 0, round_up(min(causal_end(i0, R), mp), kStep));
+    mma_add<kSplit>(acc, Mat<RowMajor>{q, ldn}, Mat<ColMajor>{Sc, N}, i0, p0, 0, N);
     store_tile(y_tile + i0 * ldp + p0, ldp, acc);
   });
   __syncthreads();
@@ -370,6 +375,7 @@ __global__ void __launch_bounds__(kThreads) chunk_output_kernel(ChunkScanInputs<
 // ---- backward ----
 
 // dS slot c = dYᵀ diag(e^{cs}) Q.
+template <bool kSplit>
 __global__ void __launch_bounds__(kThreads) chunk_dstate_kernel(ChunkScanInputs<float> in, const float* dy,
                                                                 SeqLayout dy_layout, float* dstates, float* decay) {
 #if SSM_TF32_MMA
@@ -377,12 +383,13 @@ __global__ void __launch_bounds__(kThreads) chunk_dstate_kernel(ChunkScanInputs<
   const ChunkPos pos = chunk_pos(z);
   const RowView<float> dY{dy + seq_base(dy_layout, pos.b, pos.h) + pos.t0 * z.rank * dy_layout.row_stride,
                           dy_layout.row_stride};
-  weighted_outer(in, pos, dY, chunk_rows(in, pos).q, [](float cs, float) { return expf(cs); },
+  weighted_outer<kSplit>(in, pos, dY, chunk_rows(in, pos).q, [](float cs, float) { return expf(cs); },
                  dstates + (pos.s * (z.nchunks() + 1) + pos.c) * z.P * z.N, decay);
 #endif
 }
 
 // dQ, dK, dV of the chunk's rows and da of its steps (the file header lists the products).
+template <bool kSplit>
 __global__ void __launch_bounds__(kThreads) chunk_grads_kernel(ChunkScanInputs<float> in, const float* states,
                                                                const float* dstates, const float* dy,
                                                                SeqLayout dy_layout, ChunkScanGrads<float> grads) {
@@ -422,8 +429,8 @@ __global__ void __launch_bounds__(kThreads) chunk_grads_kernel(ChunkScanInputs<f
     const int j0 = scores ? jj : jj - mp;
     if (j0 >= causal_end(i0, R)) return;
     Acc acc = zero_tile();
-    if (scores) mma_add(acc, Mat<RowMajor>{q, ldn}, Mat<ColMajor>{k, ldn}, i0, j0, 0, N);
-    else mma_add(acc, Mat<RowMajor>{dY, ldp}, Mat<ColMajor>{v, ldp}, i0, j0, 0, P);
+    if (scores) mma_add<kSplit>(acc, Mat<RowMajor>{q, ldn}, Mat<ColMajor>{k, ldn}, i0, j0, 0, N);
+    else mma_add<kSplit>(acc, Mat<RowMajor>{dY, ldp}, Mat<ColMajor>{v, ldp}, i0, j0, 0, P);
     store_tile((scores ? g : dm) + i0 * ldg + j0, ldg, acc);
   });
   __syncthreads();
@@ -457,21 +464,21 @@ __global__ void __launch_bounds__(kThreads) chunk_grads_kernel(ChunkScanInputs<f
   const auto no_row_sums = [](int, float) {};
 
   // dQ = diag(e^{cs}) dY S_c + (dM ⊙ Λ) K;  rowc_i += dQ^off_i · Q_i
-  chunk_gradient([&](Acc& acc, int i0, int n0) { mma_add(acc, Mat<RowMajor>{dY, ldp}, Mat<RowMajor>{Sc, N}, i0, n0, 0, P); },
+  chunk_gradient([&](Acc& acc, int i0, int n0) { mma_add<kSplit>(acc, Mat<RowMajor>{dY, ldp}, Mat<RowMajor>{Sc, N}, i0, n0, 0, P); },
                  ecs, q, ldn, [&](int i, float s) { if (i < m) rowc[i] += ecs[i] * s; },
                  [&](Acc& acc, int i0, int n0) {
-                   mma_add(acc, Mat<RowMajor>{dm, ldg}, Mat<RowMajor>{k, ldn}, i0, n0, 0, causal_k(i0));
+                   mma_add<kSplit>(acc, Mat<RowMajor>{dm, ldg}, Mat<RowMajor>{k, ldn}, i0, n0, 0, causal_k(i0));
                  },
                  mp, m, N, out, ldo, rows_of(grads.dq_layout, grads.dq), grads.dq_layout.row_stride);
   // dK = diag(w) V dS + (dM ⊙ Λ)ᵀ Q
-  chunk_gradient([&](Acc& acc, int i0, int n0) { mma_add(acc, Mat<RowMajor>{v, ldp}, Mat<RowMajor>{dS, N}, i0, n0, 0, P); },
+  chunk_gradient([&](Acc& acc, int i0, int n0) { mma_add<kSplit>(acc, Mat<RowMajor>{v, ldp}, Mat<RowMajor>{dS, N}, i0, n0, 0, P); },
                  w, nullptr, 0, no_row_sums,
                  [&](Acc& acc, int i0, int n0) {
-                   mma_add(acc, Mat<ColMajor>{dm, ldg}, Mat<RowMajor>{q, ldn}, i0, n0, anticausal_k(i0), mp);
+                   mma_add<kSplit>(acc, Mat<ColMajor>{dm, ldg}, Mat<RowMajor>{q, ldn}, i0, n0, anticausal_k(i0), mp);
                  },
                  mp, m, N, out, ldo, rows_of(grads.dk_layout, grads.dk), grads.dk_layout.row_stride);
   // dV = diag(w) K dSᵀ + Mᵀ dY;  g_i = V_i · (diag(w) K dSᵀ)_i: dT += g_i, dcs_i −= g_i
-  chunk_gradient([&](Acc& acc, int i0, int p0) { mma_add(acc, Mat<RowMajor>{k, ldn}, Mat<ColMajor>{dS, N}, i0, p0, 0, N); },
+  chunk_gradient([&](Acc& acc, int i0, int p0) { mma_add<kSplit>(acc, Mat<RowMajor>{k, ldn}, Mat<ColMajor>{dS, N}, i0, p0, 0, N); },
                  w, v, ldp,
                  [&](int i, float s) {
                    if (i >= m) return;
@@ -479,7 +486,7 @@ __global__ void __launch_bounds__(kThreads) chunk_grads_kernel(ChunkScanInputs<f
                    rowc[i] -= w[i] * s;
                  },
                  [&](Acc& acc, int i0, int p0) {
-                   mma_add(acc, Mat<ColMajor>{g, ldg}, Mat<RowMajor>{dY, ldp}, i0, p0, anticausal_k(i0), mp);
+                   mma_add<kSplit>(acc, Mat<ColMajor>{g, ldg}, Mat<RowMajor>{dY, ldp}, i0, p0, anticausal_k(i0), mp);
                  },
                  mp, m, P, out, ldo, rows_of(grads.dv_layout, grads.dv), grads.dv_layout.row_stride);
 
@@ -518,26 +525,28 @@ bool takes(const ChunkScanSizes& z, const float* states) {
   return largest <= shared_limit();
 }
 
+// Each launcher runs its kernel in 3×TF32, or in single TF32 products when TF32 mode is on.
 void chunk_state(const ChunkScanInputs<float>& in, float* states, float* decay) {
-  launch(chunk_state_kernel, chunk_grid(in.sizes), kThreads, shared_bytes<OuterLayout>(in.sizes), in, states, decay);
+  launch(tf32() ? chunk_state_kernel<false> : chunk_state_kernel<true>, chunk_grid(in.sizes), kThreads,
+         shared_bytes<OuterLayout>(in.sizes), in, states, decay);
 }
 
 void chunk_output(const ChunkScanInputs<float>& in, const float* states, float* y, SeqLayout y_layout,
                   bool accumulate) {
-  launch(chunk_output_kernel, chunk_grid(in.sizes), kThreads, shared_bytes<OutputLayout>(in.sizes), in, states, y,
-         y_layout, accumulate);
+  launch(tf32() ? chunk_output_kernel<false> : chunk_output_kernel<true>, chunk_grid(in.sizes), kThreads,
+         shared_bytes<OutputLayout>(in.sizes), in, states, y, y_layout, accumulate);
 }
 
 void chunk_dstate(const ChunkScanInputs<float>& in, const float* dy, SeqLayout dy_layout, float* dstates,
                   float* decay) {
-  launch(chunk_dstate_kernel, chunk_grid(in.sizes), kThreads, shared_bytes<OuterLayout>(in.sizes), in, dy, dy_layout,
-         dstates, decay);
+  launch(tf32() ? chunk_dstate_kernel<false> : chunk_dstate_kernel<true>, chunk_grid(in.sizes), kThreads,
+         shared_bytes<OuterLayout>(in.sizes), in, dy, dy_layout, dstates, decay);
 }
 
 void chunk_grads(const ChunkScanInputs<float>& in, const float* states, const float* dstates, const float* dy,
                  SeqLayout dy_layout, const ChunkScanGrads<float>& grads) {
-  launch(chunk_grads_kernel, chunk_grid(in.sizes), kThreads, shared_bytes<GradsLayout>(in.sizes), in, states, dstates,
-         dy, dy_layout, grads);
+  launch(tf32() ? chunk_grads_kernel<false> : chunk_grads_kernel<true>, chunk_grid(in.sizes), kThreads,
+         shared_bytes<GradsLayout>(in.sizes), in, states, dstates, dy, dy_layout, grads);
 }
 
 }  // namespace ssm::cuda::ssd_chunk_mma

@@ -17,6 +17,7 @@
 #include "compare_helpers.h"
 #include "cuda_test_helpers.h"
 #ifdef SSM_WITH_CUDA
+#include "cuda/context.h"
 #include "cuda/ssd_chunk_mma.h"
 #endif
 #include "ssm/mamba3_scan.h"
@@ -265,14 +266,36 @@ TEST_F(CudaMamba3Scan, TensorCoreKernelsMatchCpuWithPaddedRows) {
       cuda::ChunkScanSizes z;
       z.batch = 2, z.heads = 2, z.steps = 37, z.rank = R, z.N = N, z.P = P, z.chunk = 8;
       const float* aligned = nullptr;  // takes() asks the state buffer's alignment; address 0 is aligned
-      if (cuda::ssd_chunk_mma::device_has_tf32())
+      if (cuda::ssd_chunk_mma::device_has_tf32()) {
         ASSERT_TRUE(cuda::ssd_chunk_mma::takes(z, aligned)) << "these sizes should run on tensor cores";
+      }
 #endif
       const Mamba3Inputs s = random_mamba3(seed++, 2, 37, R, 2, P, N, true);
       const RunResult cpu = run_on(s.in, s.wy, s.wf, DType::Float32, Device::cpu(), mamba3_chunked(8));
       const RunResult gpu = run_on(s.in, s.wy, s.wf, DType::Float32, Device::cuda(), mamba3_chunked(8));
       expect_same_results(gpu, cpu, DType::Float32, kMamba3Names);
     }
+}
+
+// TF32 mode (SSM_TF32=1, cuda/context.h) runs the tensor-core chunk products as single TF32 products
+// (10-bit mantissas, ~1e-3 relative): at the 130M heads every result stays within 1e-2 of the CPU's,
+// relative to each tensor's largest value.
+TEST_F(CudaMamba3Scan, Tf32ModeMatchesCpuToTf32Precision) {
+#ifdef SSM_WITH_CUDA
+  const bool was = cuda::tf32();
+  cuda::set_tf32(true);
+  const Mamba3Inputs s = random_mamba3(8460, 1, 100, 1, 2, 64, 128, true);
+  const RunResult cpu = run_on(s.in, s.wy, s.wf, DType::Float32, Device::cpu(), mamba3_chunked(64));
+  const RunResult gpu = run_on(s.in, s.wy, s.wf, DType::Float32, Device::cuda(), mamba3_chunked(64));
+  cuda::set_tf32(was);
+  const auto close = [](const Tensor& a, const Tensor& b, const std::string& what) {
+    const double tol = 1e-2 * std::max(max_abs(b), 1.0);
+    expect_close(a, b, tol, 1e-2, what);
+  };
+  close(gpu.y, cpu.y, "y");
+  close(gpu.final_state, cpu.final_state, "final state");
+  for (size_t i = 0; i < cpu.grads.size(); ++i) close(gpu.grads[i], cpu.grads[i], kMamba3Names[i]);
+#endif
 }
 
 TEST_F(CudaMamba3Scan, ReferenceRejectsCudaTensors) {
