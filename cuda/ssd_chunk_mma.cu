@@ -50,10 +50,7 @@ namespace wmma = nvcuda::wmma;
 #endif
 
 constexpr int kTile = 16;      // the side of a warp's output tile
-// Threads per block: 8 warps for the two outer-product kernels (several blocks fit an SM), 16 for the
-// output and gradient kernels, whose shared memory fits one or two blocks per SM: 8 warps alone left
-// the SM idle between the phases of a block (ncu: 12.5% occupancy, ~8 cycles per issued instruction).
-constexpr int kThreads = 256, kTileThreads = 512;
+constexpr int kThreads = 256;  // 8 warps a block
 constexpr int kPad = 4;        // shared rows are width + 4 apart: a 16-byte multiple (WMMA's loads need
                                // one), shifting each row by 4 banks
 
@@ -113,7 +110,7 @@ struct GradsLayout {  // chunk_grads
     Carve c;
     cs = c.take(static_cast<int>(z.chunk));
     for (int* piece : {&cs_row, &step_end, &ecs, &w, &rowc, &rowg}) *piece = c.take(mp);
-    red = c.take(kTileThreads / 32);
+    red = c.take(kThreads);
     q = c.take(mp * ldn);
     k = c.take(mp * ldn);
     v = c.take(mp * ldp);
@@ -231,7 +228,7 @@ __device__ inline void store_tile(float* p, int ld, const Acc& acc) {
   wmma::store_matrix_sync(p, acc, ld, wmma::mem_row_major);
 }
 
-// tile(i0, j0) for each 16×16 tile of a rows × cols product, the block's warps taking turns.
+// tile(i0, j0) for each 16×16 tile of a rows × cols product, the block's warps taking every 8th.
 template <class F>
 __device__ void for_warp_tiles(int rows, int cols, F&& tile) {
   const int warp = static_cast<int>(threadIdx.x) / 32, warps = static_cast<int>(blockDim.x) / 32;
@@ -326,7 +323,7 @@ __global__ void __launch_bounds__(kThreads) chunk_state_kernel(ChunkScanInputs<f
 
 // Y (+)= (Q Kᵀ ⊙ Λ) V + diag(e^{cs}) Q S_cᵀ.
 template <bool kSplit>
-__global__ void __launch_bounds__(kTileThreads) chunk_output_kernel(ChunkScanInputs<float> in, const float* states,
+__global__ void __launch_bounds__(kThreads) chunk_output_kernel(ChunkScanInputs<float> in, const float* states,
                                                                 float* y, SeqLayout y_layout, bool accumulate) {
 #if SSM_TF32_MMA
   const ChunkScanSizes& z = in.sizes;
@@ -393,7 +390,7 @@ __global__ void __launch_bounds__(kThreads) chunk_dstate_kernel(ChunkScanInputs<
 
 // dQ, dK, dV of the chunk's rows and da of its steps (the file header lists the products).
 template <bool kSplit>
-__global__ void __launch_bounds__(kTileThreads) chunk_grads_kernel(ChunkScanInputs<float> in, const float* states,
+__global__ void __launch_bounds__(kThreads) chunk_grads_kernel(ChunkScanInputs<float> in, const float* states,
                                                                const float* dstates, const float* dy,
                                                                SeqLayout dy_layout, ChunkScanGrads<float> grads) {
 #if SSM_TF32_MMA
@@ -536,7 +533,7 @@ void chunk_state(const ChunkScanInputs<float>& in, float* states, float* decay) 
 
 void chunk_output(const ChunkScanInputs<float>& in, const float* states, float* y, SeqLayout y_layout,
                   bool accumulate) {
-  launch(tf32() ? chunk_output_kernel<false> : chunk_output_kernel<true>, chunk_grid(in.sizes), kTileThreads,
+  launch(tf32() ? chunk_output_kernel<false> : chunk_output_kernel<true>, chunk_grid(in.sizes), kThreads,
          shared_bytes<OutputLayout>(in.sizes), in, states, y, y_layout, accumulate);
 }
 
@@ -548,7 +545,7 @@ void chunk_dstate(const ChunkScanInputs<float>& in, const float* dy, SeqLayout d
 
 void chunk_grads(const ChunkScanInputs<float>& in, const float* states, const float* dstates, const float* dy,
                  SeqLayout dy_layout, const ChunkScanGrads<float>& grads) {
-  launch(tf32() ? chunk_grads_kernel<false> : chunk_grads_kernel<true>, chunk_grid(in.sizes), kTileThreads,
+  launch(tf32() ? chunk_grads_kernel<false> : chunk_grads_kernel<true>, chunk_grid(in.sizes), kThreads,
          shared_bytes<GradsLayout>(in.sizes), in, states, dstates, dy, dy_layout, grads);
 }
 
