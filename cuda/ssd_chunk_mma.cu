@@ -164,6 +164,10 @@ __device__ void padded_row_steps(const float* cs, int m, int mp, int R, float* c
 __device__ inline int causal_end(int i0, int R) { return ((i0 + kTile - 1) / R + 1) * R; }
 // The rows j ≥ the start of row i0's step, which a transposed causal product's rows [i0, i0 + 16) read.
 __device__ inline int causal_begin(int i0, int R) { return i0 / R * R; }
+// The same as k ranges of whole 8-column steps: [0, causal_k_end) for a masked product M V,
+// [anticausal_k_begin, mp) for Mᵀ V.
+__device__ inline int causal_k_end(int i0, int R, int mp) { return round_up(min(causal_end(i0, R), mp), kStep); }
+__device__ inline int anticausal_k_begin(int i0, int R) { return causal_begin(i0, R) / kStep * kStep; }
 
 // ---- tiles on tensor cores ----
 
@@ -362,7 +366,7 @@ __global__ void __launch_bounds__(kThreads) chunk_output_kernel(ChunkScanInputs<
   const float* Sc = states + state_offset(z, pos.b, pos.c, pos.h);
   for_warp_tiles(mp, P, [&](int i0, int p0) {
     Acc acc = zero_tile();
-    mma_add<kSplit>(acc, Mat<RowMajor>{g, ldg}, Mat<RowMajor>{v, ldp}, i0, p0, 0, round_up(min(causal_end(i0, R), mp), kStep));
+    mma_add<kSplit>(acc, Mat<RowMajor>{g, ldg}, Mat<RowMajor>{v, ldp}, i0, p0, 0, causal_k_end(i0, R, mp));
     mma_add<kSplit>(acc, Mat<RowMajor>{q, ldn}, Mat<ColMajor>{Sc, N}, i0, p0, 0, N);
     store_tile(y_tile + i0 * ldp + p0, ldp, acc);
   });
@@ -459,22 +463,22 @@ __global__ void __launch_bounds__(kThreads) chunk_grads_kernel(ChunkScanInputs<f
   const auto rows_of = [&](const SeqLayout& l, float* base) {
     return base + seq_base(l, pos.b, pos.h) + first_row * l.row_stride;
   };
-  const auto causal_k = [&](int i0) { return round_up(min(causal_end(i0, R), mp), kStep); };
-  const auto anticausal_k = [&](int i0) { return causal_begin(i0, R) / kStep * kStep; };
   const auto no_row_sums = [](int, float) {};
 
   // dQ = diag(e^{cs}) dY S_c + (dM ⊙ Λ) K;  rowc_i += dQ^off_i · Q_i
   chunk_gradient([&](Acc& acc, int i0, int n0) { mma_add<kSplit>(acc, Mat<RowMajor>{dY, ldp}, Mat<RowMajor>{Sc, N}, i0, n0, 0, P); },
                  ecs, q, ldn, [&](int i, float s) { if (i < m) rowc[i] += ecs[i] * s; },
                  [&](Acc& acc, int i0, int n0) {
-                   mma_add<kSplit>(acc, Mat<RowMajor>{dm, ldg}, Mat<RowMajor>{k, ldn}, i0, n0, 0, causal_k(i0));
+                   mma_add<kSplit>(acc, Mat<RowMajor>{dm, ldg}, Mat<RowMajor>{k, ldn}, i0, n0, 0,
+                                   causal_k_end(i0, R, mp));
                  },
                  mp, m, N, out, ldo, rows_of(grads.dq_layout, grads.dq), grads.dq_layout.row_stride);
   // dK = diag(w) V dS + (dM ⊙ Λ)ᵀ Q
   chunk_gradient([&](Acc& acc, int i0, int n0) { mma_add<kSplit>(acc, Mat<RowMajor>{v, ldp}, Mat<RowMajor>{dS, N}, i0, n0, 0, P); },
                  w, nullptr, 0, no_row_sums,
                  [&](Acc& acc, int i0, int n0) {
-                   mma_add<kSplit>(acc, Mat<ColMajor>{dm, ldg}, Mat<RowMajor>{q, ldn}, i0, n0, anticausal_k(i0), mp);
+                   mma_add<kSplit>(acc, Mat<ColMajor>{dm, ldg}, Mat<RowMajor>{q, ldn}, i0, n0,
+                                   anticausal_k_begin(i0, R), mp);
                  },
                  mp, m, N, out, ldo, rows_of(grads.dk_layout, grads.dk), grads.dk_layout.row_stride);
   // dV = diag(w) K dSᵀ + Mᵀ dY;  g_i = V_i · (diag(w) K dSᵀ)_i: dT += g_i, dcs_i −= g_i
@@ -486,7 +490,8 @@ __global__ void __launch_bounds__(kThreads) chunk_grads_kernel(ChunkScanInputs<f
                    rowc[i] -= w[i] * s;
                  },
                  [&](Acc& acc, int i0, int p0) {
-                   mma_add<kSplit>(acc, Mat<ColMajor>{g, ldg}, Mat<RowMajor>{dY, ldp}, i0, p0, anticausal_k(i0), mp);
+                   mma_add<kSplit>(acc, Mat<ColMajor>{g, ldg}, Mat<RowMajor>{dY, ldp}, i0, p0,
+                                   anticausal_k_begin(i0, R), mp);
                  },
                  mp, m, P, out, ldo, rows_of(grads.dv_layout, grads.dv), grads.dv_layout.row_stride);
 

@@ -29,7 +29,6 @@
 #include "ssm/rotary.h"
 #include "tensor/cpu/dot.h"
 #include "tensor/cpu/parallel.h"
-#include "tensor/cpu/scalar_math.h"
 #include "tensor/cpu/sigmoid.h"
 #if SSM_WITH_CUDA
 #include "cuda/ssm_fused.h"

@@ -1,5 +1,7 @@
-// tensor/cpu/scalar_math.h — numerically safe scalar functions shared by the elementwise kernels and the
-// fused ops that apply them to raw rows: sigmoid and softplus never overflow.
+// tensor/cpu/scalar_math.h — numerically safe scalar functions of the elementwise ops (and of the fused
+// steps that must match them, e.g. Mamba-2's decoding softplus): sigmoid and softplus never overflow, and
+// they keep libm's answer at the extremes (σ(−1000) = 0, a subnormal softplus). tensor/cpu/sigmoid.h has
+// the call-free float versions that the fused ops' loops use to vectorise; they clamp at ±87 instead.
 #pragma once
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,6 @@
 // tensor/cpu/sigmoid.h — σ(x) = 1 / (1 + e^{−x}) and softplus(x) = log(1 + e^x) without a library call,
-// so loops over them vectorise; and SiLU with its slope built on σ.
+// so loops over them vectorise; and SiLU with its slope built on σ. For the fused ops' loops; the
+// elementwise ops keep tensor/cpu/scalar_math.h's libm versions, exact at the extremes these clamp.
 //
 // The fused Mamba-3 output gate evaluates σ for every (token, rank, head, channel); with libm's expf,
 // a call the compiler cannot vectorise, the exp dominated the gate's forward pass (~5 ns per call).
