@@ -3,6 +3,7 @@
 // Tensors on a CUDA device run the same loops as kernels (cuda/mamba3_keys.cu).
 #include "ssm/mamba3_keys.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -11,6 +12,8 @@
 #include "ssm/key_row.h"
 #include "ssm/partial_sums.h"
 #include "tensor/cpu/row_blocks.h"
+#include "tensor/cpu/sincos.h"
+#include "tensor/cpu/vector_clones.h"
 #include "tensor/ops.h"
 #if SSM_WITH_CUDA
 #include "cuda/ssm_fused.h"
@@ -39,30 +42,152 @@ cuda::KeysLayout cuda_layout(const KeySizes& s, double eps) {
 }
 #endif
 
-// cos θ and sin θ of every head's angles at one row (b, t), computed once for the R ranks' keys and,
-// in the backward, for the rotation of their gradients too.
+// dst[n] = src[partner(n)], the other lane of n's rotation pair (ssm/rotary.h's pairs, extended over all N
+// lanes: adjacent lanes (2i, 2i+1), or the halves (n, n + N/2); an odd N's last lane is its own partner).
+template <class T>
+inline void swap_pairs(const RotaryPairs& pairs, const T* __restrict src, T* __restrict dst) {
+  const int64_t N = pairs.N, half = N / 2;
+  if (pairs.pairing == RotaryPairing::HalfSplit) {
+    for (int64_t n = 0; n < half; ++n) {
+      dst[n] = src[n + half];
+      dst[n + half] = src[n];
+    }
+    return;
+  }
+  for (int64_t n = 0; n + 1 < N; n += 2) {
+    dst[n] = src[n + 1];
+    dst[n + 1] = src[n];
+  }
+  if (N % 2) dst[N - 1] = src[N - 1];
+}
+
+// One row's rotations (b, t) as full-width coefficients, so that rotating a key is elementwise work over its
+// N lanes, which vectorises, rather than a loop over its S pairs:
+//   Rot(θ) x = c ⊙ x + s ⊙ swap(x),   Rot(θ)ᵀ x = c ⊙ x − s ⊙ swap(x)
+// where pair m = (a, b) has c_a = c_b = cos θ_m, s_a = −sin θ_m, s_b = sin θ_m (y_a = x_a cos θ − x_b sin θ,
+// y_b = x_a sin θ + x_b cos θ), and lanes outside the pairs keep c = 1, s = 0. The row's H·S angles go
+// through one vectorised sin/cos loop (cpu::sin_cos; libm's sincosf was a call per angle); they serve the R
+// ranks' keys, and in the backward their gradients too.
 template <class T>
 struct RowRotations {
   const KeySizes& s;
-  std::vector<T> cos_theta, sin_theta;  // [H, S]
+  std::vector<T> c, sn, cos_angle, sin_angle;  // c, s [H, N]; cos θ, sin θ [H, S]
   explicit RowRotations(const KeySizes& sizes)
-      : s(sizes), cos_theta(sizes.H * sizes.pairs.S), sin_theta(sizes.H * sizes.pairs.S) {}
+      : s(sizes), c(sizes.H * sizes.N, T(1)), sn(sizes.H * sizes.N, T(0)), cos_angle(sizes.H * sizes.pairs.S),
+        sin_angle(sizes.H * sizes.pairs.S) {}
   void compute(const T* theta, int64_t row) {
+    const int64_t S = s.pairs.S, count = s.H * S;
+    const T* __restrict angle = theta + s.theta_offset(row, 0);
+    T *__restrict cos_a = cos_angle.data(), *__restrict sin_a = sin_angle.data();
+    for (int64_t i = 0; i < count; ++i) cpu::sin_cos(angle[i], sin_a[i], cos_a[i]);
     for (int64_t h = 0; h < s.H; ++h)
-      s.pairs.cos_sin(theta + s.theta_offset(row, h), &cos_theta[h * s.pairs.S], &sin_theta[h * s.pairs.S]);
+      for (int64_t m = 0; m < S; ++m) {
+        const int64_t a = h * s.N + s.pairs.first(m), b = h * s.N + s.pairs.second(m);
+        c[a] = c[b] = cos_a[h * S + m];
+        sn[a] = -sin_a[h * S + m];
+        sn[b] = sin_a[h * S + m];
+      }
   }
-  // dst = Rot(sign·θ_h) src
-  void rotate(int64_t h, const T* src, T* dst, T sign = T(1)) const {
-    s.pairs.rotate(src, &cos_theta[h * s.pairs.S], &sin_theta[h * s.pairs.S], dst, sign);
+  const T* cos_of(int64_t h) const { return &c[h * s.N]; }
+  const T* sin_of(int64_t h) const { return &sn[h * s.N]; }
+};
+
+// One normalised raw row (b, t, r, g): ρ, x̂, n = x̂ ⊙ w and swap(n), the latter two shared by the group's heads.
+template <class T>
+struct NormalisedRow {
+  std::vector<T> xhat, n, n_swapped;
+  T rho = 0;
+  explicit NormalisedRow(int64_t N) : xhat(N), n(N), n_swapped(N) {}
+  void compute(const KeySizes& s, const T* raw, const T* w, double eps) {
+    rho = normalise(raw, s.N, eps, xhat.data());
+    for (int64_t i = 0; i < s.N; ++i) n[i] = xhat[i] * w[i];
+    swap_pairs(s.pairs, n.data(), n_swapped.data());
   }
 };
 
-// k̃ = Rot(θ_h)(x̂ ⊙ w + bias_row) into out
+// k̃ = Rot(θ_h)(n + bias) = c ⊙ (n + bias) + s ⊙ (swap(n) + swap(bias)) into out
 template <class T>
-void rotated_key(const KeySizes& s, const T* xhat, const T* w, const T* bias_row, const RowRotations<T>& rot,
-                 int64_t h, T* out) {
-  scale_and_bias(xhat, w, bias_row, s.N, out);
-  rot.rotate(h, out, out);
+void rotated_key(int64_t N, const T* __restrict c, const T* __restrict sn, const NormalisedRow<T>& x,
+                 const T* __restrict bias, const T* __restrict bias_swapped, T* __restrict out) {
+  const T *__restrict n = x.n.data(), *__restrict ns = x.n_swapped.data();
+  for (int64_t i = 0; i < N; ++i) out[i] = c[i] * (n[i] + bias[i]) + sn[i] * (ns[i] + bias_swapped[i]);
+}
+
+// The CPU loops' inputs: the saved tensors' data, and swap(bias) of every bias row [H, R, N].
+template <class T>
+struct KeyInputs {
+  const KeySizes& s;
+  const T *raw, *w, *bias, *theta;
+  std::vector<T> bias_swapped;
+  double eps;
+  KeyInputs(const KeySizes& sizes, const Tensor& raw_t, const Tensor& w_t, const Tensor& bias_t,
+            const Tensor& theta_t, double eps_)
+      : s(sizes), raw(raw_t.data<T>()), w(w_t.data<T>()), bias(bias_t.data<T>()), theta(theta_t.data<T>()),
+        bias_swapped(bias_t.numel()), eps(eps_) {
+    for (int64_t row = 0; row < s.H * s.R; ++row) swap_pairs(s.pairs, bias + row * s.N, &bias_swapped[row * s.N]);
+  }
+  int64_t bias_offset(int64_t h, int64_t r) const { return (h * s.R + r) * s.N; }
+};
+
+// The forward of rows [row_begin, row_end).
+template <class T>
+SSM_VECTOR_CLONES void keys_forward_rows(const KeyInputs<T>& in, int64_t row_begin, int64_t row_end, T* out) {
+  const KeySizes& s = in.s;
+  NormalisedRow<T> x(s.N);
+  RowRotations<T> rot(s);
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    rot.compute(in.theta, row);
+    for (int64_t r = 0; r < s.R; ++r)
+      for (int64_t g = 0; g < s.G; ++g) {
+        x.compute(s, in.raw + s.raw_offset(row, r, g), in.w, in.eps);
+        for (int64_t h = g * s.heads_per_group(); h < (g + 1) * s.heads_per_group(); ++h)
+          rotated_key(s.N, rot.cos_of(h), rot.sin_of(h), x, in.bias + in.bias_offset(h, r),
+                      &in.bias_swapped[in.bias_offset(h, r)], out + s.out_offset(row, r, h));
+      }
+  }
+}
+
+// The backward of rows [row_begin, row_end): their draw and dθ, and their terms of dw [N] and dbias [H, R, N]
+// added to the row block's partial sums.
+template <class T>
+SSM_VECTOR_CLONES void keys_backward_rows(const KeyInputs<T>& in, const T* dout, int64_t row_begin, int64_t row_end,
+                                          T* draw, T* dtheta, T* dw, T* dbias) {
+  const KeySizes& s = in.s;
+  const int64_t N = s.N;
+  NormalisedRow<T> x(N);
+  RowRotations<T> rot(s);
+  std::vector<T> key(N), dk_swapped(N), dn(N);
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    rot.compute(in.theta, row);
+    std::fill(dtheta + s.theta_offset(row, 0), dtheta + s.theta_offset(row + 1, 0), T(0));
+    for (int64_t r = 0; r < s.R; ++r)
+      for (int64_t g = 0; g < s.G; ++g) {
+        const int64_t raw_at = s.raw_offset(row, r, g);
+        x.compute(s, in.raw + raw_at, in.w, in.eps);
+        std::fill(dn.begin(), dn.end(), T(0));
+        for (int64_t h = g * s.heads_per_group(); h < (g + 1) * s.heads_per_group(); ++h) {
+          const T* __restrict dk_rot = dout + s.out_offset(row, r, h);
+          const T *__restrict c = rot.cos_of(h), *__restrict sn = rot.sin_of(h), *__restrict dks = dk_swapped.data();
+          T *__restrict bias_grad = dbias + in.bias_offset(h, r), *__restrict dn_acc = dn.data();
+          rotated_key(N, c, sn, x, in.bias + in.bias_offset(h, r), &in.bias_swapped[in.bias_offset(h, r)], key.data());
+          s.pairs.add_angle_grad(key.data(), dk_rot, dtheta + s.theta_offset(row, h));
+          swap_pairs(s.pairs, dk_rot, dk_swapped.data());
+          for (int64_t n = 0; n < N; ++n) {
+            const T dk = c[n] * dk_rot[n] - sn[n] * dks[n];  // dk = Rot(θ)ᵀ dk̃
+            bias_grad[n] += dk;
+            dn_acc[n] += dk;
+          }
+        }
+        // through n = x̂ ⊙ w and the RMS normalisation
+        T mean_dxhat_xhat = 0;
+        for (int64_t n = 0; n < N; ++n) {
+          dw[n] += dn[n] * x.xhat[n];
+          mean_dxhat_xhat += dn[n] * in.w[n] * x.xhat[n];
+        }
+        mean_dxhat_xhat /= T(N);
+        for (int64_t n = 0; n < N; ++n) draw[raw_at + n] = x.rho * (dn[n] * in.w[n] - x.xhat[n] * mean_dxhat_xhat);
+      }
+  }
 }
 
 class KeysFunction final : public Function {
@@ -87,18 +212,10 @@ class KeysFunction final : public Function {
     }
     dispatch_float(raw.dtype(), "mamba3_keys", [&](auto tag) {
       using T = decltype(tag);
-      const T *praw = raw.data<T>(), *pw = w.data<T>(), *pbias = bias.data<T>(), *ptheta = theta.data<T>();
+      const KeyInputs<T> inputs(s, raw, w, bias, theta, eps_);
       T* pout = out.data<T>();
-      cpu::parallel_for(s.rows, s.rows * s.R * s.H * s.N * 4, [&](int64_t row) {
-        std::vector<T> xhat(s.N);
-        RowRotations<T> rot(s);
-        rot.compute(ptheta, row);
-        for (int64_t r = 0; r < s.R; ++r)
-          for (int64_t g = 0; g < s.G; ++g) {
-            normalise(praw + s.raw_offset(row, r, g), s.N, eps_, xhat.data());
-            for (int64_t h = g * s.heads_per_group(); h < (g + 1) * s.heads_per_group(); ++h)
-              rotated_key(s, xhat.data(), pw, pbias + (h * s.R + r) * s.N, rot, h, pout + s.out_offset(row, r, h));
-          }
+      cpu::for_row_blocks(s.rows, s.rows * s.R * s.H * s.N * 4, [&](int64_t, int64_t row_begin, int64_t row_end) {
+        keys_forward_rows(inputs, row_begin, row_end, pout);
       });
     });
     return {out};
@@ -111,47 +228,14 @@ class KeysFunction final : public Function {
     const KeySizes s = sizes_of(raw, bias, theta, pairing_);
     const int64_t HRN = s.H * s.R * s.N;
     if (!raw.device().is_cpu()) return backward_cuda(s, raw, w, bias, theta, dout);
-    Tensor draw = Tensor::empty(raw.shape(), raw.dtype()), dtheta = op::zeros_like(theta);
+    Tensor draw = Tensor::empty(raw.shape(), raw.dtype()), dtheta = Tensor::empty(theta.shape(), raw.dtype());
     Tensor partial = Tensor::zeros({cpu::kRowBlocks, s.N + HRN}, raw.dtype());  // per block: dw [N], dbias [H, R, N]
     dispatch_float(raw.dtype(), "mamba3_keys", [&](auto tag) {
       using T = decltype(tag);
-      const T *praw = raw.data<T>(), *pw = w.data<T>(), *pbias = bias.data<T>(), *ptheta = theta.data<T>();
-      const T* pdout = dout.data<T>();
-      T *pdraw = draw.data<T>(), *pdtheta = dtheta.data<T>();
+      const KeyInputs<T> inputs(s, raw, w, bias, theta, eps_);
       cpu::for_row_blocks(s.rows, s.rows * s.R * s.H * s.N * 8, [&](int64_t block, int64_t row_begin, int64_t row_end) {
         T* dw = partial.data<T>() + block * (s.N + HRN);
-        T* dbias = dw + s.N;
-        std::vector<T> xhat(s.N), key(s.N), dkey(s.N), dn(s.N);
-        RowRotations<T> rot(s);
-        for (int64_t row = row_begin; row < row_end; ++row) {
-          rot.compute(ptheta, row);
-          for (int64_t r = 0; r < s.R; ++r)
-            for (int64_t g = 0; g < s.G; ++g) {
-              const int64_t raw_at = s.raw_offset(row, r, g);
-              const T rho = normalise(praw + raw_at, s.N, eps_, xhat.data());
-              for (int64_t n = 0; n < s.N; ++n) dn[n] = 0;
-              for (int64_t h = g * s.heads_per_group(); h < (g + 1) * s.heads_per_group(); ++h) {
-                const T* dk_rot = pdout + s.out_offset(row, r, h);
-                T* bias_grad = dbias + (h * s.R + r) * s.N;
-                rotated_key(s, xhat.data(), pw, pbias + (h * s.R + r) * s.N, rot, h, key.data());
-                s.pairs.add_angle_grad(key.data(), dk_rot, pdtheta + s.theta_offset(row, h));
-                rot.rotate(h, dk_rot, dkey.data(), T(-1));  // dk = Rot(θ)ᵀ dk̃
-                for (int64_t n = 0; n < s.N; ++n) {
-                  bias_grad[n] += dkey[n];
-                  dn[n] += dkey[n];
-                }
-              }
-              // through n = x̂ ⊙ w and the RMS normalisation
-              T mean_dxhat_xhat = 0;
-              for (int64_t n = 0; n < s.N; ++n) {
-                dw[n] += dn[n] * xhat[n];
-                mean_dxhat_xhat += dn[n] * pw[n] * xhat[n];
-              }
-              mean_dxhat_xhat /= T(s.N);
-              for (int64_t n = 0; n < s.N; ++n)
-                pdraw[raw_at + n] = rho * (dn[n] * pw[n] - xhat[n] * mean_dxhat_xhat);
-            }
-        }
+        keys_backward_rows(inputs, dout.data<T>(), row_begin, row_end, draw.data<T>(), dtheta.data<T>(), dw, dw + s.N);
       });
     });
     const Tensor totals = op::sum(partial, {0});

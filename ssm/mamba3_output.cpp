@@ -3,6 +3,7 @@
 // Tensors on a CUDA device run the same math as kernels (cuda/mamba3_gate.cu).
 #include "ssm/mamba3_output.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "ssm/rank_params.h"
 #include "tensor/cpu/row_blocks.h"
 #include "tensor/cpu/sigmoid.h"
+#include "tensor/cpu/vector_clones.h"
 #include "tensor/ops.h"
 #if SSM_WITH_CUDA
 #include "cuda/ssm_fused.h"
@@ -33,6 +35,96 @@ bool rows_in_place(const Tensor& t) {
   return t.device().is_cpu() && st[3] == 1 && st[2] == t.size(3) && st[0] == t.size(1) * st[1];
 }
 int64_t row_stride(const Tensor& t) { return t.strides()[1]; }  // of a rows_in_place or contiguous tensor
+
+// The CPU loops write every element of the gate's outputs (out, dx, dz): each row zeroes its own
+// values just before it adds the ranks' terms, in cache, instead of a separate pass over the whole
+// tensor beforehand. CUDA tensors start from zeros as before.
+Tensor gate_output_like(const Tensor& t) {
+  return t.device().is_cpu() ? Tensor::empty(t.shape(), t.dtype()) : op::zeros_like(t);
+}
+
+// The CPU loops' view of the saved inputs y, x, z, D, ψ, ζ, φ (x and z read in place, row_stride apart).
+template <class T>
+struct GateInputs {
+  OutputSizes s;
+  const T *y, *x, *z, *D;
+  int64_t x_rs, z_rs;
+  RankParams<T> rp;
+  GateInputs(const std::vector<Tensor>& c, const OutputSizes& sizes)
+      : s(sizes), y(c[0].data<T>()), x(c[1].data<T>()), z(c[2].data<T>()), D(c[3].data<T>()),
+        x_rs(row_stride(c[1])), z_rs(row_stride(c[2])), rp(c[4], c[5], c[6], sizes.H * sizes.R * sizes.P) {}
+};
+
+// One row (b, t) of the forward: out_h = Σ_r φ_r ⊙ (y_r + D_h ψ_r ⊙ x_h) ⊙ silu(z_h ⊙ ζ_r).
+// The p loops vectorise (float: cpu::sigmoid has no call in it); the __restrict pointers and the locals
+// P and D_h tell the compiler that the stores do not change what the loops read.
+template <class T>
+SSM_VECTOR_CLONES void gate_forward_row(const GateInputs<T>& in, int64_t row, T* out) {
+  const OutputSizes& s = in.s;
+  const int64_t P = s.P;
+  for (int64_t h = 0; h < s.H; ++h) {
+    const T D_h = in.D[h];
+    const T *__restrict xh = in.x + row * in.x_rs + h * P, *__restrict zh = in.z + row * in.z_rs + h * P;
+    T* __restrict oh = out + (row * s.H + h) * P;
+    std::fill(oh, oh + P, T(0));
+    for (int64_t r = 0; r < s.R; ++r) {
+      const int64_t hr = (h * s.R + r) * P;
+      const T *__restrict yr = in.y + ((row * s.R + r) * s.H + h) * P, *__restrict psi = in.rp.psi + hr,
+              *__restrict zeta = in.rp.zeta + hr, *__restrict phi = in.rp.phi + hr;
+      for (int64_t p = 0; p < P; ++p) {
+        const T o = yr[p] + D_h * psi[p] * xh[p], gate_in = zh[p] * zeta[p];
+        oh[p] += phi[p] * o * gate_in * cpu::sigmoid(gate_in);
+      }
+    }
+  }
+}
+
+// The backward's incoming gradient and its outputs dy, dx, dz (contiguous).
+template <class T>
+struct GateGrads {
+  const T* dout;
+  T *dy, *dx, *dz;
+};
+
+// One row (b, t) of the backward: its dy, dx, dz, and its terms of dD [H], dψ, dζ, dφ [H, R, P] added
+// to the row block's partial sums at dD (dψ, dζ, dφ follow dD).
+template <class T>
+SSM_VECTOR_CLONES void gate_backward_row(const GateInputs<T>& in, const GateGrads<T>& out, int64_t row, T* dD) {
+  const OutputSizes& s = in.s;
+  const int64_t P = s.P, HRP = s.H * s.R * P;  // as in the forward: locals and __restrict let the p loop vectorise
+  for (int64_t h = 0; h < s.H; ++h) {
+    const int64_t at = (row * s.H + h) * P;
+    const T D_h = in.D[h];
+    const T *__restrict xh = in.x + row * in.x_rs + h * P, *__restrict zh = in.z + row * in.z_rs + h * P,
+            *__restrict gh = out.dout + at;
+    T *__restrict dxh = out.dx + at, *__restrict dzh = out.dz + at;
+    std::fill(dxh, dxh + P, T(0));
+    std::fill(dzh, dzh + P, T(0));
+    for (int64_t r = 0; r < s.R; ++r) {
+      const int64_t hr = (h * s.R + r) * P, yi = ((row * s.R + r) * s.H + h) * P;
+      const T *__restrict yr = in.y + yi, *__restrict psi = in.rp.psi + hr, *__restrict zeta = in.rp.zeta + hr,
+              *__restrict phi = in.rp.phi + hr;
+      T *__restrict dyr = out.dy + yi, *__restrict dpsi = dD + s.H + hr, *__restrict dzeta = dpsi + HRP,
+        *__restrict dphi = dzeta + HRP;
+      T dD_h = 0;
+#pragma omp simd reduction(+ : dD_h)  // a float sum vectorises only when allowed to; lane order is fixed
+      for (int64_t p = 0; p < P; ++p) {
+        const T o = yr[p] + D_h * psi[p] * xh[p];
+        const T gate_in = zh[p] * zeta[p], sig = cpu::sigmoid(gate_in), gate = gate_in * sig;
+        const T d_o = gh[p] * phi[p] * gate;
+        dyr[p] = d_o;
+        dxh[p] += D_h * psi[p] * d_o;
+        dD_h += d_o * psi[p] * xh[p];
+        dpsi[p] += D_h * d_o * xh[p];
+        dphi[p] += gh[p] * o * gate;
+        const T d_gate_in = gh[p] * phi[p] * o * sig * (T(1) + gate_in * (T(1) - sig));  // silu'
+        dzh[p] += zeta[p] * d_gate_in;
+        dzeta[p] += zh[p] * d_gate_in;
+      }
+      dD[h] += dD_h;
+    }
+  }
+}
 
 #if SSM_WITH_CUDA
 // The device pointers of the saved inputs y, x, z, D, ψ, ζ, φ (null for SISO's undefined ones).
@@ -57,7 +149,7 @@ class OutputGateFunction final : public Function {
       c.push_back(!in[i].defined() || strided_rows_ok ? in[i] : in[i].contiguous());
     }
     const OutputSizes s = sizes_of(c[0]);
-    Tensor out = Tensor::zeros(c[1].shape(), c[1].dtype(), c[1].device());
+    Tensor out = gate_output_like(c[1]);
     save_for_backward(c);
     if (!out.device().is_cpu()) {
 #if SSM_WITH_CUDA
@@ -72,30 +164,9 @@ class OutputGateFunction final : public Function {
     }
     dispatch_float(c[0].dtype(), "mamba3_output_gate", [&](auto tag) {
       using T = decltype(tag);
-      const T *y = c[0].data<T>(), *x = c[1].data<T>(), *z = c[2].data<T>(), *D = c[3].data<T>();
-      const RankParams<T> rp(c[4], c[5], c[6], s.H * s.R * s.P);
+      const GateInputs<T> in(c, s);
       T* po = out.data<T>();
-      const int64_t x_rs = row_stride(c[1]), z_rs = row_stride(c[2]);
-      // The p loops vectorise (float: cpu::sigmoid has no call in it); the __restrict pointers and the
-      // locals P and D_h tell the compiler that the stores do not change what the loops read.
-      cpu::parallel_for(s.rows, s.rows * s.R * s.H * s.P * 8, [&](int64_t row) {
-        const int64_t P = s.P;
-        for (int64_t h = 0; h < s.H; ++h) {
-          const int64_t at = (row * s.H + h) * P;
-          const T D_h = D[h];
-          const T *__restrict xh = x + row * x_rs + h * P, *__restrict zh = z + row * z_rs + h * P;
-          T* __restrict oh = po + at;
-          for (int64_t r = 0; r < s.R; ++r) {
-            const int64_t hr = (h * s.R + r) * P;
-            const T *__restrict yr = y + ((row * s.R + r) * s.H + h) * P, *__restrict psi = rp.psi + hr,
-                    *__restrict zeta = rp.zeta + hr, *__restrict phi = rp.phi + hr;
-            for (int64_t p = 0; p < P; ++p) {
-              const T o = yr[p] + D_h * psi[p] * xh[p], gate_in = zh[p] * zeta[p];
-              oh[p] += phi[p] * o * gate_in * cpu::sigmoid(gate_in);
-            }
-          }
-        }
-      });
+      cpu::parallel_for(s.rows, s.rows * s.R * s.H * s.P * 8, [&](int64_t row) { gate_forward_row(in, row, po); });
     });
     return {out};
   }
@@ -105,52 +176,18 @@ class OutputGateFunction final : public Function {
     const Tensor dout = grad_out[0].contiguous();
     const OutputSizes s = sizes_of(c[0]);
     const int64_t HRP = s.H * s.R * s.P;
-    Tensor dy = Tensor::empty(c[0].shape(), c[0].dtype(), c[0].device()), dx = op::zeros_like(c[1]),
-           dz = op::zeros_like(c[2]);
+    Tensor dy = Tensor::empty(c[0].shape(), c[0].dtype(), c[0].device()), dx = gate_output_like(c[1]),
+           dz = gate_output_like(c[2]);
     if (!dy.device().is_cpu()) return backward_cuda(c, s, dout, dy, dx, dz);
     // per block: dD [H], dψ, dζ, dφ [H, R, P]
     Tensor partial = Tensor::zeros({cpu::kRowBlocks, s.H + 3 * HRP}, c[0].dtype());
     dispatch_float(c[0].dtype(), "mamba3_output_gate", [&](auto tag) {
       using T = decltype(tag);
-      const T *y = c[0].data<T>(), *x = c[1].data<T>(), *z = c[2].data<T>(), *D = c[3].data<T>();
-      const T* g = dout.data<T>();
-      const RankParams<T> rp(c[4], c[5], c[6], s.H * s.R * s.P);
-      T *pdy = dy.data<T>(), *pdx = dx.data<T>(), *pdz = dz.data<T>();
-      const int64_t x_rs = row_stride(c[1]), z_rs = row_stride(c[2]);
+      const GateInputs<T> in(c, s);
+      const GateGrads<T> grads{dout.data<T>(), dy.data<T>(), dx.data<T>(), dz.data<T>()};
       cpu::for_row_blocks(s.rows, s.rows * HRP * 16, [&](int64_t block, int64_t row_begin, int64_t row_end) {
         T* dD = partial.data<T>() + block * (s.H + 3 * HRP);
-        const int64_t P = s.P;  // as in the forward: locals and __restrict let the p loop vectorise
-        for (int64_t row = row_begin; row < row_end; ++row)
-          for (int64_t h = 0; h < s.H; ++h) {
-            const int64_t at = (row * s.H + h) * P;
-            const T D_h = D[h];
-            const T *__restrict xh = x + row * x_rs + h * P, *__restrict zh = z + row * z_rs + h * P,
-                    *__restrict gh = g + at;
-            T *__restrict dxh = pdx + at, *__restrict dzh = pdz + at;
-            for (int64_t r = 0; r < s.R; ++r) {
-              const int64_t hr = (h * s.R + r) * P, yi = ((row * s.R + r) * s.H + h) * P;
-              const T *__restrict yr = y + yi, *__restrict psi = rp.psi + hr, *__restrict zeta = rp.zeta + hr,
-                      *__restrict phi = rp.phi + hr;
-              T *__restrict dyr = pdy + yi, *__restrict dpsi = dD + s.H + hr, *__restrict dzeta = dpsi + HRP,
-                *__restrict dphi = dzeta + HRP;
-              T dD_h = 0;
-#pragma omp simd reduction(+ : dD_h)  // a float sum vectorises only when allowed to; lane order is fixed
-              for (int64_t p = 0; p < P; ++p) {
-                const T o = yr[p] + D_h * psi[p] * xh[p];
-                const T gate_in = zh[p] * zeta[p], sig = cpu::sigmoid(gate_in), gate = gate_in * sig;
-                const T d_o = gh[p] * phi[p] * gate;
-                dyr[p] = d_o;
-                dxh[p] += D_h * psi[p] * d_o;
-                dD_h += d_o * psi[p] * xh[p];
-                dpsi[p] += D_h * d_o * xh[p];
-                dphi[p] += gh[p] * o * gate;
-                const T d_gate_in = gh[p] * phi[p] * o * sig * (T(1) + gate_in * (T(1) - sig));  // silu'
-                dzh[p] += zeta[p] * d_gate_in;
-                dzeta[p] += zh[p] * d_gate_in;
-              }
-              dD[h] += dD_h;
-            }
-          }
+        for (int64_t row = row_begin; row < row_end; ++row) gate_backward_row(in, grads, row, dD);
       });
     });
     const Tensor totals = op::sum(partial, {0});

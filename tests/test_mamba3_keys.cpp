@@ -1,6 +1,7 @@
 // Mamba-3's fused keys/queries (ssm/mamba3_keys.h: norm, group→head, bias, rotation): float64 gradcheck
 // for both rotation pairings and for groups, values and gradients against the same math composed from
-// differentiable ops, the rotation of one row against the 2×2 formula, and argument checks.
+// differentiable ops (float64, and float32 against it), the rotation of one row against the 2×2 formula,
+// and argument checks.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -75,6 +76,34 @@ TEST(Mamba3Keys, EqualsTheComposedMath) {
         EXPECT_LT(op::max(op::abs(op::sub(fused_leaves[i].grad(), composed_leaves[i].grad()))).item<double>(), 1e-11)
             << "input " << i;
     }
+}
+
+// Float32, the training dtype, whose rotations take the call-free cpu::sin_cos and the vectorised CPU loops:
+// values and gradients against the composed math in float64, at angles out to ±300 (as accumulated over a
+// sequence), within float rounding.
+TEST(Mamba3Keys, FloatMatchesTheComposedMathInDouble) {
+  Generator gen(6);
+  auto max_error = [](const Tensor& got, const Tensor& want) {
+    const double scale = 1 + op::max(op::abs(want)).item<double>();
+    return op::max(op::abs(op::sub(got.to(DType::Float64), want))).item<double>() / scale;
+  };
+  for (RotaryPairing pairing : {RotaryPairing::Adjacent, RotaryPairing::HalfSplit}) {
+    auto in = random_inputs(1, gen);
+    in[3] = op::mul(in[3], 100.0);
+    std::vector<Tensor> fused_leaves, composed_leaves;
+    for (const Tensor& t : in) {
+      fused_leaves.push_back(leaf(t.detach().to(DType::Float32)));
+      composed_leaves.push_back(leaf(t.detach().clone()));
+    }
+    const Tensor a = mamba3_keys(fused_leaves[0], fused_leaves[1], fused_leaves[2], fused_leaves[3], pairing);
+    const Tensor b = composed(composed_leaves, pairing, 1);
+    EXPECT_LT(max_error(a, b), 1e-5);
+    const Tensor weights = op::normal(a.shape(), 0, 1, gen, DType::Float64);
+    backward(sum(a * weights.to(DType::Float32)));
+    backward(sum(b * weights));
+    for (size_t i = 0; i < in.size(); ++i)
+      EXPECT_LT(max_error(fused_leaves[i].grad(), composed_leaves[i].grad()), 1e-5) << "input " << i;
+  }
 }
 
 TEST(Mamba3Keys, RotatesTheRightPairsByTheirAngles) {

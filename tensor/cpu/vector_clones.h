@@ -1,0 +1,21 @@
+// tensor/cpu/vector_clones.h — SSM_VECTOR_CLONES: compile one function twice, for the baseline x86-64
+// (SSE2) and for x86-64-v3 (AVX2, FMA), and let the loader pick the clone this CPU runs (GCC's
+// target_clones, resolved once through an ifunc).
+//
+// The build targets the baseline so that its binaries run on any x86-64 CPU; the GEMM has its own
+// hand-written AVX2/AVX-512 kernels, but the fused ops' loops (the Mamba-3 output gate, keys, ...) were
+// left 4 floats wide. Their per-channel loops vectorise twice as wide in the v3 clone (the output
+// gate's forward ran ~2× faster, forward + backward ~1.5×). Put it on the function that holds the hot
+// loops, not on a lambda (a lambda cannot be cloned); the inline helpers it calls are inlined into each
+// clone, but a helper the compiler keeps out of line runs its baseline version. It only pays where the
+// loops are compute-bound: on the chunked scan's loops (memory-bound) it measured no gain.
+//
+// FMA contraction makes the two clones differ in the last bits, as the GEMM's kernels of different
+// widths already do; on one machine the same clone always runs, so results stay reproducible there.
+#pragma once
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SSM_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define SSM_VECTOR_CLONES
+#endif
