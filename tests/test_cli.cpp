@@ -43,10 +43,11 @@ pid_t spawn_tool(const std::string& tool, const std::vector<std::string>& args, 
   const int error = posix_spawn(&pid, program.c_str(), &files, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&files);
   EXPECT_EQ(error, 0) << "cannot start " << program;
-  return pid;
+  return error == 0 ? pid : -1;  // -1: no process (kill(-1) or waitpid(-1) would reach every other one)
 }
 
 RunResult finish(pid_t pid, const ScopedTempDir& dir) {
+  if (pid <= 0) return {-1, "", "the tool did not start"};
   int status = 0;
   waitpid(pid, &status, 0);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), read_file(dir / "stdout"),
@@ -156,6 +157,7 @@ TEST(Cli, CtrlCDuringTrainingSavesALoadableCheckpoint) {
   const pid_t pid = spawn_tool("ssm-train", {"--experiment", "tinystories-mamba3-debug", "--output-dir", out, "--set",
                                              "steps=100000", "--set", "log_interval=1"},
                                dir);
+  ASSERT_GT(pid, 0) << "ssm-train did not start: no process to interrupt";
   // Wait until training is under way (a training record in metrics.jsonl), then press Ctrl-C.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (!contains(read_file(out + "/metrics.jsonl"), "\"loss\"") && std::chrono::steady_clock::now() < deadline)
