@@ -292,7 +292,7 @@ __global__ void __launch_bounds__(kMaxBlock, 2) chunk_grads_kernel(ChunkScanInpu
   int* step_end = reinterpret_cast<int*>(cs_row + m_max);  // [m_max], in T-sized slots
   T* rowc = cs_row + 2 * m_max;  // [m_max]: the dcs contribution of each row
   T* rowg = rowc + m_max;        // [m_max]: g_i (feeds dT)
-  T* red = rowg + m_max;         // [blockDim]: partial sums of <dS, S_c>
+  T* red = rowg + m_max;         // [blockDim]: finish_chunk_da's per-warp sums (it needs blockDim / 32)
   T* t1 = red + blockDim.x;      // three [tile_rows, m + 1] tiles (rows m + 1 apart: see chunk_output)
   T* t2 = t1 + tile_rows * (m_max + 1);
   T* t3 = t2 + tile_rows * (m_max + 1);

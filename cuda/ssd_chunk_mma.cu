@@ -24,6 +24,9 @@
 // lo = tf32(x − hi); a·b ≈ lo_a·hi_b + hi_a·lo_b + hi_a·hi_b drops only lo_a·lo_b (~2^-22 relative), about
 // float32's own rounding, for three tensor-core products where one would do: still several times the
 // CUDA cores' rate, and the products are read from shared memory once per 16×16×8 step, not per element.
+// Under bf16 autocast (ChunkScanInputs::tf32_products) and in the opt-in TF32 mode the products are single
+// TF32: autocast's rule is reduced-precision operands with float32 accumulation, and tf32 keeps 3 more
+// mantissa bits than the bf16 operands the official kernels' products take there.
 #include "cuda/ssd_chunk_mma.h"
 
 #include <mma.h>
@@ -50,7 +53,12 @@ namespace wmma = nvcuda::wmma;
 #endif
 
 constexpr int kTile = 16;      // the side of a warp's output tile
-constexpr int kThreads = 256;  // 8 warps a block
+// Threads per block: 8 warps for the two outer-product kernels (several blocks fit an SM). The output and
+// gradient kernels, whose shared memory fits one or two blocks per SM, take 16 warps when their products
+// have a tile for each (tile_threads): at the 130M heads 8 warps left the SM idle between the phases of a
+// block (ncu: 12.5% occupancy, ~8 cycles per issued instruction), and 16 take a layer's scan from 13.5
+// to 11.3 ms; at the ~1M heads (4 tiles a product) 16 warps made the training step 10% slower.
+constexpr int kThreads = 256, kTileThreads = 512;
 constexpr int kPad = 4;        // shared rows are width + 4 apart: a 16-byte multiple (WMMA's loads need
                                // one), shifting each row by 4 banks
 
@@ -110,7 +118,7 @@ struct GradsLayout {  // chunk_grads
     Carve c;
     cs = c.take(static_cast<int>(z.chunk));
     for (int* piece : {&cs_row, &step_end, &ecs, &w, &rowc, &rowg}) *piece = c.take(mp);
-    red = c.take(kThreads);
+    red = c.take(kTileThreads / 32);
     q = c.take(mp * ldn);
     k = c.take(mp * ldn);
     v = c.take(mp * ldp);
@@ -232,7 +240,7 @@ __device__ inline void store_tile(float* p, int ld, const Acc& acc) {
   wmma::store_matrix_sync(p, acc, ld, wmma::mem_row_major);
 }
 
-// tile(i0, j0) for each 16×16 tile of a rows × cols product, the block's warps taking every 8th.
+// tile(i0, j0) for each 16×16 tile of a rows × cols product, the block's warps taking turns.
 template <class F>
 __device__ void for_warp_tiles(int rows, int cols, F&& tile) {
   const int warp = static_cast<int>(threadIdx.x) / 32, warps = static_cast<int>(blockDim.x) / 32;
@@ -327,7 +335,7 @@ __global__ void __launch_bounds__(kThreads) chunk_state_kernel(ChunkScanInputs<f
 
 // Y (+)= (Q Kᵀ ⊙ Λ) V + diag(e^{cs}) Q S_cᵀ.
 template <bool kSplit>
-__global__ void __launch_bounds__(kThreads) chunk_output_kernel(ChunkScanInputs<float> in, const float* states,
+__global__ void __launch_bounds__(kTileThreads) chunk_output_kernel(ChunkScanInputs<float> in, const float* states,
                                                                 float* y, SeqLayout y_layout, bool accumulate) {
 #if SSM_TF32_MMA
   const ChunkScanSizes& z = in.sizes;
@@ -394,7 +402,7 @@ __global__ void __launch_bounds__(kThreads) chunk_dstate_kernel(ChunkScanInputs<
 
 // dQ, dK, dV of the chunk's rows and da of its steps (the file header lists the products).
 template <bool kSplit>
-__global__ void __launch_bounds__(kThreads) chunk_grads_kernel(ChunkScanInputs<float> in, const float* states,
+__global__ void __launch_bounds__(kTileThreads) chunk_grads_kernel(ChunkScanInputs<float> in, const float* states,
                                                                const float* dstates, const float* dy,
                                                                SeqLayout dy_layout, ChunkScanGrads<float> grads) {
 #if SSM_TF32_MMA
@@ -453,12 +461,17 @@ __global__ void __launch_bounds__(kThreads) chunk_grads_kernel(ChunkScanInputs<f
     xi[at] = x;
   }
   __syncthreads();
-  // rowc_i = Σ_j Ξ_ij − Σ_j Ξ_ji (the first product of the dQ below runs beside it: neither reads the other)
-  for (int i = static_cast<int>(threadIdx.x); i < m; i += blockDim.x) {
-    float s = 0.f;
-    for (int j = 0; j < step_end[i]; ++j) s += xi[i * ldg + j];
-    for (int j = step_end[i] - R; j < m; ++j) s -= xi[j * ldg + i];
-    rowc[i] = s;
+  // rowc_i = Σ_j Ξ_ij − Σ_j Ξ_ji, a warp a row (the first product of the dQ below runs beside it: neither
+  // reads the other)
+  {
+    const int lane = static_cast<int>(threadIdx.x) % 32, warps = static_cast<int>(blockDim.x) / 32;
+    for (int i = static_cast<int>(threadIdx.x) / 32; i < m; i += warps) {
+      float s = 0.f;
+      for (int j = lane; j < step_end[i]; j += 32) s += xi[i * ldg + j];
+      for (int j = step_end[i] - R + lane; j < m; j += 32) s -= xi[j * ldg + i];
+      s = warp_sum(s);
+      if (lane == 0) rowc[i] = s;
+    }
   }
   const auto rows_of = [&](const SeqLayout& l, float* base) {
     return base + seq_base(l, pos.b, pos.h) + first_row * l.row_stride;
@@ -530,28 +543,42 @@ bool takes(const ChunkScanSizes& z, const float* states) {
   return largest <= shared_limit();
 }
 
-// Each launcher runs its kernel in 3×TF32, or in single TF32 products when TF32 mode is on.
+// Each launcher runs its kernel in 3×TF32, or in single TF32 products when TF32 mode is on or the caller
+// asks for them (autocast).
+namespace {
+template <class Kernel>
+Kernel* precision_of(const ChunkScanInputs<float>& in, Kernel* split, Kernel* single) {
+  return tf32() || in.tf32_products ? single : split;
+}
+
+// 16 warps when a chunk's rows × widest operand has a 16×16 tile for each, else 8 (see kTileThreads).
+int tile_threads(const ChunkScanSizes& z) {
+  const int64_t tiles = padded_rows(z) / kTile * (std::max(z.N, z.P) / kTile);
+  return tiles >= kTileThreads / 32 ? kTileThreads : kThreads;
+}
+}  // namespace
+
 void chunk_state(const ChunkScanInputs<float>& in, float* states, float* decay) {
-  launch(tf32() ? chunk_state_kernel<false> : chunk_state_kernel<true>, chunk_grid(in.sizes), kThreads,
+  launch(precision_of(in, chunk_state_kernel<true>, chunk_state_kernel<false>), chunk_grid(in.sizes), kThreads,
          shared_bytes<OuterLayout>(in.sizes), in, states, decay);
 }
 
 void chunk_output(const ChunkScanInputs<float>& in, const float* states, float* y, SeqLayout y_layout,
                   bool accumulate) {
-  launch(tf32() ? chunk_output_kernel<false> : chunk_output_kernel<true>, chunk_grid(in.sizes), kThreads,
-         shared_bytes<OutputLayout>(in.sizes), in, states, y, y_layout, accumulate);
+  launch(precision_of(in, chunk_output_kernel<true>, chunk_output_kernel<false>), chunk_grid(in.sizes),
+         tile_threads(in.sizes), shared_bytes<OutputLayout>(in.sizes), in, states, y, y_layout, accumulate);
 }
 
 void chunk_dstate(const ChunkScanInputs<float>& in, const float* dy, SeqLayout dy_layout, float* dstates,
                   float* decay) {
-  launch(tf32() ? chunk_dstate_kernel<false> : chunk_dstate_kernel<true>, chunk_grid(in.sizes), kThreads,
+  launch(precision_of(in, chunk_dstate_kernel<true>, chunk_dstate_kernel<false>), chunk_grid(in.sizes), kThreads,
          shared_bytes<OuterLayout>(in.sizes), in, dy, dy_layout, dstates, decay);
 }
 
 void chunk_grads(const ChunkScanInputs<float>& in, const float* states, const float* dstates, const float* dy,
                  SeqLayout dy_layout, const ChunkScanGrads<float>& grads) {
-  launch(tf32() ? chunk_grads_kernel<false> : chunk_grads_kernel<true>, chunk_grid(in.sizes), kThreads,
-         shared_bytes<GradsLayout>(in.sizes), in, states, dstates, dy, dy_layout, grads);
+  launch(precision_of(in, chunk_grads_kernel<true>, chunk_grads_kernel<false>), chunk_grid(in.sizes),
+         tile_threads(in.sizes), shared_bytes<GradsLayout>(in.sizes), in, states, dstates, dy, dy_layout, grads);
 }
 
 }  // namespace ssm::cuda::ssd_chunk_mma

@@ -8,6 +8,7 @@
 #include "cuda/check.h"
 #include "cuda/context.h"
 #include "cuda/ssm_kernels.h"
+#include "cuda/warp_sum.cuh"
 
 namespace ssm::cuda::ssd_chunk {
 
@@ -116,20 +117,21 @@ __device__ T* shared_as() {
 
 // The end of a chunk's backward: dT = Σ_i g_i + e^T <dS, S_c> (g_i in rowg), dcs_last += dT, and
 // da_τ = Σ_{t≥τ} dcs_t (dcs_t: rowc summed over the step's R rows), written to da (the sequence's steps,
-// `da_stride` apart). red: blockDim.x values of shared scratch. Called by every thread.
+// `da_stride` apart). dT is a block sum (per-thread parts, shuffle sums per warp, then the warps' sums);
+// red: one value per warp of shared scratch. Called by every thread; blockDim.x a multiple of 32.
 template <class T>
 __device__ void finish_chunk_da(RowView<T> dS, RowView<T> Sc, int P, int N, const ChunkPos& pos, int R, T total,
                                 const T* rowg, const T* rowc, T* red, T* da, int64_t da_stride) {
   T part = 0;
   for (TileWalk e(N); e.row < P; e.next()) part += dS(e.row, e.col) * Sc(e.row, e.col);
-  red[threadIdx.x] = part;
+  part *= exp(total);
+  for (int i = static_cast<int>(threadIdx.x); i < pos.m; i += blockDim.x) part += rowg[i];
+  part = warp_sum(part);
+  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = part;
   __syncthreads();
   if (threadIdx.x == 0) {
-    T dS_Sc = 0;
-    for (unsigned k = 0; k < blockDim.x; ++k) dS_Sc += red[k];
-    T dT = exp(total) * dS_Sc;
-    for (int i = 0; i < pos.m; ++i) dT += rowg[i];
-    T run = dT;
+    T run = 0;  // dT
+    for (unsigned w = 0; w < blockDim.x / 32; ++w) run += red[w];
     for (int t = pos.q - 1; t >= 0; --t) {
       for (int r = 0; r < R; ++r) run += rowc[t * R + r];
       da[(pos.t0 + t) * da_stride] = run;

@@ -49,6 +49,9 @@ struct ChunkScanInputs {
   ChunkScanSizes sizes;
   const T *q = nullptr, *k = nullptr, *v = nullptr, *a = nullptr;
   SeqLayout q_layout, k_layout, v_layout, a_layout;
+  // The tensor-core kernels' products in single TF32 rather than 3×TF32 (ssd_chunk_mma.cu), as under
+  // autocast; the TF32 mode of context.h turns them on for every scan.
+  bool tf32_products = false;
 };
 
 // Gradient outputs (overwritten). Each head must own its rows here (heads_per_group = 1).

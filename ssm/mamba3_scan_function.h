@@ -22,6 +22,7 @@
 #pragma once
 #include <memory>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "ssm/mamba3_scan.h"
 #include "tensor/ops.h"
@@ -31,6 +32,7 @@ namespace ssm {
 struct Mamba3Sizes {
   int64_t batch, L, R, H, P, N;
   int64_t Q, nchunks;  // chunk length and count (the sequential reference uses Q = 1)
+  bool tf32_products = false;  // autocast was on at the forward: the GPU's chunk products in single TF32
 
   // Element offsets of rank r, head h in the contiguous layouts of ssm/mamba3_scan.h.
   int64_t key_offset(int64_t b, int64_t t, int64_t r, int64_t h) const { return (((b * L + t) * R + r) * H + h) * N; }
@@ -49,7 +51,10 @@ struct Mamba3Sizes {
 template <class Kernel>
 class Mamba3ScanFunction final : public Function {
  public:
-  explicit Mamba3ScanFunction(int64_t chunk_size) : Function(Kernel::name), chunk_size_(chunk_size) {}
+  // Made when the scan is called, inside the forward's autocast scope; the backward runs after the scope
+  // has closed, so the precision is read once, here, and forward and backward multiply alike.
+  explicit Mamba3ScanFunction(int64_t chunk_size)
+      : Function(Kernel::name), chunk_size_(chunk_size), tf32_products_(Autocast::enabled()) {}
 
   // in = {q, k, v, adt, gamma, eta, initial_state, k_prev, v_prev}; the last three may be undefined.
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
@@ -120,9 +125,11 @@ class Mamba3ScanFunction final : public Function {
   }
   Mamba3Sizes sizes(const Tensor& q, const Tensor& v) const {
     const int64_t L = q.size(1);
-    return {q.size(0), L, q.size(2), q.size(3), v.size(4), q.size(4), chunk_size_, (L + chunk_size_ - 1) / chunk_size_};
+    return {q.size(0), L, q.size(2), q.size(3), v.size(4), q.size(4), chunk_size_, (L + chunk_size_ - 1) / chunk_size_,
+            tf32_products_};
   }
   int64_t chunk_size_;
+  bool tf32_products_;
 };
 
 template <class Kernel>

@@ -27,11 +27,12 @@ SeqLayout steps_layout(int64_t L, int64_t H) { return SeqLayout{L * H, 1, 1, H};
 Tensor empty_like_on(const Shape& shape, const Tensor& like) { return Tensor::empty(shape, like.dtype(), like.device()); }
 Tensor zeros_on(const Shape& shape, const Tensor& like) { return Tensor::zeros(shape, like.dtype(), like.device()); }
 
-// The core's problem: Q, K, V, a in the given layouts.
+// The core's problem: Q, K, V, a in the given layouts, and the precision of its products.
 struct CoreOperands {
   cuda::ChunkScanSizes sizes;
   Tensor q, k, v, a;
   SeqLayout lq, lk, lv, la;
+  bool tf32_products = false;
 
   template <class T>
   cuda::ChunkScanInputs<T> inputs() const {
@@ -45,6 +46,7 @@ struct CoreOperands {
     in.k_layout = lk;
     in.v_layout = lv;
     in.a_layout = la;
+    in.tf32_products = tf32_products;
     return in;
   }
 };
@@ -103,6 +105,7 @@ CoreOperands ssd_operands(const SsdSizes& s, const Tensor& x, const Tensor& dt, 
                           const Tensor& C) {
   CoreOperands o;
   o.sizes = core_sizes(s.batch, s.H, s.L, 1, s.N, s.P, s.Q);
+  o.tf32_products = s.tf32_products;
   o.q = C;
   o.k = B;
   o.v = op::mul(x, dt.unsqueeze(3));  // V_t = dt_t x_t
@@ -145,6 +148,7 @@ Mamba3Core mamba3_core(const Mamba3Sizes& s, const Tensor& q, const Tensor& k, c
   c.weight = op::add(gamma, c.eta_next);
   CoreOperands& o = c.operands;
   o.sizes = core_sizes(s.batch, s.H, s.L, s.R, s.N, s.P, s.Q);
+  o.tf32_products = s.tf32_products;
   o.q = q;
   o.k = op::mul(k, per_row(c.weight));  // K_s = w_s k̃_s
   o.v = v;

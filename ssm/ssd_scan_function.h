@@ -15,6 +15,7 @@
 #pragma once
 #include <memory>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "ssm/ssd_scan.h"
 #include "tensor/ops.h"
@@ -24,13 +25,17 @@ namespace ssm {
 struct SsdSizes {
   int64_t batch, L, H, P, G, N;
   int64_t Q, nchunks;  // chunk length and count (the sequential reference uses Q = 1)
+  bool tf32_products = false;  // autocast was on at the forward: the GPU's chunk products in single TF32
   int64_t group_of(int64_t h) const { return h / (H / G); }
 };
 
 template <class Kernel>
 class SsdScanFunction final : public Function {
  public:
-  explicit SsdScanFunction(int64_t chunk_size) : Function(Kernel::name), chunk_size_(chunk_size) {}
+  // Made when the scan is called, inside the forward's autocast scope; the backward runs after the scope
+  // has closed, so the precision is read once, here, and forward and backward multiply alike.
+  explicit SsdScanFunction(int64_t chunk_size)
+      : Function(Kernel::name), chunk_size_(chunk_size), tf32_products_(Autocast::enabled()) {}
 
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
     const Tensor x = in[0].contiguous(), dt = in[1].contiguous(), A = in[2].contiguous(), B = in[3].contiguous(),
@@ -87,9 +92,11 @@ class SsdScanFunction final : public Function {
  private:
   SsdSizes sizes(const Tensor& x, const Tensor& B) const {
     const int64_t L = x.size(1);
-    return {x.size(0), L, x.size(2), x.size(3), B.size(2), B.size(3), chunk_size_, (L + chunk_size_ - 1) / chunk_size_};
+    return {x.size(0), L, x.size(2), x.size(3), B.size(2), B.size(3), chunk_size_, (L + chunk_size_ - 1) / chunk_size_,
+            tf32_products_};
   }
   int64_t chunk_size_;
+  bool tf32_products_;
 };
 
 template <class Kernel>

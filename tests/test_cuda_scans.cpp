@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/autocast.h"
 #include "autograd/engine.h"
 #include "autograd/functions.h"
 #include "compare_helpers.h"
@@ -295,6 +296,34 @@ TEST_F(CudaMamba3Scan, Tf32ModeMatchesCpuToTf32Precision) {
   close(gpu.y, cpu.y, "y");
   close(gpu.final_state, cpu.final_state, "final state");
   for (size_t i = 0; i < cpu.grads.size(); ++i) close(gpu.grads[i], cpu.grads[i], kMamba3Names[i]);
+#endif
+}
+
+// Under bf16 autocast the tensor-core kernels' products are single TF32 (autocast's reduced-precision
+// operands), chosen at the forward: the backward runs after the autocast scope has closed and multiplies
+// alike. So every result equals TF32 mode's exactly, and differs from the 3×TF32 products' (the switch
+// did happen).
+TEST_F(CudaMamba3Scan, AutocastRunsTheChunkProductsInTf32) {
+#ifdef SSM_WITH_CUDA
+  if (!cuda::ssd_chunk_mma::device_has_tf32()) GTEST_SKIP() << "this GPU has no TF32 tensor cores (sm_80+)";
+  const Mamba3Inputs s = random_mamba3(8470, 1, 100, 1, 2, 64, 128, true);
+  const ScanFn under_autocast = [](const std::vector<Tensor>& in) {
+    const AutocastGuard autocast;
+    return mamba3_chunked(64)(in);
+  };
+  const RunResult autocast = run_on(s.in, s.wy, s.wf, DType::Float32, Device::cuda(), under_autocast);
+  const RunResult split = run_on(s.in, s.wy, s.wf, DType::Float32, Device::cuda(), mamba3_chunked(64));
+  const bool was = cuda::tf32();
+  cuda::set_tf32(true);
+  const RunResult tf32 = run_on(s.in, s.wy, s.wf, DType::Float32, Device::cuda(), mamba3_chunked(64));
+  cuda::set_tf32(was);
+  const auto identical = [](const Tensor& got, const Tensor& want, const std::string& what) {
+    EXPECT_TRUE(got.to_vector<float>() == want.to_vector<float>()) << what << " differs from TF32 mode's";
+  };
+  identical(autocast.y, tf32.y, "y");
+  identical(autocast.final_state, tf32.final_state, "final state");
+  for (size_t i = 0; i < tf32.grads.size(); ++i) identical(autocast.grads[i], tf32.grads[i], kMamba3Names[i]);
+  EXPECT_GT(max_abs(sub(autocast.y, split.y)), 0.0) << "autocast should change the products' precision";
 #endif
 }
 
