@@ -210,6 +210,31 @@ TEST(Gemm, AnAlignedOnePanelBIsReadInPlace) {
   for_each_kernel(packed_panel_b_is_read_in_place<double>);
 }
 
+// Packing NR columns of a stored Bᵀ is a pure copy, so it must be bitwise exact: every kc around the
+// register-tile width (only a tail, full tiles, tiles and a tail, several K blocks' worth), column
+// strides that leave the rows unaligned, and nothing written past the kc·NR packed values.
+template <class T>
+void packing_b_columns_is_an_exact_transpose() {
+  constexpr int64_t NR = ssm::cpu::detail::GemmTile<T>::NR;
+  for (int64_t kc : {0, 1, 3, 4, 7, 8, 9, 16, 17, 31, 384})
+    for (int64_t pad : {0, 1, 5}) {
+      const int64_t ldb = kc + pad;
+      std::vector<T> b(NR * ldb);
+      for (size_t i = 0; i < b.size(); ++i) b[i] = T(i) + T(0.5);
+      std::vector<T> dst(kc * NR + NR, T(-1));
+      ssm::cpu::detail::pack_b_cols<T>()(kc, b.data(), ldb, dst.data());
+      for (int64_t k = 0; k < kc; ++k)
+        for (int64_t j = 0; j < NR; ++j)
+          ASSERT_EQ(dst[k * NR + j], b[j * ldb + k]) << "kc " << kc << " pad " << pad << " at " << k << "," << j;
+      for (size_t i = kc * NR; i < dst.size(); ++i) ASSERT_EQ(dst[i], T(-1)) << "kc " << kc << " wrote past the end";
+    }
+}
+
+TEST(Gemm, PackingBColumnsIsAnExactTranspose) {
+  for_each_kernel(packing_b_columns_is_an_exact_transpose<float>);
+  for_each_kernel(packing_b_columns_is_an_exact_transpose<double>);
+}
+
 TEST(Gemm, FloatAllSizeCombinationsAndTransposes) { for_each_kernel(sweep_sizes<float>); }
 TEST(Gemm, DoubleAllSizeCombinationsAndTransposes) { for_each_kernel(sweep_sizes<double>); }
 

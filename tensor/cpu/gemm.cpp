@@ -79,9 +79,8 @@ template <class T>
 void pack_b(int64_t nr, int64_t kc, const T* __restrict b, int64_t rs, int64_t cs,
             T* __restrict dst) {
   constexpr int NR = GemmTile<T>::NR;
-  if (nr == NR && rs == 1) {  // B transposed in memory: columns are contiguous
-    for (int j = 0; j < NR; ++j)
-      for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = b[j * cs + k];
+  if (nr == NR && rs == 1) {  // B transposed in memory: a transpose of NR contiguous columns
+    detail::pack_b_cols<T>()(kc, b, cs, dst);
   } else {
     for (int64_t k = 0; k < kc; ++k)
       for (int j = 0; j < NR; ++j) dst[k * NR + j] = j < nr ? b[k * rs + j * cs] : T(0);

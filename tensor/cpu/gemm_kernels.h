@@ -44,6 +44,13 @@ template <class T>
 using PackRows = void (*)(int64_t kc, const T* a, int64_t lda, T* dst);
 template <class T> PackRows<T> pack_a_rows();
 
+// Packs NR full columns of a B whose columns are contiguous (B(k, j) = b[j*ldb + k]: Bᵀ stored
+// row-major, as in the chunk core's Q·Kᵀ and the forward Y = X·Wᵀ) into the micro-panel layout:
+// dst[k*NR + j] = b[j*ldb + k] for k < kc. The same transpose as pack_a_rows, NR rows of the stored
+// Bᵀ at a time; one value at a time it cost ~2% of a training step (the chunk core packs a 16×16
+// Kᵀ panel per product, ~10⁵ products a step), so it gets an AVX2 version too.
+template <class T> PackRows<T> pack_b_cols();
+
 // The few-rows GEMM path (gemm.cpp): a block of dot products of `rows` contiguous rows of A (row
 // stride K) with `cols` contiguous columns of B (column j at b + j·ldb), rows · cols ≤ kDotBlockMax:
 //   out[i·cols + j] = Σ_k a[i·K + k] · b[j·ldb + k]
