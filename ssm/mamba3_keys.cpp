@@ -42,28 +42,9 @@ cuda::KeysLayout cuda_layout(const KeySizes& s, double eps) {
 }
 #endif
 
-// dst[n] = src[partner(n)], the other lane of n's rotation pair (ssm/rotary.h's pairs, extended over all N
-// lanes: adjacent lanes (2i, 2i+1), or the halves (n, n + N/2); an odd N's last lane is its own partner).
-template <class T>
-inline void swap_pairs(const RotaryPairs& pairs, const T* __restrict src, T* __restrict dst) {
-  const int64_t N = pairs.N, half = N / 2;
-  if (pairs.pairing == RotaryPairing::HalfSplit) {
-    for (int64_t n = 0; n < half; ++n) {
-      dst[n] = src[n + half];
-      dst[n + half] = src[n];
-    }
-    return;
-  }
-  for (int64_t n = 0; n + 1 < N; n += 2) {
-    dst[n] = src[n + 1];
-    dst[n + 1] = src[n];
-  }
-  if (N % 2) dst[N - 1] = src[N - 1];
-}
-
 // One row's rotations (b, t) as full-width coefficients, so that rotating a key is elementwise work over its
 // N lanes, which vectorises, rather than a loop over its S pairs:
-//   Rot(θ) x = c ⊙ x + s ⊙ swap(x),   Rot(θ)ᵀ x = c ⊙ x − s ⊙ swap(x)
+//   Rot(θ) x = c ⊙ x + s ⊙ swap(x),   Rot(θ)ᵀ x = c ⊙ x − s ⊙ swap(x)   (swap: RotaryPairs::swap_lanes)
 // where pair m = (a, b) has c_a = c_b = cos θ_m, s_a = −sin θ_m, s_b = sin θ_m (y_a = x_a cos θ − x_b sin θ,
 // y_b = x_a sin θ + x_b cos θ), and lanes outside the pairs keep c = 1, s = 0. The row's H·S angles go
 // through one vectorised sin/cos loop (cpu::sin_cos; libm's sincosf was a call per angle); they serve the R
@@ -101,7 +82,7 @@ struct NormalisedRow {
   void compute(const KeySizes& s, const T* raw, const T* w, double eps) {
     rho = normalise(raw, s.N, eps, xhat.data());
     for (int64_t i = 0; i < s.N; ++i) n[i] = xhat[i] * w[i];
-    swap_pairs(s.pairs, n.data(), n_swapped.data());
+    s.pairs.swap_lanes(n.data(), n_swapped.data());
   }
 };
 
@@ -124,7 +105,7 @@ struct KeyInputs {
             const Tensor& theta_t, double eps_)
       : s(sizes), raw(raw_t.data<T>()), w(w_t.data<T>()), bias(bias_t.data<T>()), theta(theta_t.data<T>()),
         bias_swapped(bias_t.numel()), eps(eps_) {
-    for (int64_t row = 0; row < s.H * s.R; ++row) swap_pairs(s.pairs, bias + row * s.N, &bias_swapped[row * s.N]);
+    for (int64_t row = 0; row < s.H * s.R; ++row) s.pairs.swap_lanes(bias + row * s.N, &bias_swapped[row * s.N]);
   }
   int64_t bias_offset(int64_t h, int64_t r) const { return (h * s.R + r) * s.N; }
 };
@@ -171,7 +152,7 @@ SSM_VECTOR_CLONES void keys_backward_rows(const KeyInputs<T>& in, const T* dout,
           T *__restrict bias_grad = dbias + in.bias_offset(h, r), *__restrict dn_acc = dn.data();
           rotated_key(N, c, sn, x, in.bias + in.bias_offset(h, r), &in.bias_swapped[in.bias_offset(h, r)], key.data());
           s.pairs.add_angle_grad(key.data(), dk_rot, dtheta + s.theta_offset(row, h));
-          swap_pairs(s.pairs, dk_rot, dk_swapped.data());
+          s.pairs.swap_lanes(dk_rot, dk_swapped.data());
           for (int64_t n = 0; n < N; ++n) {
             const T dk = c[n] * dk_rot[n] - sn[n] * dks[n];  // dk = Rot(θ)ᵀ dk̃
             bias_grad[n] += dk;

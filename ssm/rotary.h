@@ -45,6 +45,26 @@ struct RotaryPairs {
     }
   }
 
+  // dst[n] = src[partner(n)] over all N lanes: the pairing extended to the whole row (adjacent lanes, or
+  // the halves), an odd N's last lane its own partner. The fused keys rotate a row as c ⊙ x + s ⊙ swap(x)
+  // (ssm/mamba3_keys.cpp), whose coefficients give the lanes outside the S rotated pairs weight 0.
+  template <class T>
+  void swap_lanes(const T* __restrict src, T* __restrict dst) const {
+    const int64_t half = N / 2;
+    if (pairing == RotaryPairing::Adjacent) {
+      for (int64_t i = 0; i < half; ++i) {
+        dst[2 * i] = src[2 * i + 1];
+        dst[2 * i + 1] = src[2 * i];
+      }
+    } else {
+      for (int64_t i = 0; i < half; ++i) {
+        dst[i] = src[i + half];
+        dst[i + half] = src[i];
+      }
+    }
+    if (N % 2) dst[N - 1] = src[N - 1];
+  }
+
   // dθ_m += y_a dy_b − y_b dy_a for the rotated row y and its gradient dy
   template <class T>
   void add_angle_grad(const T* y, const T* dy, T* dtheta) const {

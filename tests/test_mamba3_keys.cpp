@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <vector>
 
 #include "autograd/engine.h"
 #include "autograd/functions.h"
@@ -104,6 +105,25 @@ TEST(Mamba3Keys, FloatMatchesTheComposedMathInDouble) {
     for (size_t i = 0; i < in.size(); ++i)
       EXPECT_LT(max_error(fused_leaves[i].grad(), composed_leaves[i].grad()), 1e-5) << "input " << i;
   }
+}
+
+// swap_lanes, which the fused rotation c ⊙ x + s ⊙ swap(x) rests on: every lane gets its pair partner's
+// value, for the pairs beyond the S rotated ones too, and an odd row's last lane keeps its own.
+TEST(Mamba3Keys, SwapLanesGivesEveryLaneItsPartner) {
+  for (RotaryPairing pairing : {RotaryPairing::Adjacent, RotaryPairing::HalfSplit})
+    for (int64_t N : {6, 7}) {
+      const RotaryPairs pairs{pairing, N, 2};
+      std::vector<double> src(N), dst(N, -1.0);
+      for (int64_t n = 0; n < N; ++n) src[n] = double(n);
+      pairs.swap_lanes(src.data(), dst.data());
+      for (int64_t m = 0; m < N / 2; ++m) {
+        EXPECT_EQ(dst[pairs.first(m)], src[pairs.second(m)]) << N << " pair " << m;
+        EXPECT_EQ(dst[pairs.second(m)], src[pairs.first(m)]) << N << " pair " << m;
+      }
+      if (N % 2) {
+        EXPECT_EQ(dst[N - 1], src[N - 1]) << "the unpaired lane";
+      }
+    }
 }
 
 TEST(Mamba3Keys, RotatesTheRightPairsByTheirAngles) {
