@@ -41,6 +41,7 @@ extern "C" void openblas_set_num_threads(int);
 #include "autograd/autocast.h"
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
+#include "nn/gradient_step.h"
 #include "nn/optim.h"
 #include "ssm/decoder.h"
 #include "ssm/lm.h"
@@ -56,6 +57,7 @@ namespace {
 struct Options {
   std::string preset = "default-1m", config_path, scan = "chunked", device = "cpu", dtype = "fp32";
   int64_t threads = 0, batch = 16, seqlen = 256, steps = 5, warmup = 2, decode_tokens = 64;
+  bool eager_step = false;
   std::vector<int64_t> decode_batches;
 };
 
@@ -224,7 +226,9 @@ Options parse(int argc, char** argv) {
   flags.option("batch", &o.batch, "B", "sequences per step");
   flags.option("seqlen", &o.seqlen, "L", "tokens per sequence");
   flags.option("steps", &o.steps, "N", "timed steps (the median is reported)");
-  flags.option("warmup", &o.warmup, "N", "untimed steps before them");
+  flags.option("warmup", &o.warmup, "N",
+               "untimed steps before them (on a GPU at least 2: an eager step, then the graph's capture)");
+  flags.flag("eager-step", &o.eager_step, "on a GPU, launch the step op by op instead of replaying a CUDA graph");
   flags.section("decoding");
   flags.option("decode-batches", &decode_batches, "LIST", "comma-separated batch sizes, one run each");
   flags.option("decode-tokens", &o.decode_tokens, "N", "tokens per run");
@@ -284,18 +288,27 @@ int main(int argc, char** argv) try {
 
   nn::AdamW optimizer(nn::decay_groups(model.named_parameters(), 0.1), 1e-3);
   const Tensor tokens = random_tokens(o.batch, o.seqlen, config.vocab_size, gen).to(device);
-  const double step_s = median_seconds(
-      [&] {
+  // Forward and backward, on a GPU replayed from a CUDA graph unless --eager-step (nn/gradient_step.h)
+  nn::GradientStep gradient_step(
+      model.parameters(), device,
+      [&](const std::vector<Tensor>& in) {
         const Tensor loss = [&] {
           const AutocastGuard autocast(o.dtype == "bf16");  // autograd/autocast.h
-          return lm_loss(model.forward(tokens), tokens);
+          return lm_loss(model.forward(in[0]), in[0]);
         }();
         backward(loss);
+        return loss;
+      },
+      !o.eager_step);
+  const bool graphed = !device.is_cpu() && !o.eager_step;
+  const double step_s = median_seconds(
+      [&] {
+        (void)gradient_step.run({tokens});
         optimizer.step();
         optimizer.zero_grad();
         backend.synchronize();
       },
-      o.warmup, o.steps);
+      graphed ? std::max<int64_t>(o.warmup, 2) : o.warmup, o.steps);
   const double train_tps = static_cast<double>(o.batch * o.seqlen) / step_s;
   const double model_flops = 6.0 * static_cast<double>(params) * train_tps;
   if (device.is_cpu()) {
@@ -310,10 +323,10 @@ int main(int argc, char** argv) try {
   } else {
     const char* tf32 = std::getenv("SSM_TF32");  // cuda/context.h: TF32 matmuls when set (and not "0")
     const bool tf32_on = tf32 != nullptr && tf32[0] != '\0' && std::string(tf32) != "0";
-    std::printf("[ours] train  %s %lld params  B=%lld L=%lld  %.0f tok/s  (%.1f ms/step)  cuda %s%s  peak %.0f MiB\n",
+    std::printf("[ours] train  %s %lld params  B=%lld L=%lld  %.0f tok/s  (%.1f ms/step)  cuda %s%s, %s  peak %.0f MiB\n",
                 name.c_str(), static_cast<long long>(params), static_cast<long long>(o.batch),
                 static_cast<long long>(o.seqlen), train_tps, step_s * 1e3, o.dtype.c_str(),
-                tf32_on ? " (TF32 matmuls)" : "",
+                tf32_on ? " (TF32 matmuls)" : "", gradient_step.last_replayed() ? "graph" : "eager",
                 static_cast<double>(backend.memory_stats().peak_in_use) / (1 << 20));
     std::printf("[ours] mfu    %.2f%%  (6 x %lld params x %.0f tok/s / 989 TFLOP/s dense bf16)\n",
                 100 * model_flops / kDenseBf16Flops, static_cast<long long>(params), train_tps);

@@ -5,7 +5,6 @@
 // into a table per parameter group and dtype and updated by one fused launch (cuda/optim_kernels.cu).
 #include "nn/optim.h"
 
-#include <algorithm>
 #include <cmath>
 #include <tuple>
 #include <type_traits>
@@ -244,27 +243,26 @@ void SGD::load_state_dict(const StateDict& state) { load_buffers(state, {{"momen
 
 // ---------------------------------------------------------------- clipping
 
-double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
   NoGradGuard no_grad;
-  // Σ‖g‖² in float64, kept on each gradient's device until the end: a GPU model pays one transfer
-  // (one wait for the stream), not one per tensor.
-  std::vector<Tensor> per_device;
+  Tensor total_sq;  // Σ‖g‖² in float64, on the first gradient's device
   for (const Tensor& p : params) {
     if (!p.grad().defined()) continue;
     const Tensor sq = op::sum(op::square(p.grad())).to(DType::Float64);
-    auto acc = std::find_if(per_device.begin(), per_device.end(), [&](const Tensor& t) { return t.device() == sq.device(); });
-    if (acc == per_device.end()) per_device.push_back(sq);
-    else *acc = op::add(*acc, sq);
+    total_sq = total_sq.defined() ? op::add(total_sq, sq.to(total_sq.device())) : sq;
   }
-  double total_sq = 0;
-  for (const Tensor& acc : per_device) total_sq += acc.item<double>();
-  const double total = std::sqrt(total_sq);
-  if (total > max_norm && total > 0) {
-    const double scale = max_norm / (total + 1e-6);  // as PyTorch: a hair under max_norm, never a division by 0
-    for (const Tensor& p : params)
-      if (p.grad().defined()) op::binary_(BinaryOp::Mul, p.grad(), op::scalar_like(p.grad(), scale));
-  }
-  return total;
+  if (!total_sq.defined()) return Tensor::scalar(0.0, DType::Float64);
+  const Tensor norm = op::sqrt(total_sq);
+  // min(1, max_norm / (‖g‖ + 1e-6)): a hair under max_norm, never a division by 0. Below the threshold the
+  // scale is exactly 1, which leaves the gradients as they were, bit for bit.
+  const Tensor scale = op::clamp(op::div(op::scalar_like(norm, max_norm), op::add(norm, 1e-6)), 0.0, 1.0);
+  for (const Tensor& p : params)
+    if (p.grad().defined()) op::binary_(BinaryOp::Mul, p.grad(), scale.to(p.grad().device()).to(p.grad().dtype()));
+  return norm;
+}
+
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+  return clip_grad_norm_(params, max_norm).item<double>();
 }
 
 }  // namespace ssm::nn

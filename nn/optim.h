@@ -79,8 +79,12 @@ class SGD final : public Optimizer {
   std::map<std::string, Tensor> momentum_buffer_;
 };
 
-// Scale all gradients by min(1, max_norm / ‖g‖) where ‖g‖ is the L2 norm over every gradient
-// together; returns ‖g‖ before clipping (for logging).
+// Scale all gradients by min(1, max_norm / (‖g‖ + 1e-6)) where ‖g‖ is the L2 norm over every gradient
+// together (as PyTorch's clip_grad_norm_). clip_grad_norm_ never waits for the device: the norm, the
+// scale and the scaling stay where the gradients are, and it returns ‖g‖ before clipping there (a
+// float64 scalar), so a training step captured into a CUDA graph can clip (nn/gradient_step.h).
+// clip_grad_norm returns ‖g‖ on the host (for logging), one wait for the device.
+Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm);
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
 
 }  // namespace ssm::nn

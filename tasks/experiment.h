@@ -67,6 +67,7 @@ struct TargetSpec {
   std::string device = "auto";  // "cpu" | "cuda" | "auto" (cuda when this build has it and a GPU is present)
   int64_t threads = 0;          // CPU threads (0 = all cores)
   std::string precision = "fp32";  // "fp32" | "bf16": training's matmuls through bfloat16 (autograd/autocast.h)
+  bool cuda_graph = true;  // on a GPU, replay the training step from a CUDA graph (nn/gradient_step.h)
 };
 
 // The task's own arguments: [experiments.NAME] keys besides task/model/data/target/description.

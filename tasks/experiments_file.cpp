@@ -273,6 +273,7 @@ const Fields<TargetSpec>& target_fields() {
       {"device", &TargetSpec::device, one_of({"cpu", "cuda", "auto"})},
       {"threads", &TargetSpec::threads, at_least(0)},
       {"precision", &TargetSpec::precision, one_of({"fp32", "bf16"})},
+      {"cuda_graph", &TargetSpec::cuda_graph},
   };
   return fields;
 }

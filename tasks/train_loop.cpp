@@ -14,6 +14,7 @@
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
 #include "nn/functional.h"
+#include "nn/gradient_step.h"
 #include "nn/optim.h"
 #include "nn/schedule.h"
 #include "tasks/experiments_file.h"
@@ -163,6 +164,20 @@ TrainOutcome train(const ExperimentSpec& spec, MambaLM& model, const Tokenizer& 
     save(last_dir, true);
   };
 
+  // Loss, backward and clipping: on a GPU captured into a CUDA graph and replayed (nn/gradient_step.h).
+  nn::GradientStep gradient_step(
+      model.parameters(), options.device,
+      [&](const std::vector<Tensor>& in) {
+        const Tensor loss = [&] {  // validation (evaluate()) stays float32
+          const AutocastGuard autocast(spec.target.precision == "bf16");
+          return batch_loss(model, Batch{in[0], in[1]});
+        }();
+        backward(loss);
+        if (args.grad_clip > 0) nn::clip_grad_norm_(model.parameters(), args.grad_clip);
+        return loss;
+      },
+      spec.target.cuda_graph);
+
   InterruptGuard interrupt_guard;
   if (outcome.step == 0) evaluate();  // where the curve starts
 
@@ -174,12 +189,7 @@ TrainOutcome train(const ExperimentSpec& spec, MambaLM& model, const Tokenizer& 
   while (outcome.step < args.steps && !stop_requested.load()) {
     optimizer.lr = schedule(outcome.step);
     const Batch batch = task.next_batch(data_rng);
-    const Tensor loss = [&] {  // validation (evaluate()) stays float32
-      const AutocastGuard autocast(spec.target.precision == "bf16");
-      return batch_loss(model, batch);
-    }();
-    backward(loss);
-    if (args.grad_clip > 0) nn::clip_grad_norm(model.parameters(), args.grad_clip);
+    const Tensor loss = gradient_step.run({batch.inputs, batch.targets});
     optimizer.step();
     optimizer.zero_grad();
     ++outcome.step;

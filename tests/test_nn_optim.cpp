@@ -14,6 +14,7 @@
 
 #include "autograd/functions.h"
 #include "nn/functional.h"
+#include "nn/gradient_step.h"
 #include "nn/layers.h"
 #include "nn/module.h"
 #include "nn/optim.h"
@@ -305,6 +306,20 @@ TEST(NnOptim, ClipGradNorm) {
   EXPECT_EQ(nn::clip_grad_norm({p}, 1.0), 0.0);
 }
 
+// clip_grad_norm_ leaves the norm where the gradients are, as a float64 scalar, and scales the same way.
+TEST(NnOptim, ClipGradNormInPlaceReturnsTheNormAsATensor) {
+  const Tensor a = param({0, 0}, {2}, DType::Float32), b = param({0}, {1}, DType::Float32);
+  set_grad(a, {3.0, -4.0});
+  set_grad(b, {12.0});
+  const Tensor norm = nn::clip_grad_norm_({a, b}, 6.5);
+  EXPECT_EQ(norm.dtype(), DType::Float64);
+  EXPECT_EQ(norm.dim(), 0);
+  EXPECT_DOUBLE_EQ(norm.item<double>(), 13.0);
+  const double scale = 6.5 / (13.0 + 1e-6);
+  expect_close(vals(a.grad()), {3.0 * scale, -4.0 * scale}, 1e-7, "a scaled");
+  expect_close(vals(b.grad()), {12.0 * scale}, 1e-7, "b scaled");
+}
+
 // ================================================================ state_dict round trip
 
 // Fixed data for a tiny classifier.
@@ -338,6 +353,35 @@ void train_step(Classifier& m, nn::Optimizer& opt, const nn::WarmupCosine& sched
   nn::clip_grad_norm(m.parameters(), 1.0);
   opt.lr = sched(opt.step_count);
   opt.step();
+}
+
+// On the CPU a GradientStep captures nothing: every run() calls the body on the inputs, whose gradients
+// are those of the plain loop.
+TEST(NnGradientStep, OnTheCpuEveryStepRunsTheBody) {
+  Generator gen(5);
+  Classifier model(gen), twin(gen);
+  twin.load_state_dict(model.state_dict());
+  int calls = 0;
+  nn::GradientStep step(model.parameters(), Device::cpu(), [&](const std::vector<Tensor>& in) {
+    ++calls;
+    const Tensor loss = nn::cross_entropy(model.forward(in[0]), in[1]);
+    backward(loss);
+    return loss;
+  });
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    const Batch b = make_batch(seed);
+    for (const Tensor& p : model.parameters()) p.set_grad(Tensor());
+    for (const Tensor& p : twin.parameters()) p.set_grad(Tensor());
+    const Tensor loss = step.run({b.x, b.y});
+    const Tensor want = nn::cross_entropy(twin.forward(b.x), b.y);
+    backward(want);
+    EXPECT_FALSE(step.last_replayed());
+    EXPECT_EQ(loss.item<double>(), want.item<double>());
+    const auto got_params = model.parameters(), want_params = twin.parameters();
+    for (size_t i = 0; i < got_params.size(); ++i) EXPECT_EQ(vals(got_params[i].grad()), vals(want_params[i].grad()));
+  }
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(step.captures(), 0);
 }
 
 std::vector<std::vector<double>> snapshot(const nn::Module& m) {
