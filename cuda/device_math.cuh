@@ -17,6 +17,11 @@ __device__ inline T sin_of(T a) {
   else return sin(a);
 }
 template <class T>
+__device__ inline void sin_cos_of(T a, T* sine, T* cosine) {  // both, for about the price of one
+  if constexpr (std::is_same_v<T, float>) sincosf(a, sine, cosine);
+  else sincos(a, sine, cosine);
+}
+template <class T>
 __device__ inline T sqrt_of(T a) {
   if constexpr (std::is_same_v<T, float>) return sqrtf(a);
   else return sqrt(a);

@@ -4,7 +4,8 @@
 // where offsets[k] is that element's offset (in elements) in the k-th of N layouts. The layouts are
 // collapsed first (tensor/strided_layout.h), so contiguous tensors index with one multiply and
 // transposed or broadcast views pay a division per remaining dimension. One thread per element,
-// grid-stride loop, on the backend's stream.
+// grid-stride loop, on the backend's stream. launch() and shared_limit() serve kernels that need more
+// than the default 48 KiB of dynamic shared memory.
 #pragma once
 #include <algorithm>
 #include <array>
@@ -81,6 +82,27 @@ void for_each_element(const Shape& shape, const std::array<Strides, N>& strides,
   if (total == 0) return;
   elementwise_kernel<N><<<blocks_for(total), kThreads, 0, stream()>>>(total, strided_index<N>(shape, strides), body);
   SSM_CUDA_CHECK_LAUNCH();
+}
+
+// Launches a kernel of `threads` per block that needs `bytes` of dynamic shared memory (asking for more
+// than the default 48 KiB).
+template <class Kernel, class... Args>
+void launch(Kernel kernel, dim3 grid, int threads, size_t bytes, Args... args) {
+  if (bytes > 48 * 1024)
+    SSM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  kernel<<<grid, threads, bytes, stream()>>>(args...);
+  SSM_CUDA_CHECK_LAUNCH();
+}
+
+// The most dynamic shared memory a block of this device may ask for.
+inline size_t shared_limit() {
+  static const size_t limit = [] {
+    int device = 0, bytes = 0;
+    SSM_CUDA_CHECK(cudaGetDevice(&device));
+    SSM_CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    return static_cast<size_t>(bytes);
+  }();
+  return limit;
 }
 
 }  // namespace ssm::cuda

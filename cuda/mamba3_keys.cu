@@ -3,16 +3,23 @@
 //   x̂ = raw·ρ, ρ = (mean(raw²) + ε)^(−1/2);   k_h = x̂ ⊙ w + bias[h, r];   k̃_h = Rot(θ_h) k_h
 //
 // One thread block per unit (row, r, g) — one N-row of raw — whose threads share out the (head, n)
-// elements of the H/G heads that read it, so the normalisation is done once per group, as on the CPU. Within a row, dimension n of a rotated
-// pair m (partner n') is  y_n = k_n cos θ_m ∓ k_n' sin θ_m  (− for the pair's first element, + for the
-// second), which lets each thread compute its own elements without talking to the others; Rotᵀ flips
-// the sign of sin.
+// elements of the H/G heads that read it, so the normalisation is done once per group, as on the CPU.
+// Within a row, dimension n of a rotated pair m (partner n') is  y_n = k_n cos θ_m ∓ k_n' sin θ_m  (− for
+// the pair's first element, + for the second), which lets each thread compute its own elements without
+// talking to the others; Rotᵀ flips the sign of sin. The unit's cos θ and sin θ are computed once per
+// (head, pair) into shared memory (rotation_table), not once per element: at the 130M model's
+// 24 heads × 32 pairs that is a quarter of the trigonometry.
 //
 // Backward, per unit: dk_h = Rotᵀ dk̃_h, dbias[h, r] += dk_h, dn = Σ_h dk_h, dw += dn ⊙ x̂,
-// draw = ρ (dn ⊙ w − x̂ · mean(dn ⊙ w ⊙ x̂)). dθ_{t,h,m} = Σ_r (y_a dy_b − y_b dy_a) sums over the
-// ranks, which live in different blocks, so a second kernel gives each (row, h, m) one thread that
-// recomputes y_a, y_b from raw and the ρ saved by the first. Parameter gradients go to per-unit
-// partials that the caller sums in a fixed order: no atomics.
+// draw = ρ (dn ⊙ w − x̂ · mean(dn ⊙ w ⊙ x̂)). A block takes units of one (r, g) only — the grid is a
+// multiple of R·G, and block b walks the rows b / (R·G), + slots, ... — so it sums its units' dbias and
+// dw in shared memory, in row order, and writes them once: the partials are [slots, H, R, N] and
+// [blocks, N] (at most kSlots · R·G blocks), which the caller sums in a fixed order. No atomics, and
+// no [rows, H, R, N] partial (at 130M a 200 MB write, its zero fill and its sum, per call).
+// dθ_{t,h,m} = Σ_r (y_a dy_b − y_b dy_a) sums over the ranks, which live in different blocks, so a second
+// kernel gives each (row, h, m) one thread that recomputes y_a, y_b from raw and the ρ saved by the first.
+#include <algorithm>
+
 #include "cuda/check.h"
 #include "cuda/context.h"
 #include "cuda/device_math.cuh"
@@ -24,7 +31,7 @@ namespace ssm::cuda {
 namespace {
 
 constexpr int kRowThreads = 128;  // per unit; a multiple of 32 (block_sum)
-constexpr size_t kMaxSharedBytes = 48 * 1024;
+constexpr int64_t kSlots = 1024;  // the most blocks of one (r, g) in the backward: rows are shared out among them
 
 // Sum of one value per thread over the block, in a fixed order: each warp's by shuffles, then the
 // warps' sums one after another (two barriers, where halving in shared memory took eight). Every
@@ -62,6 +69,24 @@ __device__ inline PairSlot pair_slot(const KeysLayout& s, int64_t n) {
   return slot;
 }
 
+// The pieces of a block's shared memory, in elements of T (the host sizes the launch with the same).
+struct KeysShared {
+  int64_t xhat, dn, dk, dbias, dw, rot, reduce, size;
+  __host__ __device__ KeysShared(const KeysLayout& s, bool backward) {
+    const int64_t span = s.H / s.G * s.N;  // the (head, n) elements of one unit
+    int64_t at = 0;
+    const auto take = [&](int64_t n) { const int64_t here = at; at += n; return here; };
+    xhat = take(s.N);
+    dn = take(backward ? s.N : 0);
+    dk = take(backward ? span : 0);
+    dbias = take(backward ? span : 0);
+    dw = take(backward ? s.N : 0);
+    rot = take(2 * (s.H / s.G) * s.S);
+    reduce = take(kRowThreads / 32);
+    size = at;
+  }
+};
+
 // ρ of the unit's raw row (all threads get it)
 template <class T>
 __device__ T inverse_rms(const T* raw_row, const KeysLayout& s, T* reduce) {
@@ -71,11 +96,29 @@ __device__ T inverse_rms(const T* raw_row, const KeysLayout& s, T* reduce) {
   return T(1) / sqrt_of(total / T(s.N) + T(s.eps));
 }
 
+// rot[2e], rot[2e + 1] = cos θ, sin θ of the group's head e / S, pair e % S, at `row`. Callers sync before reading.
+template <class T>
+__device__ void rotation_table(const KeysLayout& s, const T* theta, int64_t row, int64_t g, T* rot) {
+  const int pairs = static_cast<int>(s.H / s.G * s.S);
+  const T* th = theta + (row * s.H + g * (s.H / s.G)) * s.S;  // the group's heads are consecutive
+  for (int e = threadIdx.x; e < pairs; e += blockDim.x) sin_cos_of(th[e], &rot[2 * e + 1], &rot[2 * e]);
+}
+
+// Rot(θ) (sign +1) or Rot(θ)ᵀ (sign −1) applied at element n of a row x of the unit's head hl.
+template <class T>
+__device__ T rotate(const KeysLayout& s, const T* rot, int hl, int64_t n, T x_n, T x_partner, const PairSlot& slot,
+                    T sign) {
+  if (slot.m < 0) return x_n;
+  const T* cs = rot + 2 * (hl * s.S + slot.m);
+  return x_n * cs[0] + (slot.first ? -sign : sign) * cs[1] * x_partner;
+}
+
 template <class T>
 __global__ void keys_forward_kernel(KeysLayout s, const T* raw, const T* w, const T* bias, const T* theta, T* out) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
-  T* xhat = reinterpret_cast<T*>(shared_bytes);  // [N]
-  T* reduce = xhat + s.N;                         // [blockDim.x / 32]
+  const KeysShared at(s, false);
+  T* shared = reinterpret_cast<T*>(shared_bytes);
+  T *xhat = shared + at.xhat, *rot = shared + at.rot, *reduce = shared + at.reduce;
   const int64_t units = s.rows * s.R * s.G;
   const int heads_per_group = static_cast<int>(s.H / s.G), N = static_cast<int>(s.N);
   for (int64_t unit = blockIdx.x; unit < units; unit += gridDim.x) {  // uniform per block: syncs are safe
@@ -83,69 +126,72 @@ __global__ void keys_forward_kernel(KeysLayout s, const T* raw, const T* w, cons
     const T* raw_row = raw + unit * s.N;
     const T rho = inverse_rms(raw_row, s, reduce);
     for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) xhat[n] = raw_row[n] * rho;
+    rotation_table(s, theta, row, g, rot);
     __syncthreads();
     for (int e = threadIdx.x; e < heads_per_group * N; e += blockDim.x) {  // a thread per (head, n), 32-bit
-      const int64_t h = g * heads_per_group + e / N, n = e % N;
+      const int hl = e / N, n = e % N;
+      const int64_t h = g * heads_per_group + hl;
       const T* bias_row = bias + (h * s.R + r) * s.N;
-      const T* th = theta + (row * s.H + h) * s.S;
-      const T key = xhat[n] * w[n] + bias_row[n];
       const PairSlot slot = pair_slot(s, n);
-      T rotated = key;
-      if (slot.m >= 0) {
-        const T partner_key = xhat[slot.partner] * w[slot.partner] + bias_row[slot.partner];
-        const T c = cos_of(th[slot.m]), sn = sin_of(th[slot.m]);
-        rotated = key * c + (slot.first ? -sn : sn) * partner_key;
-      }
-      out[((row * s.R + r) * s.H + h) * s.N + n] = rotated;
+      const T key = xhat[n] * w[n] + bias_row[n];
+      const T partner_key = slot.m >= 0 ? xhat[slot.partner] * w[slot.partner] + bias_row[slot.partner] : T(0);
+      out[((row * s.R + r) * s.H + h) * s.N + n] = rotate(s, rot, hl, n, key, partner_key, slot, T(1));
     }
-    __syncthreads();  // xhat is rewritten by the next unit
+    __syncthreads();  // xhat and rot are rewritten by the next unit
   }
 }
 
+// Grid: slots · R·G blocks; block b takes (r, g) = (b / G % R, b % G) — as a unit index's low digits — and
+// the rows b / (R·G), + slots, ...
 template <class T>
 __global__ void keys_backward_rows_kernel(KeysLayout s, const T* raw, const T* w, const T* theta, const T* dout,
                                           T* draw, T* dw_partial, T* dbias_partial, T* rho_scratch) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
-  T* xhat = reinterpret_cast<T*>(shared_bytes);  // [N]
-  T* dn = xhat + s.N;                             // [N], element n touched only by its owning thread
-  T* reduce = dn + s.N;                           // [blockDim.x / 32]
-  const int64_t units = s.rows * s.R * s.G;
-  const int heads_per_group = static_cast<int>(s.H / s.G), N = static_cast<int>(s.N);
-  for (int64_t unit = blockIdx.x; unit < units; unit += gridDim.x) {
-    const int64_t g = unit % s.G, r = (unit / s.G) % s.R, row = unit / (s.G * s.R);
+  const KeysShared at(s, true);
+  T* shared = reinterpret_cast<T*>(shared_bytes);
+  T *xhat = shared + at.xhat, *dn = shared + at.dn, *dk = shared + at.dk, *dbias = shared + at.dbias,
+    *dw = shared + at.dw, *rot = shared + at.rot, *reduce = shared + at.reduce;
+  const int64_t RG = s.R * s.G, slots = gridDim.x / RG, slot_of_block = blockIdx.x / RG;
+  const int64_t g = blockIdx.x % s.G, r = blockIdx.x / s.G % s.R;
+  const int heads_per_group = static_cast<int>(s.H / s.G), N = static_cast<int>(s.N), span = heads_per_group * N;
+  // Each thread owns its elements of dbias (e-stride) and dw (n-stride) for the whole loop: no races.
+  for (int e = threadIdx.x; e < span; e += blockDim.x) dbias[e] = 0;
+  for (int n = threadIdx.x; n < N; n += blockDim.x) dw[n] = 0;
+  for (int64_t row = slot_of_block; row < s.rows; row += slots) {
+    const int64_t unit = row * RG + r * s.G + g;
     const T* raw_row = raw + unit * s.N;
     const T rho = inverse_rms(raw_row, s, reduce);
     if (threadIdx.x == 0) rho_scratch[unit] = rho;
     for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) xhat[n] = raw_row[n] * rho;
-    const auto bias_grad = [&](int64_t h) { return dbias_partial + ((row * s.H + h) * s.R + r) * s.N; };
-    for (int e = threadIdx.x; e < heads_per_group * N; e += blockDim.x) {  // a thread per (head, n), 32-bit
-      const int64_t h = g * heads_per_group + e / N, n = e % N;
-      const T* th = theta + (row * s.H + h) * s.S;
-      const T* dk_rot = dout + ((row * s.R + r) * s.H + h) * s.N;
+    rotation_table(s, theta, row, g, rot);
+    __syncthreads();
+    for (int e = threadIdx.x; e < span; e += blockDim.x) {  // dk_h = Rot(θ)ᵀ dk̃_h, a thread per (head, n)
+      const int hl = e / N, n = e % N;
+      const T* dk_rot = dout + ((row * s.R + r) * s.H + g * heads_per_group + hl) * s.N;
       const PairSlot slot = pair_slot(s, n);
-      T dk = dk_rot[n];
-      if (slot.m >= 0) {  // dk = Rot(θ)ᵀ dk̃: the sign of sin flips
-        const T c = cos_of(th[slot.m]), sn = sin_of(th[slot.m]);
-        dk = dk_rot[n] * c + (slot.first ? sn : -sn) * dk_rot[slot.partner];
-      }
-      bias_grad(h)[n] = dk;
+      const T v = rotate(s, rot, hl, n, dk_rot[n], slot.m >= 0 ? dk_rot[slot.partner] : T(0), slot, T(-1));
+      dk[e] = v;
+      dbias[e] += v;
     }
-    __syncthreads();  // the block's bias gradients (global memory) are visible to all its threads
-    for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) {  // dn = Σ_h dk_h, heads in order
-      T sum = 0;
-      for (int64_t h = g * heads_per_group; h < (g + 1) * heads_per_group; ++h) sum += bias_grad(h)[n];
-      dn[n] = sum;
-    }
-    // through n = x̂ ⊙ w and the RMS normalisation
+    __syncthreads();
+    // dn = Σ_h dk_h (heads in order), then through n = x̂ ⊙ w and the RMS normalisation
     T dot = 0;
-    for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) dot += dn[n] * w[n] * xhat[n];
+    for (int n = threadIdx.x; n < N; n += blockDim.x) {
+      T sum = 0;
+      for (int hl = 0; hl < heads_per_group; ++hl) sum += dk[hl * N + n];
+      dn[n] = sum;
+      dot += sum * w[n] * xhat[n];
+    }
     const T mean_dxhat_xhat = block_sum(dot, reduce) / T(s.N);
-    for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) {
-      dw_partial[unit * s.N + n] = dn[n] * xhat[n];
+    for (int n = threadIdx.x; n < N; n += blockDim.x) {
+      dw[n] += dn[n] * xhat[n];
       draw[unit * s.N + n] = rho * (dn[n] * w[n] - xhat[n] * mean_dxhat_xhat);
     }
-    __syncthreads();  // xhat and dn are rewritten by the next unit
+    __syncthreads();  // xhat, rot and dk are rewritten by the next unit
   }
+  for (int e = threadIdx.x; e < span; e += blockDim.x)
+    dbias_partial[((slot_of_block * s.H + g * heads_per_group + e / N) * s.R + r) * s.N + e % N] = dbias[e];
+  for (int n = threadIdx.x; n < N; n += blockDim.x) dw_partial[blockIdx.x * s.N + n] = dw[n];
 }
 
 // dθ_{row,h,m} = Σ_r (y_a dy_b − y_b dy_a), one thread per (row, h, m)
@@ -173,32 +219,31 @@ __global__ void keys_backward_theta_kernel(KeysLayout s, const T* raw, const T* 
 }
 
 template <class T>
-size_t shared_bytes_for(const KeysLayout& s, int rows_of_n) {
-  const size_t bytes = (static_cast<size_t>(rows_of_n) * s.N + kRowThreads / 32) * sizeof(T);
-  SSM_CHECK(bytes <= kMaxSharedBytes, "mamba3_keys (cuda): N = ", s.N, " needs ", bytes,
-            " bytes of shared memory per block, more than ", kMaxSharedBytes);
+size_t shared_bytes_for(const KeysLayout& s, bool backward) {
+  const size_t bytes = static_cast<size_t>(KeysShared(s, backward).size) * sizeof(T);
+  SSM_CHECK(bytes <= shared_limit(), "mamba3_keys (cuda): ", s.H / s.G, " heads per group of N = ", s.N, " need ",
+            bytes, " bytes of shared memory per block, more than this GPU's ", shared_limit());
   return bytes;
 }
 
-unsigned unit_blocks(const KeysLayout& s) { return blocks_for(s.rows * s.R * s.G, 1); }
-
 }  // namespace
+
+int64_t keys_backward_slots(const KeysLayout& s) { return std::clamp<int64_t>(s.rows, 1, kSlots); }
 
 template <class T>
 void mamba3_keys_forward(const KeysLayout& s, const T* raw, const T* w, const T* bias, const T* theta, T* out) {
   if (s.rows * s.R * s.G == 0) return;
-  keys_forward_kernel<T><<<unit_blocks(s), kRowThreads, shared_bytes_for<T>(s, 1), stream()>>>(s, raw, w, bias, theta,
-                                                                                             out);
-  SSM_CUDA_CHECK_LAUNCH();
+  launch(keys_forward_kernel<T>, blocks_for(s.rows * s.R * s.G, 1), kRowThreads, shared_bytes_for<T>(s, false), s,
+         raw, w, bias, theta, out);
 }
 
 template <class T>
 void mamba3_keys_backward(const KeysLayout& s, const T* raw, const T* w, const T* bias, const T* theta, const T* dout,
                           T* draw, T* dtheta, T* dw_partial, T* dbias_partial, T* rho_scratch) {
   if (s.rows * s.R * s.G == 0) return;
-  keys_backward_rows_kernel<T><<<unit_blocks(s), kRowThreads, shared_bytes_for<T>(s, 2), stream()>>>(
-      s, raw, w, theta, dout, draw, dw_partial, dbias_partial, rho_scratch);
-  SSM_CUDA_CHECK_LAUNCH();
+  const auto blocks = static_cast<unsigned>(keys_backward_slots(s) * s.R * s.G);
+  launch(keys_backward_rows_kernel<T>, blocks, kRowThreads, shared_bytes_for<T>(s, true), s, raw, w, theta, dout, draw,
+         dw_partial, dbias_partial, rho_scratch);
   const int64_t angles = s.rows * s.H * s.S;
   if (angles == 0) return;
   keys_backward_theta_kernel<T><<<blocks_for(angles), kThreads, 0, stream()>>>(s, raw, w, bias, theta, dout,

@@ -1,12 +1,13 @@
 // cuda/ssd_chunk_parts.cuh — what the chunked SSD's CUDA-core kernels (cuda/ssd_chunk.cu) and tensor-core
 // kernels (cuda/ssd_chunk_mma.cu) share: where a block's chunk lies, views of its rows, the chunk-local
-// cumulative decays, the end of the backward (da from the row sums), and the launch helpers.
+// cumulative decays and the end of the backward (da from the row sums).
 // See cuda/ssm_kernels.h for the problem and cuda/ssd_chunk.cu's header for how the work is split.
 #pragma once
 #include <cstdint>
 
 #include "cuda/check.h"
 #include "cuda/context.h"
+#include "cuda/launch.cuh"
 #include "cuda/ssm_kernels.h"
 #include "cuda/warp_sum.cuh"
 
@@ -137,27 +138,6 @@ __device__ void finish_chunk_da(RowView<T> dS, RowView<T> Sc, int P, int N, cons
       da[(pos.t0 + t) * da_stride] = run;
     }
   }
-}
-
-// Launches a kernel of `threads` per block that needs `bytes` of dynamic shared memory (asking for more
-// than the default 48 KiB).
-template <class Kernel, class... Args>
-void launch(Kernel kernel, dim3 grid, int threads, size_t bytes, Args... args) {
-  if (bytes > 48 * 1024)
-    SSM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-  kernel<<<grid, threads, bytes, stream()>>>(args...);
-  SSM_CUDA_CHECK_LAUNCH();
-}
-
-// The most dynamic shared memory a block of this device may ask for.
-inline size_t shared_limit() {
-  static const size_t limit = [] {
-    int device = 0, bytes = 0;
-    SSM_CUDA_CHECK(cudaGetDevice(&device));
-    SSM_CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-    return static_cast<size_t>(bytes);
-  }();
-  return limit;
 }
 
 }  // namespace ssm::cuda::ssd_chunk

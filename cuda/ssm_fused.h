@@ -22,10 +22,11 @@ struct KeysLayout {
 template <class T>
 void mamba3_keys_forward(const KeysLayout& s, const T* raw, const T* w, const T* bias, const T* theta, T* out);
 
-// dout [rows, R, H, N] → draw [rows, R, G, N], dtheta [rows, H, S] (both fully written), and per-unit
-// partials the caller sums over their first dim: dw_partial [rows·R·G, N], dbias_partial [rows, H, R, N]
-// (only these leading rows are written; the caller may allocate more, zeroed, to reshape the sum).
-// rho_scratch [rows·R·G] holds each row's 1/rms between the two kernels.
+// dout [rows, R, H, N] → draw [rows, R, G, N], dtheta [rows, H, S] (both fully written), and per-block
+// partials the caller sums over their first dim: dw_partial [slots·R·G, N], dbias_partial [slots, H, R, N]
+// with slots = keys_backward_slots(s) (only these leading rows are written; the caller may allocate more,
+// zeroed, to reshape the sum). rho_scratch [rows·R·G] holds each row's 1/rms between the two kernels.
+int64_t keys_backward_slots(const KeysLayout& s);
 template <class T>
 void mamba3_keys_backward(const KeysLayout& s, const T* raw, const T* w, const T* bias, const T* theta, const T* dout,
                           T* draw, T* dtheta, T* dw_partial, T* dbias_partial, T* rho_scratch);

@@ -225,26 +225,31 @@ class KeysFunction final : public Function {
   }
 
  private:
-  // The kernels write per-unit partials of dw and dbias (rows padded with zeros for the two-stage sum).
-  std::vector<Tensor> backward_cuda(const KeySizes& s, const Tensor& raw, [[maybe_unused]] const Tensor& w,
-                                    const Tensor& bias, const Tensor& theta, [[maybe_unused]] const Tensor& dout) const {
-    const Device device = raw.device();
-    const int64_t units = s.rows * s.R * s.G;
-    Tensor draw = Tensor::empty(raw.shape(), raw.dtype(), device), dtheta = Tensor::empty(theta.shape(), raw.dtype(), device);
-    const PartialRows unit_split = split_partial_rows(units), row_split = split_partial_rows(s.rows);
-    const Tensor dw_partial = Tensor::zeros({unit_split.padded(), s.N}, raw.dtype(), device),
-                 dbias_partial = Tensor::zeros({row_split.padded(), s.H * s.R * s.N}, raw.dtype(), device),
-                 rho = Tensor::empty({units}, raw.dtype(), device);
+  // The kernels write per-block partials of dw and dbias (cuda/mamba3_keys.cu), summed here in a fixed order
+  // (rows padded with zeros for the two-stage sum).
+  std::vector<Tensor> backward_cuda([[maybe_unused]] const KeySizes& s, [[maybe_unused]] const Tensor& raw,
+                                    [[maybe_unused]] const Tensor& w, [[maybe_unused]] const Tensor& bias,
+                                    [[maybe_unused]] const Tensor& theta, [[maybe_unused]] const Tensor& dout) const {
 #if SSM_WITH_CUDA
+    const Device device = raw.device();
+    const cuda::KeysLayout layout = cuda_layout(s, eps_);
+    const int64_t slots = cuda::keys_backward_slots(layout);
+    Tensor draw = Tensor::empty(raw.shape(), raw.dtype(), device), dtheta = Tensor::empty(theta.shape(), raw.dtype(), device);
+    const PartialRows block_split = split_partial_rows(slots * s.R * s.G), slot_split = split_partial_rows(slots);
+    const Tensor dw_partial = Tensor::zeros({block_split.padded(), s.N}, raw.dtype(), device),
+                 dbias_partial = Tensor::zeros({slot_split.padded(), s.H * s.R * s.N}, raw.dtype(), device),
+                 rho = Tensor::empty({s.rows * s.R * s.G}, raw.dtype(), device);
     dispatch_float(raw.dtype(), "mamba3_keys", [&](auto tag) {
       using T = decltype(tag);
-      cuda::mamba3_keys_backward<T>(cuda_layout(s, eps_), raw.data<T>(), w.data<T>(), bias.data<T>(), theta.data<T>(),
-                                    dout.data<T>(), draw.data<T>(), dtheta.data<T>(), dw_partial.data<T>(),
-                                    dbias_partial.data<T>(), rho.data<T>());
+      cuda::mamba3_keys_backward<T>(layout, raw.data<T>(), w.data<T>(), bias.data<T>(), theta.data<T>(), dout.data<T>(),
+                                    draw.data<T>(), dtheta.data<T>(), dw_partial.data<T>(), dbias_partial.data<T>(),
+                                    rho.data<T>());
     });
-#endif
-    return {draw, sum_partial_rows(dw_partial, unit_split), sum_partial_rows(dbias_partial, row_split).view(bias.shape()),
+    return {draw, sum_partial_rows(dw_partial, block_split), sum_partial_rows(dbias_partial, slot_split).view(bias.shape()),
             dtheta};
+#else
+    throw Error("mamba3_keys: a tensor on a GPU in a build without CUDA");
+#endif
   }
 
   RotaryPairing pairing_;

@@ -258,6 +258,7 @@ TEST_F(CudaMamba3Keys, ForwardAndGradientsMatchTheCpu) {
       {1, 6, 4, 1, 2, 32, 6, RotaryPairing::HalfSplit},   // MIMO, S < N/2
       {1, 3, 2, 1, 2, 160, 40, RotaryPairing::HalfSplit}, // N above the block's thread count
       {3, 37, 2, 2, 4, 8, 0, RotaryPairing::HalfSplit},   // no rotation at all, many rows
+      {5, 421, 2, 2, 4, 16, 6, RotaryPairing::HalfSplit}, // more rows than the backward's blocks: each sums several
   };
   for (const DType dtype : {DType::Float32, DType::Float64})
     for (const KeysCase& c : cases) {
