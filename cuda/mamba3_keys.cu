@@ -104,10 +104,10 @@ __device__ void rotation_table(const KeysLayout& s, const T* theta, int64_t row,
   for (int e = threadIdx.x; e < pairs; e += blockDim.x) sin_cos_of(th[e], &rot[2 * e + 1], &rot[2 * e]);
 }
 
-// Rot(θ) (sign +1) or Rot(θ)ᵀ (sign −1) applied at element n of a row x of the unit's head hl.
+// Element n of Rot(θ) x (sign +1) or Rot(θ)ᵀ x (sign −1) for a row x of the unit's head hl, from x_n and its
+// partner's value (slot: where n sits in the pairing).
 template <class T>
-__device__ T rotate(const KeysLayout& s, const T* rot, int hl, int64_t n, T x_n, T x_partner, const PairSlot& slot,
-                    T sign) {
+__device__ T rotate(const KeysLayout& s, const T* rot, int hl, T x_n, T x_partner, const PairSlot& slot, T sign) {
   if (slot.m < 0) return x_n;
   const T* cs = rot + 2 * (hl * s.S + slot.m);
   return x_n * cs[0] + (slot.first ? -sign : sign) * cs[1] * x_partner;
@@ -135,7 +135,7 @@ __global__ void keys_forward_kernel(KeysLayout s, const T* raw, const T* w, cons
       const PairSlot slot = pair_slot(s, n);
       const T key = xhat[n] * w[n] + bias_row[n];
       const T partner_key = slot.m >= 0 ? xhat[slot.partner] * w[slot.partner] + bias_row[slot.partner] : T(0);
-      out[((row * s.R + r) * s.H + h) * s.N + n] = rotate(s, rot, hl, n, key, partner_key, slot, T(1));
+      out[((row * s.R + r) * s.H + h) * s.N + n] = rotate(s, rot, hl, key, partner_key, slot, T(1));
     }
     __syncthreads();  // xhat and rot are rewritten by the next unit
   }
@@ -169,7 +169,7 @@ __global__ void keys_backward_rows_kernel(KeysLayout s, const T* raw, const T* w
       const int hl = e / N, n = e % N;
       const T* dk_rot = dout + ((row * s.R + r) * s.H + g * heads_per_group + hl) * s.N;
       const PairSlot slot = pair_slot(s, n);
-      const T v = rotate(s, rot, hl, n, dk_rot[n], slot.m >= 0 ? dk_rot[slot.partner] : T(0), slot, T(-1));
+      const T v = rotate(s, rot, hl, dk_rot[n], slot.m >= 0 ? dk_rot[slot.partner] : T(0), slot, T(-1));
       dk[e] = v;
       dbias[e] += v;
     }
