@@ -32,7 +32,7 @@ ScanOutput mamba3_scan_reference(const Tensor& q, const Tensor& k, const Tensor&
                                  const Tensor& gamma, const Tensor& eta, const Tensor& initial_state = Tensor(),
                                  const Tensor& k_prev = Tensor(), const Tensor& v_prev = Tensor());
 
-// The chunked form (§3.8): the generic chunked SSD of ssm/ssd_chunk_core.h with rows (t, r), keys weighted
+// The chunked form (§3.8): the generic chunked SSD of ssm/ssd_core.h with rows (t, r), keys weighted
 // by w_s = γ_s + η_{s+1}, the initial state S_0 = h_init + η_0 Σ_r v_prev,r k_prev,rᵀ and a diagonal
 // correction; one P×N state kept per chunk for its chunked adjoint. The same op and result as the
 // reference, for any chunk_size > 0 (L need not be a multiple).

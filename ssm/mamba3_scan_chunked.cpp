@@ -2,7 +2,7 @@
 //
 // Unrolled, the input (v_s, k̃_s) reaches h_t (t > s) twice — through γ_s at step s and through β_{s+1}
 // at step s+1 — and both paths decay by exp(Σ_{τ=s+1}^{t} ADT_τ) (β_{s+1} = α_{s+1}η_{s+1}). So the
-// trapezoid is the generic SSD (ssm/ssd_chunk_core.h) with rows (t, r) and a two-term key weight:
+// trapezoid is the generic SSD (ssm/ssd_core.h) with rows (t, r) and a two-term key weight:
 //   Q = q̃,  K_s = w_s·k̃_s with w_s = γ_s + η_{s+1} (η_L := 0 at the end of the call),  V = v,  a = ADT,
 //   S_0 = h_init + η_0 Σ_r v_prev,r k_prev,rᵀ                      (the previous token's pending term)
 // with one exception: on the diagonal (s = t) only γ_t applies, because the η-part enters one step
@@ -22,7 +22,7 @@
 
 #include "ssm/mamba3_scan_function.h"
 #include "ssm/scan_cuda.h"
-#include "ssm/ssd_chunk_core.h"
+#include "ssm/ssd_core.h"
 #include "tensor/cpu/parallel.h"
 
 namespace ssm {
@@ -194,9 +194,9 @@ struct ChunkedKernel {
     const std::vector<T> weights = key_weights(s, ts);
     cpu::parallel_for(s.batch * s.H, scan_work(s), [&](int64_t i) {
       const int64_t b = i / s.H, h = i % s.H;
-      T* s0 = states + s.state_offset(b * kept, h);  // S_0 is kept, and chunk_forward reads it from there
+      T* s0 = states + s.state_offset(b * kept, h);  // S_0 is kept, and the core reads it from there
       initial_state(s, b, h, eta, h0, k_prev, v_prev, s0);
-      ssd::chunk_forward(head_problem(s, b, h, q, k, weights.data(), v, adt), s0,
+      ssd::sequence_forward(head_problem(s, b, h, q, k, weights.data(), v, adt), s0,
                          ssd::RowsView<T>{y + s.value_offset(b, 0, 0, h), s.value_rank_stride()}, s0, s.H * PN);
       subtract_diagonal_excess(s, ts, b, h, q, k, v, y);
     });
@@ -227,7 +227,7 @@ struct ChunkedKernel {
       grads.dv = {dv + s.value_offset(b, 0, 0, h), s.value_rank_stride()};
       grads.da = {dadt + s.scalar_offset(b, 0, h), s.H};
       grads.ds0 = dh0 + s.state_offset(b, h);
-      ssd::chunk_backward(head_problem(s, b, h, q, k, weights.data(), v, adt), states + s.state_offset(b * kept, h),
+      ssd::sequence_backward(head_problem(s, b, h, q, k, weights.data(), v, adt), states + s.state_offset(b * kept, h),
                           s.H * PN, ssd::RowsView<const T>{dy + s.value_offset(b, 0, 0, h), s.value_rank_stride()},
                           dh_final + s.state_offset(b, h), grads);
 

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <limits>
 
+#include "ssm/ssd_prefetch.h"
 #include "tensor/cpu/aligned_buffer.h"
 #include "tensor/cpu/gemm.h"
 
@@ -163,28 +164,6 @@ template <class F>
 void for_each_band(int64_t m, int64_t R, F&& band) {
   const int64_t h = std::max<int64_t>(R, (kBandRows / R) * R);
   for (int64_t r0 = 0; r0 < m; r0 += h) band(r0, std::min(m, r0 + h));
-}
-
-// Ask for `rows` rows (of `width` values, row stride rs) to be brought into L2: the next chunk's rows
-// while this chunk computes. Rows of a strided view (one head inside [L, H, P]) sit a page apart, so
-// the hardware prefetchers do not see them coming and every first touch would wait on memory.
-template <class T>
-void prefetch_rows(const T* base, int64_t rows, int64_t rs, int64_t width) {
-  const int64_t bytes = width * static_cast<int64_t>(sizeof(T));
-  for (int64_t i = 0; i < rows; ++i) {
-    const char* row = reinterpret_cast<const char*>(base + i * rs);
-    for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(row + off, 0, 2);
-  }
-}
-
-template <class T>
-void prefetch_chunk(const ChunkProblem<T>& p, int64_t c, const T* dy, int64_t dy_rs) {
-  if (c < 0 || c >= p.nchunks()) return;
-  const int64_t i0 = c * p.chunk * p.rank, m = std::min(p.chunk, p.steps - c * p.chunk) * p.rank;
-  prefetch_rows(p.q.row(i0), m, p.q.row_stride, p.N);
-  prefetch_rows(p.k.row(i0), m, p.k.row_stride, p.N);
-  prefetch_rows(p.v.row(i0), m, p.v.row_stride, p.P);
-  if (dy) prefetch_rows(dy + i0 * dy_rs, m, dy_rs, p.P);
 }
 
 }  // namespace

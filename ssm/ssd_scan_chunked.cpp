@@ -1,7 +1,7 @@
 // ssm/ssd_scan_chunked.cpp — the chunked Mamba-2 SSD scan and its chunked adjoint (spec §2.4, §2.6).
 //
-// The chunk work is the generic engine of ssm/ssd_chunk_core.h (GEMMs per chunk), run once per
-// (batch, head) sequence with R = 1 and, in the generic form of §2.4,
+// The chunk work is the generic SSD of one sequence (ssm/ssd_core.h: GEMMs per chunk, or for small heads
+// the same contract as a recurrence in registers), run once per (batch, head) sequence with R = 1 and, in the generic form of §2.4,
 //   Q_t = C_t,  K_t = B_t  (the head's group; read in place, row stride G·N),
 //   V_t = dt_t x_t  (built per sequence in a per-thread scratch),  a_t = dt_t A,
 // then y = Y + D x. Forward keeps S_0 .. S_nchunks per (batch, head) in `states`, which backward reads.
@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "ssm/scan_cuda.h"
-#include "ssm/ssd_chunk_core.h"
+#include "ssm/ssd_core.h"
 #include "ssm/ssd_scan_function.h"
 #include "tensor/cpu/parallel.h"
 
@@ -135,7 +135,7 @@ struct ChunkedKernel {
       SeqScratch<T>& ws = SeqScratch<T>::get(s.L, P);
       const ssd::ChunkProblem<T> p =
           sequence_problem(s, b, h, x, dt_hm.get() + bh * s.L, A, B, C, D, y, ws);  // and y = D x
-      ssd::chunk_forward(p, h0 + bh * PN, ssd::RowsView<T>{y + (b * s.L * s.H + h) * P, s.H * P},
+      ssd::sequence_forward(p, h0 + bh * PN, ssd::RowsView<T>{y + (b * s.L * s.H + h) * P, s.H * P},
                          states + (b * (s.nchunks + 1) * s.H + h) * PN, s.H * PN, /*accumulate=*/true);
     });
   }
@@ -175,7 +175,7 @@ struct ChunkedKernel {
       gr.da = {ws.da.data(), 1};
       gr.ds0 = dh0 + bh * PN;
       const int64_t rs = H * P, off = (b * L * H + h) * P;
-      ssd::chunk_backward(p, states + (b * (s.nchunks + 1) * H + h) * PN, H * PN,
+      ssd::sequence_backward(p, states + (b * (s.nchunks + 1) * H + h) * PN, H * PN,
                           ssd::RowsView<const T>{dy + off, rs}, dh_final + bh * PN, gr);
 
       // Map back to Mamba-2: V_t = dt_t x_t, a_t = dt_t A, y = Y + D x.

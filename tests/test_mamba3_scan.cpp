@@ -2,14 +2,16 @@
 // nine inputs, values and gradients against a twin composed of differentiable tensor ops, the hand-off of
 // (state, k_prev, v_prev) across a split sequence, float32 against float64, and argument validation.
 // The chunked fast path (ssm/mamba3_scan_chunked.cpp): equal to the reference in value and every gradient
-// over chunk sizes (1, 2, 3, > L, L not a multiple), ranks and initial states; its own gradcheck; float32;
-// bitwise the same for any thread count.
+// over chunk sizes (1, 2, 3, > L, L not a multiple), ranks and initial states, on odd head shapes (the
+// chunked GEMMs) and on shapes the CPU runs through the register recurrence; its own gradcheck, in both
+// engines; float32; bitwise the same for any thread count.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "autograd/engine.h"
 #include "autograd/functions.h"
@@ -37,8 +39,10 @@ struct Mamba3Inputs {
   std::vector<Tensor> scan_inputs() const { return {q, k, v, adt, gamma, eta, h0, k_prev, v_prev}; }
 };
 
-// float64, batch 2, H 2, P 3, N 4; γ, η in (0.05, 0.9) and adt in (−1.5, −0.1) as a trained block produces.
-Mamba3Inputs random_inputs(uint64_t seed, int64_t L, int64_t R, bool with_state) {
+// float64, batch 2, H 2, P 3, N 4 (or the given P, N); γ, η in (0.05, 0.9) and adt in (−1.5, −0.1) as a
+// trained block produces.
+Mamba3Inputs random_inputs(uint64_t seed, int64_t L, int64_t R, bool with_state, int64_t kP = ::kP,
+                           int64_t kN = ::kN) {
   Generator gen(seed);
   const DType f64 = DType::Float64;
   Mamba3Inputs in;
@@ -141,21 +145,25 @@ void expect_same_run(const RunResult& got, const RunResult& want, double atol, c
 
 const char* const kNames[] = {"q", "k", "v", "adt", "gamma", "eta", "initial_state", "k_prev", "v_prev"};
 
+// gradcheck of `scan` over all nine inputs. Every element of y and of the final state, each scaled by
+// its random loss weight, is an output row of the checked Jacobian: that checks the weighted-sum
+// loss's gradient and every other combination.
+GradcheckResult gradcheck_scan(const Mamba3Inputs& in, const ScanFn& scan) {
+  std::vector<Tensor> leaves = in.scan_inputs();
+  for (Tensor& t : leaves) t.set_requires_grad(true);
+  auto f = [&in, &scan](const std::vector<Tensor>& x) {
+    const ScanOutput out = scan(x);
+    return cat({reshape(mul(out.y, in.wy), {-1}), reshape(mul(out.final_state, in.wf), {-1})}, 0);
+  };
+  return gradcheck(f, leaves);
+}
+
 }  // namespace
 
 TEST(Mamba3Scan, ReferencePassesGradcheckOverAllInputs) {
   for (int64_t R : {1, 2}) {
     SCOPED_TRACE("R=" + std::to_string(R));
-    const Mamba3Inputs in = random_inputs(10 + R, /*L=*/5, R, /*with_state=*/true);
-    std::vector<Tensor> leaves = in.scan_inputs();
-    for (Tensor& t : leaves) t.set_requires_grad(true);
-    // Every element of y and of the final state, each scaled by its random loss weight, is an output row
-    // of the checked Jacobian: that checks the weighted-sum loss's gradient and every other combination.
-    auto f = [&in](const std::vector<Tensor>& x) {
-      const ScanOutput out = reference_scan(x);
-      return cat({reshape(mul(out.y, in.wy), {-1}), reshape(mul(out.final_state, in.wf), {-1})}, 0);
-    };
-    const GradcheckResult r = gradcheck(f, leaves);
+    const GradcheckResult r = gradcheck_scan(random_inputs(10 + R, /*L=*/5, R, /*with_state=*/true), reference_scan);
     EXPECT_TRUE(r.ok) << r.message;
   }
 }
@@ -291,16 +299,33 @@ TEST(Mamba3ScanChunked, EqualsTheReferenceInValueAndEveryGradient) {
         }
 }
 
+// Heads the CPU runs through the register recurrence (ssm/ssd_recurrent_core.h) rather than the chunked
+// GEMMs: P, N ∈ {8, 16, 32} (the test above covers the GEMMs' odd shapes).
+TEST(Mamba3ScanChunked, RecurrentEngineEqualsTheReferenceInValueAndEveryGradient) {
+  uint64_t seed = 400;
+  for (auto [P, N] : {std::pair<int64_t, int64_t>{8, 16}, {16, 16}})
+    for (int64_t L : {1, 13})
+      for (int64_t chunk : {1, 3, 20})
+        for (int64_t R : {1, 2})
+          for (bool with_state : {false, true}) {
+            SCOPED_TRACE("P=" + std::to_string(P) + " N=" + std::to_string(N) + " L=" + std::to_string(L) +
+                         " chunk=" + std::to_string(chunk) + " R=" + std::to_string(R) +
+                         " state=" + std::to_string(with_state));
+            const Mamba3Inputs in = random_inputs(seed++, L, R, with_state, P, N);
+            const RunResult want = run_with_grads(in, DType::Float64, reference_scan);
+            const RunResult got = run_with_grads(in, DType::Float64, chunked_scan(chunk));
+            expect_same_run(got, want, 1e-9, "recurrent engine vs reference");
+          }
+}
+
+TEST(Mamba3ScanChunked, RecurrentEnginePassesGradcheckOverAllInputs) {
+  const Mamba3Inputs in = random_inputs(34, /*L=*/5, /*R=*/2, /*with_state=*/true, /*P=*/8, /*N=*/8);
+  const GradcheckResult r = gradcheck_scan(in, chunked_scan(3));
+  EXPECT_TRUE(r.ok) << r.message;
+}
+
 TEST(Mamba3ScanChunked, PassesGradcheckOverAllInputs) {
-  const Mamba3Inputs in = random_inputs(31, /*L=*/6, /*R=*/2, /*with_state=*/true);
-  std::vector<Tensor> leaves = in.scan_inputs();
-  for (Tensor& t : leaves) t.set_requires_grad(true);
-  const ScanFn scan = chunked_scan(4);
-  auto f = [&in, &scan](const std::vector<Tensor>& x) {
-    const ScanOutput out = scan(x);
-    return cat({reshape(mul(out.y, in.wy), {-1}), reshape(mul(out.final_state, in.wf), {-1})}, 0);
-  };
-  const GradcheckResult r = gradcheck(f, leaves);
+  const GradcheckResult r = gradcheck_scan(random_inputs(31, /*L=*/6, /*R=*/2, /*with_state=*/true), chunked_scan(4));
   EXPECT_TRUE(r.ok) << r.message;
 }
 

@@ -1,4 +1,5 @@
-// The generic chunked SSD engine (ssm/ssd_chunk_core.h) on its own, with R rows per time step:
+// The two engines of the generic SSD of one sequence on their own, with R rows per time step: the
+// chunked GEMMs (ssm/ssd_chunk_core.h) and the register recurrence (ssm/ssd_recurrent_core.h), each
 // forward (Y and every chunk state) and backward (dQ, dK, dV, da, dS_0) against a plain sequential
 // evaluation of the generic recurrence and its sequential adjoint (both test-only, below), for
 // chunk sizes 1, 3, 8 and lengths that are and are not multiples of them. The inputs are strided
@@ -17,6 +18,7 @@
 #include "autograd/engine.h"
 #include "autograd/functions.h"
 #include "ssm/ssd_chunk_core.h"
+#include "ssm/ssd_recurrent_core.h"
 #include "ssm/ssd_scan.h"
 #include "tensor/random.h"
 
@@ -140,7 +142,26 @@ double loss(const CoreCase& c, bool with_s0) {
   return l;
 }
 
-// ---- running the core on a case ----
+// ---- running an engine on a case ----
+
+// The two engines of the same contract: the chunked GEMMs (any shape) and the register recurrence
+// (P, N ∈ {8, 16, 32}). Each test runs both, the recurrence on shapes it supports.
+enum class Engine { Chunked, Recurrent };
+
+std::string name(Engine e) { return e == Engine::Chunked ? "chunked" : "recurrent"; }
+
+constexpr Engine kEngines[] = {Engine::Chunked, Engine::Recurrent};
+
+// Head shapes (N, P) each engine is tested on: the chunked GEMMs on odd sizes, the recurrence on
+// sizes it is compiled for, N ≠ P so that a transposed state cannot pass.
+struct HeadShape {
+  int64_t N, P;
+};
+std::vector<HeadShape> shapes(Engine e) {
+  if (e == Engine::Chunked) return {{5, 4}};
+  return {{16, 8}, {8, 32}};
+}
+
 struct CoreResult {
   std::vector<double> y, states, dq, dk, dv, da, ds0;  // y, dq, dk, dv dense; da dense [L]
 };
@@ -153,8 +174,8 @@ std::vector<T> cast(const std::vector<double>& v) {
 // Runs forward then backward in precision T. Outputs go into strided buffers too (row stride
 // out_rs, a/da stride a_stride), with `accumulate` on top of a known pre-fill that is subtracted.
 template <class T>
-CoreResult run_core(const CoreCase& c, int64_t chunk, bool with_s0, bool with_ds_final, bool accumulate,
-                    const T* key_weight = nullptr) {
+CoreResult run_core(Engine engine, const CoreCase& c, int64_t chunk, bool with_s0, bool with_ds_final,
+                    bool accumulate, const T* key_weight = nullptr) {
   const int64_t rows = c.rows(), N = c.N, P = c.P, rs = c.row_stride, PN = P * N;
   const std::vector<T> q = cast<T>(c.q), k = cast<T>(c.k), v = cast<T>(c.v), a = cast<T>(c.a),
                        s0 = cast<T>(c.s0), dy = cast<T>(c.dy), dsf = cast<T>(c.ds_final);
@@ -173,8 +194,11 @@ CoreResult run_core(const CoreCase& c, int64_t chunk, bool with_s0, bool with_ds
   const int64_t out_rs = std::max(N, P) + 1, state_stride = PN + 2;
   const T fill = accumulate ? T(0.25) : T(-7);  // overwrite mode must not read it
   std::vector<T> y(rows * out_rs, fill), states((p.nchunks() + 1) * state_stride, T(0));
-  ssd::chunk_forward(p, with_s0 ? s0.data() : nullptr, ssd::RowsView<T>{y.data(), out_rs}, states.data(),
-                     state_stride);
+  const T* s0_or_null = with_s0 ? s0.data() : nullptr;
+  if (engine == Engine::Chunked)
+    ssd::chunk_forward(p, s0_or_null, ssd::RowsView<T>{y.data(), out_rs}, states.data(), state_stride);
+  else
+    ssd::recurrent_forward(p, s0_or_null, ssd::RowsView<T>{y.data(), out_rs}, states.data(), state_stride);
 
   std::vector<T> dq(rows * out_rs, fill), dk(rows * out_rs, fill), dv(rows * out_rs, fill),
       da(c.L * c.a_stride, fill), ds0(PN, fill);
@@ -185,8 +209,12 @@ CoreResult run_core(const CoreCase& c, int64_t chunk, bool with_s0, bool with_ds
   g.da = {da.data(), c.a_stride};
   g.ds0 = ds0.data();
   g.accumulate = accumulate;
-  ssd::chunk_backward(p, states.data(), state_stride, ssd::RowsView<const T>{dy.data() + c.offset, rs},
-                      with_ds_final ? dsf.data() : nullptr, g);
+  const ssd::RowsView<const T> dy_rows{dy.data() + c.offset, rs};
+  const T* dsf_or_null = with_ds_final ? dsf.data() : nullptr;
+  if (engine == Engine::Chunked)
+    ssd::chunk_backward(p, states.data(), state_stride, dy_rows, dsf_or_null, g);
+  else
+    ssd::recurrent_backward(p, states.data(), state_stride, dy_rows, dsf_or_null, g);
 
   const double base = accumulate ? 0.25 : 0.0;
   auto dense = [&](const std::vector<T>& src, int64_t n_rows, int64_t width, int64_t stride) {
@@ -248,74 +276,98 @@ TEST(SsdChunkCore, SequentialAdjointMatchesFiniteDifferences) {
 
 TEST(SsdChunkCore, MatchesSequentialRecurrenceFloat64) {
   uint64_t seed = 1000;
-  for (int64_t R : {2, 1, 3})
-    for (int64_t L : {1, 7, 16, 37})
-      for (int64_t chunk : {1, 3, 8})
-        for (bool with_state : {false, true}) {
-          SCOPED_TRACE("R=" + std::to_string(R) + " L=" + std::to_string(L) + " chunk=" + std::to_string(chunk) +
-                       " state=" + std::to_string(with_state));
-          const CoreCase c = make_case(seed++, L, R, /*N=*/5, /*P=*/4);
-          const SeqResult want = sequential(c, with_state);
-          const CoreResult got = run_core<double>(c, chunk, with_state, with_state, /*accumulate=*/false);
-          expect_near_all(got.y, want.y, 1e-10, "y");
-          const int64_t PN = c.P * c.N, nchunks = (L + chunk - 1) / chunk;
-          const std::vector<double> last(got.states.end() - PN, got.states.end());
-          expect_near_all(last, want.h_final, 1e-10, "final state");
-          const std::vector<double> first(got.states.begin(), got.states.begin() + PN);
-          expect_near_all(first, with_state ? c.s0 : std::vector<double>(PN, 0.0), 0, "S_0");
-          EXPECT_EQ(static_cast<int64_t>(got.states.size()), (nchunks + 1) * PN);
-          // With ds_final = nullptr the adjoint starts from zero.
-          CoreCase c0 = c;
-          if (!with_state) std::fill(c0.ds_final.begin(), c0.ds_final.end(), 0.0);
-          const SeqResult want_b = sequential(c0, with_state);
-          expect_near_all(got.dq, want_b.dq, 1e-10, "dq");
-          expect_near_all(got.dk, want_b.dk, 1e-10, "dk");
-          expect_near_all(got.dv, want_b.dv, 1e-10, "dv");
-          expect_near_all(got.da, want_b.da, 1e-10, "da");
-          expect_near_all(got.ds0, want_b.ds0, 1e-10, "ds0");
-        }
+  for (Engine engine : kEngines)
+    for (HeadShape shape : shapes(engine))
+      for (int64_t R : {2, 1, 3})
+        for (int64_t L : {1, 7, 16, 37})
+          for (int64_t chunk : {1, 3, 8})
+            for (bool with_state : {false, true}) {
+              SCOPED_TRACE(name(engine) + " N=" + std::to_string(shape.N) + " P=" + std::to_string(shape.P) +
+                           " R=" + std::to_string(R) + " L=" + std::to_string(L) + " chunk=" + std::to_string(chunk) +
+                           " state=" + std::to_string(with_state));
+              const CoreCase c = make_case(seed++, L, R, shape.N, shape.P);
+              const SeqResult want = sequential(c, with_state);
+              const CoreResult got = run_core<double>(engine, c, chunk, with_state, with_state, /*accumulate=*/false);
+              expect_near_all(got.y, want.y, 1e-10, "y");
+              const int64_t PN = c.P * c.N, nchunks = (L + chunk - 1) / chunk;
+              const std::vector<double> last(got.states.end() - PN, got.states.end());
+              expect_near_all(last, want.h_final, 1e-10, "final state");
+              const std::vector<double> first(got.states.begin(), got.states.begin() + PN);
+              expect_near_all(first, with_state ? c.s0 : std::vector<double>(PN, 0.0), 0, "S_0");
+              EXPECT_EQ(static_cast<int64_t>(got.states.size()), (nchunks + 1) * PN);
+              // With ds_final = nullptr the adjoint starts from zero.
+              CoreCase c0 = c;
+              if (!with_state) std::fill(c0.ds_final.begin(), c0.ds_final.end(), 0.0);
+              const SeqResult want_b = sequential(c0, with_state);
+              expect_near_all(got.dq, want_b.dq, 1e-10, "dq");
+              expect_near_all(got.dk, want_b.dk, 1e-10, "dk");
+              expect_near_all(got.dv, want_b.dv, 1e-10, "dv");
+              expect_near_all(got.da, want_b.da, 1e-10, "da");
+              expect_near_all(got.ds0, want_b.ds0, 1e-10, "ds0");
+            }
 }
 
 TEST(SsdChunkCore, IntermediateStatesAreTheRecurrenceAtChunkEnds) {
   const int64_t L = 11, R = 2, chunk = 4;
-  const CoreCase c = make_case(77, L, R, 3, 5);
-  const CoreResult got = run_core<double>(c, chunk, true, true, false);
-  const int64_t PN = c.P * c.N;
-  for (int64_t cidx = 1; cidx * chunk < L; ++cidx) {  // S_c = h_{c·chunk − 1}: run the prefix
-    CoreCase prefix = c;
-    prefix.L = cidx * chunk;
-    const SeqResult want = sequential(prefix, true);
-    const std::vector<double> s(got.states.begin() + cidx * PN, got.states.begin() + (cidx + 1) * PN);
-    expect_near_all(s, want.h_final, 1e-10, "S_" + std::to_string(cidx));
+  for (Engine engine : kEngines) {
+    SCOPED_TRACE(name(engine));
+    const HeadShape shape = shapes(engine).front();
+    const CoreCase c = make_case(77, L, R, shape.N, shape.P);
+    const CoreResult got = run_core<double>(engine, c, chunk, true, true, false);
+    const int64_t PN = c.P * c.N;
+    for (int64_t cidx = 1; cidx * chunk < L; ++cidx) {  // S_c = h_{c·chunk − 1}: run the prefix
+      CoreCase prefix = c;
+      prefix.L = cidx * chunk;
+      const SeqResult want = sequential(prefix, true);
+      const std::vector<double> s(got.states.begin() + cidx * PN, got.states.begin() + (cidx + 1) * PN);
+      expect_near_all(s, want.h_final, 1e-10, "S_" + std::to_string(cidx));
+    }
   }
 }
 
 TEST(SsdChunkCore, AccumulateAddsToTheOutputs) {
-  const CoreCase c = make_case(5, 13, 2, 4, 3);
-  const SeqResult want = sequential(c, true);
-  const CoreResult got = run_core<double>(c, 3, true, true, /*accumulate=*/true);  // minus the pre-fill
-  expect_near_all(got.dq, want.dq, 1e-10, "dq");
-  expect_near_all(got.dk, want.dk, 1e-10, "dk");
-  expect_near_all(got.dv, want.dv, 1e-10, "dv");
-  expect_near_all(got.da, want.da, 1e-10, "da");
-  expect_near_all(got.ds0, want.ds0, 1e-10, "ds0");
+  for (Engine engine : kEngines) {
+    SCOPED_TRACE(name(engine));
+    const HeadShape shape = shapes(engine).front();
+    const CoreCase c = make_case(5, 13, 2, shape.N, shape.P);
+    const SeqResult want = sequential(c, true);
+    const CoreResult got = run_core<double>(engine, c, 3, true, true, /*accumulate=*/true);  // minus the pre-fill
+    expect_near_all(got.dq, want.dq, 1e-10, "dq");
+    expect_near_all(got.dk, want.dk, 1e-10, "dk");
+    expect_near_all(got.dv, want.dv, 1e-10, "dv");
+    expect_near_all(got.da, want.da, 1e-10, "da");
+    expect_near_all(got.ds0, want.ds0, 1e-10, "ds0");
+  }
 }
 
+// At the ~1M model's heads (N = P = 16, R = 2) and an odd pair, over several chunks.
 TEST(SsdChunkCore, Float32AgreesWithFloat64) {
-  const CoreCase c = make_case(9, 70, 2, 16, 8);
-  const SeqResult want = sequential(c, true);
-  const CoreResult got = run_core<float>(c, 32, true, true, false);
-  auto scale = [](const std::vector<double>& v) {
-    double m = 1;
-    for (double e : v) m = std::max(m, std::abs(e));
-    return m;
-  };
-  expect_near_all(got.y, want.y, 2e-5 * scale(want.y), "y");
-  expect_near_all(got.dq, want.dq, 2e-5 * scale(want.dq), "dq");
-  expect_near_all(got.dk, want.dk, 2e-5 * scale(want.dk), "dk");
-  expect_near_all(got.dv, want.dv, 2e-5 * scale(want.dv), "dv");
-  expect_near_all(got.da, want.da, 2e-5 * scale(want.da), "da");
-  expect_near_all(got.ds0, want.ds0, 2e-5 * scale(want.ds0), "ds0");
+  for (Engine engine : kEngines)
+    for (HeadShape shape : {HeadShape{16, 8}, HeadShape{16, 16}}) {
+      SCOPED_TRACE(name(engine) + " N=" + std::to_string(shape.N) + " P=" + std::to_string(shape.P));
+      const CoreCase c = make_case(9, 70, 2, shape.N, shape.P);
+      const SeqResult want = sequential(c, true);
+      const CoreResult got = run_core<float>(engine, c, 32, true, true, false);
+      auto scale = [](const std::vector<double>& v) {
+        double m = 1;
+        for (double e : v) m = std::max(m, std::abs(e));
+        return m;
+      };
+      expect_near_all(got.y, want.y, 2e-5 * scale(want.y), "y");
+      expect_near_all(got.dq, want.dq, 2e-5 * scale(want.dq), "dq");
+      expect_near_all(got.dk, want.dk, 2e-5 * scale(want.dk), "dk");
+      expect_near_all(got.dv, want.dv, 2e-5 * scale(want.dv), "dv");
+      expect_near_all(got.da, want.da, 2e-5 * scale(want.da), "da");
+      expect_near_all(got.ds0, want.ds0, 2e-5 * scale(want.ds0), "ds0");
+    }
+}
+
+// The recurrence is compiled for P, N ∈ {8, 16, 32} and says so; every other shape takes the GEMMs.
+TEST(SsdChunkCore, RecurrenceSupportsTheShapesItIsCompiledFor) {
+  for (int64_t P : {8, 16, 32})
+    for (int64_t N : {8, 16, 32}) EXPECT_TRUE(ssd::recurrent_supports(P, N)) << P << " " << N;
+  for (auto [P, N] : {std::pair<int64_t, int64_t>{4, 16}, {16, 5}, {64, 128}, {24, 16}})
+    EXPECT_FALSE(ssd::recurrent_supports(P, N)) << P << " " << N;
 }
 
 namespace {
@@ -371,28 +423,38 @@ TEST(SsdChunkCore, Mamba2ChunkedIsBitwiseTheSameForAnyThreadCount) {
 #endif
 }
 
-// Per-step key weights (ChunkProblem::k_weight, Mamba-3's γ + η_next) give the very bits of the same
-// problem with the keys scaled beforehand, forward and backward (dK is the scaled keys' gradient).
+// Per-step key weights (ChunkProblem::k_weight, Mamba-3's γ + η_next) give the same problem as the keys
+// scaled beforehand, forward and backward (dK is the scaled keys' gradient): in the chunked engine the
+// very bits, in the recurrence up to rounding (it scales V or the sum instead of each key, which
+// costs one product per row, not one per value).
 TEST(SsdChunkCore, KeyWeightsEqualPrescaledKeys) {
-  for (int64_t R : {1, 2}) {
-    const CoreCase c = make_case(77 + R, /*L=*/37, R, /*N=*/16, /*P=*/16);
-    std::vector<double> weight(c.L);
-    for (int64_t t = 0; t < c.L; ++t) weight[t] = 0.25 + 0.5 * std::abs(std::sin(0.7 * double(t)));
-    CoreCase scaled = c;
-    for (int64_t i = 0; i < c.rows(); ++i)
-      for (int64_t n = 0; n < c.N; ++n) {
-        double& e = scaled.k[c.offset + i * c.row_stride + n];
-        e = double(float(weight[i / R]) * float(e));  // rounded as the core rounds it in float
-      }
-    const CoreResult want = run_core<float>(scaled, 8, true, true, false);
-    const std::vector<float> w32(weight.begin(), weight.end());
-    const CoreResult got = run_core<float>(c, 8, true, true, false, w32.data());
-    EXPECT_EQ(got.y, want.y);
-    EXPECT_EQ(got.states, want.states);
-    EXPECT_EQ(got.dq, want.dq);
-    EXPECT_EQ(got.dk, want.dk);
-    EXPECT_EQ(got.dv, want.dv);
-    EXPECT_EQ(got.da, want.da);
-    EXPECT_EQ(got.ds0, want.ds0);
-  }
+  for (Engine engine : kEngines)
+    for (int64_t R : {1, 2}) {
+      SCOPED_TRACE(name(engine) + " R=" + std::to_string(R));
+      const CoreCase c = make_case(77 + R, /*L=*/37, R, /*N=*/16, /*P=*/16);
+      std::vector<double> weight(c.L);
+      for (int64_t t = 0; t < c.L; ++t) weight[t] = 0.25 + 0.5 * std::abs(std::sin(0.7 * double(t)));
+      CoreCase scaled = c;
+      for (int64_t i = 0; i < c.rows(); ++i)
+        for (int64_t n = 0; n < c.N; ++n) {
+          double& e = scaled.k[c.offset + i * c.row_stride + n];
+          e = double(float(weight[i / R]) * float(e));  // rounded as the core rounds it in float
+        }
+      const CoreResult want = run_core<float>(engine, scaled, 8, true, true, false);
+      const std::vector<float> w32(weight.begin(), weight.end());
+      const CoreResult got = run_core<float>(engine, c, 8, true, true, false, w32.data());
+      const double tol = engine == Engine::Chunked ? 0.0 : 1e-5;  // relative to the largest value
+      auto expect_same = [tol](const std::vector<double>& g, const std::vector<double>& w, const char* what) {
+        double m = 1;
+        for (double e : w) m = std::max(m, std::abs(e));
+        expect_near_all(g, w, tol * m, what);
+      };
+      expect_same(got.y, want.y, "y");
+      expect_same(got.states, want.states, "states");
+      expect_same(got.dq, want.dq, "dq");
+      expect_same(got.dk, want.dk, "dk");
+      expect_same(got.dv, want.dv, "dv");
+      expect_same(got.da, want.da, "da");
+      expect_same(got.ds0, want.ds0, "ds0");
+    }
 }
