@@ -246,6 +246,15 @@ Kernels<T> kernels(int64_t P, int64_t N) {
 
 bool recurrent_supports(int64_t P, int64_t N) { return kernels<float>(P, N).forward != nullptr; }
 
+bool recurrent_is_fast_here() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  return avx512;
+#else
+  return false;
+#endif
+}
+
 template <class T>
 void recurrent_forward(const ChunkProblem<T>& p, const T* s0, RowsView<T> y, T* states, int64_t state_stride,
                        bool accumulate) {

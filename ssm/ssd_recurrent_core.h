@@ -29,6 +29,12 @@ namespace ssm::ssd {
 // The head shapes the recurrence is compiled for: P and N each 8, 16 or 32.
 bool recurrent_supports(int64_t P, int64_t N);
 
+// Whether this CPU runs the recurrence faster than the chunked GEMMs: x86-64 with AVX-512, where a
+// 16-value row is one register. Elsewhere the compiler splits each row into narrower halves and the
+// kernels ran ~2× slower than the GEMMs (AVX2 clone at P = N = 16, R = 2: 260 against 174 ns a step
+// forward, 720–750 against 400 backward), so ssd_core.h keeps the GEMMs there.
+bool recurrent_is_fast_here();
+
 // As chunk_forward / chunk_backward (ssd_chunk_core.h); the problem's shape must be supported.
 template <class T>
 void recurrent_forward(const ChunkProblem<T>& p, const T* s0, RowsView<T> y, T* states, int64_t state_stride,

@@ -299,8 +299,9 @@ TEST(Mamba3ScanChunked, EqualsTheReferenceInValueAndEveryGradient) {
         }
 }
 
-// Heads the CPU runs through the register recurrence (ssm/ssd_recurrent_core.h) rather than the chunked
-// GEMMs: P, N ∈ {8, 16, 32} (the test above covers the GEMMs' odd shapes).
+// Heads a CPU with AVX-512 runs through the register recurrence (ssm/ssd_recurrent_core.h) rather than
+// the chunked GEMMs: P, N ∈ {8, 16, 32} (the test above covers the GEMMs' odd shapes; elsewhere these
+// shapes take the GEMMs too, and tests/test_ssd_chunk_core.cpp runs the recurrence itself on any CPU).
 TEST(Mamba3ScanChunked, RecurrentEngineEqualsTheReferenceInValueAndEveryGradient) {
   uint64_t seed = 400;
   for (auto [P, N] : {std::pair<int64_t, int64_t>{8, 16}, {16, 16}})

@@ -363,6 +363,7 @@ TEST(SsdChunkCore, Float32AgreesWithFloat64) {
 }
 
 // The recurrence is compiled for P, N ∈ {8, 16, 32} and says so; every other shape takes the GEMMs.
+// (Whether a CPU uses it for those shapes, recurrent_is_fast_here, depends on the CPU: not tested.)
 TEST(SsdChunkCore, RecurrenceSupportsTheShapesItIsCompiledFor) {
   for (int64_t P : {8, 16, 32})
     for (int64_t N : {8, 16, 32}) EXPECT_TRUE(ssd::recurrent_supports(P, N)) << P << " " << N;

@@ -88,7 +88,8 @@ const char* const kNames[] = {"dx", "ddt", "dA", "dB", "dC", "dD", "dh0"};
 
 }  // namespace
 
-// P 3, N 5 runs the chunked GEMMs; P 16, N 8 the register recurrence (ssm/ssd_recurrent_core.h).
+// P 3, N 5 runs the chunked GEMMs; P 16, N 8 the register recurrence (ssm/ssd_recurrent_core.h) on a
+// CPU with AVX-512, the GEMMs elsewhere.
 TEST(SsdScanChunked, MatchesReferenceForwardAndBackwardFloat64) {
   uint64_t seed = 100;
   for (auto [P, N] : {std::pair<int64_t, int64_t>{3, 5}, {16, 8}})
