@@ -3,8 +3,6 @@
 
 #include <cstdlib>
 
-#include <sys/mman.h>
-
 #include "tensor/error.h"
 
 namespace ssm::cpu {
@@ -40,15 +38,8 @@ void* BlockCache::allocate(size_t bytes) {
       return block;
     }
   }
-  // 64-byte alignment: a cache line, whole vectors per line. Blocks of 2 MiB or more are aligned to
-  // 2 MiB, whole huge pages, and asked to be backed by them (see the header).
-  const bool huge = size >= kHugePage;
-  const size_t allocated = huge ? (size + kHugePage - 1) / kHugePage * kHugePage : size;
-  void* block = std::aligned_alloc(huge ? kHugePage : 64, allocated);
+  void* block = std::aligned_alloc(64, size);  // 64-byte alignment: a cache line, whole vectors per line
   SSM_CHECK(block != nullptr, "cpu: out of memory allocating ", bytes, " bytes");
-#ifdef MADV_HUGEPAGE
-  if (huge) madvise(block, allocated, MADV_HUGEPAGE);  // a hint: without huge pages the block still works
-#endif
   return block;
 }
 

@@ -7,12 +7,6 @@
 // back untouched. Small buffers go straight to the C library (plain malloc), whose own free lists
 // serve them well.
 //
-// Blocks of 2 MiB or more are allocated as whole 2 MiB huge pages (madvise MADV_HUGEPAGE, where the
-// kernel's transparent huge pages are in "madvise" mode, the common default). The scans read one head's
-// rows a head-stride apart (1280 bytes at the ~1M model: three rows a 4 KiB page), so with small pages
-// nearly every row was a TLB miss; a training step ran 10–15% faster on huge pages (bench_lm, 2 threads),
-// for ~40 MiB more peak memory (the rounding).
-//
 // Sizes are rounded up to 64 KiB so that equal-shaped tensors share blocks; a request takes the
 // smallest cached block that fits and wastes at most a quarter of it. The cache holds at most
 // `capacity` bytes (default 4 GiB, SSM_CPU_CACHE_MB overrides; 0 disables it); beyond that a freed
@@ -36,7 +30,6 @@ class BlockCache {
 
   static constexpr size_t kMinCachedBytes = 256 * 1024;  // below this: the C library directly
   static constexpr size_t kGranule = 64 * 1024;
-  static constexpr size_t kHugePage = size_t{2} << 20;  // from this size on: huge-page aligned
 
  private:
   static size_t rounded(size_t bytes) { return (bytes + kGranule - 1) / kGranule * kGranule; }
