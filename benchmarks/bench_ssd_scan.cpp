@@ -2,7 +2,9 @@
 // Mamba-3 scan.
 //   CPU, at the ~1M model's head sizes (H 20, P 16, N 16, G 1; Mamba-3 MIMO rank 2): the chunked fast
 //   path vs the sequential reference at L 256 .. 8192 (the chunked cost should grow linearly in L), at
-//   chunk sizes 32, 64 and 128 (second argument) to pick the default.
+//   chunk sizes 32, 64 and 128 (second argument) to pick the default. On a CPU with AVX-512 the fast
+//   path runs these heads as the recurrence in registers (ssm/ssd_recurrent_core.h), where the chunk
+//   size only sets how often a state is stored; elsewhere as the chunked GEMMs.
 //   GPU (cuda/... rows; they report an error and skip without a GPU): the chunked scans at L 2K .. 16K
 //   for the ~1M heads and for the 130M model's heads (H 24, P 64, N 128, SISO, chunk 64); every
 //   iteration ends with a device synchronize. The train_shape rows run one layer's scan at bench_lm's
