@@ -60,19 +60,6 @@ void store(const V& v, T* dst, bool add) {
   std::memcpy(dst, &out, sizeof out);
 }
 
-// Σ_i scale[i] · vecs[i], i < Count (even), in two interleaved partial sums: a single running sum is a
-// chain of Count dependent multiply-adds, each waiting on the one before (4 cycles each), and the
-// kernels run several such sums a step.
-template <int Count, class V, class T>
-V weighted_sum(const T* scale, const V* vecs) {
-  V even{}, odd{};
-  for (int i = 0; i < Count; i += 2) {
-    even += scale[i] * vecs[i];
-    odd += scale[i + 1] * vecs[i + 1];
-  }
-  return even + odd;
-}
-
 // The state between memory (P×N row-major, the chunk states' layout) and the column vectors.
 template <class T, int P, int N>
 void columns_from(const T* state, Vec<T, P>* col) {
@@ -130,7 +117,15 @@ SSM_RECURRENT_CLONES void forward_kernel(const ChunkProblem<T>& p, const T* s0, 
         const T* k = p.k.row(i);
         for (int n = 0; n < N; ++n) h[n] += k[n] * v;
       }
-      for (int64_t i = t * R; i < (t + 1) * R; ++i) store(weighted_sum<N>(p.q.row(i), h), y.row(i), accumulate);
+      for (int64_t i = t * R; i < (t + 1) * R; ++i) {
+        const T* q = p.q.row(i);
+        Col even{}, odd{};  // two chains of dependent adds, not one
+        for (int n = 0; n < N; n += 2) {
+          even += q[n] * h[n];
+          odd += q[n + 1] * h[n + 1];
+        }
+        store(even + odd, y.row(i), accumulate);
+      }
     }
     columns_to<T, P, N>(h, states + (c + 1) * state_stride);
   }
@@ -191,16 +186,20 @@ SSM_RECURRENT_CLONES void backward_kernel(const ChunkProblem<T>& p, const T* sta
       }
       for (int64_t i = t * R; i < (t + 1) * R; ++i) {
         const T *dyi = dy.row(i), *v = p.v.row(i), *k = p.k.row(i);
-        store(weighted_sum<P>(dyi, h), g.dq.row(i), acc);
-        store(weighted_sum<P>(v, G), g.dk.row(i), acc);
-        store(weighted_sum<N>(k, Gc) * w, g.dv.row(i), acc);
+        Row dq{}, dk{};
+        for (int row = 0; row < P; ++row) {
+          dq += dyi[row] * h[row];
+          dk += v[row] * G[row];
+        }
+        Col dv{};
+        for (int n = 0; n < N; ++n) dv += k[n] * Gc[n];
+        store(dq, g.dq.row(i), acc);
+        store(dk, g.dk.row(i), acc);
+        store(dv * w, g.dv.row(i), acc);
       }
-      Row even{}, odd{};  // ⟨G_t, h_{t−1}⟩ before its sum over n, in two partial sums as weighted_sum's
-      for (int row = 0; row < P; row += 2) {
-        even += G[row] * h_prev[row];
-        odd += G[row + 1] * h_prev[row + 1];
-      }
-      overlaps[s] = even + odd;
+      Row overlap{};  // ⟨G_t, h_{t−1}⟩ before its sum over n
+      for (int row = 0; row < P; ++row) overlap += G[row] * h_prev[row];
+      overlaps[s] = overlap;
       for (int row = 0; row < P; ++row) G[row] *= decay[s];
       for (int n = 0; n < N; ++n) Gc[n] *= decay[s];
     }
