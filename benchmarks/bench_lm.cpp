@@ -227,7 +227,8 @@ Options parse(int argc, char** argv) {
   flags.option("seqlen", &o.seqlen, "L", "tokens per sequence");
   flags.option("steps", &o.steps, "N", "timed steps (the median is reported)");
   flags.option("warmup", &o.warmup, "N",
-               "untimed steps before them (at least 2 for a step replayed from a CUDA graph: one eager, then the capture)");
+               "untimed steps before them (at least 2 for a step replayed from a CUDA graph: one eager, then "
+               "the capture)");
   flags.flag("eager-step", &o.eager_step, "on a GPU, launch the step op by op instead of replaying a CUDA graph");
   flags.section("decoding");
   flags.option("decode-batches", &decode_batches, "LIST", "comma-separated batch sizes, one run each");

@@ -245,8 +245,8 @@ class KeysFunction final : public Function {
                                     draw.data<T>(), dtheta.data<T>(), dw_partial.data<T>(), dbias_partial.data<T>(),
                                     rho.data<T>());
     });
-    return {draw, sum_partial_rows(dw_partial, block_split), sum_partial_rows(dbias_partial, slot_split).view(bias.shape()),
-            dtheta};
+    return {draw, sum_partial_rows(dw_partial, block_split),
+            sum_partial_rows(dbias_partial, slot_split).view(bias.shape()), dtheta};
 #else
     throw Error("mamba3_keys: a tensor on a GPU in a build without CUDA");
 #endif

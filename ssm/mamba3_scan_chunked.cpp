@@ -197,7 +197,7 @@ struct ChunkedKernel {
       T* s0 = states + s.state_offset(b * kept, h);  // S_0 is kept, and the core reads it from there
       initial_state(s, b, h, eta, h0, k_prev, v_prev, s0);
       ssd::sequence_forward(head_problem(s, b, h, q, k, weights.data(), v, adt), s0,
-                         ssd::RowsView<T>{y + s.value_offset(b, 0, 0, h), s.value_rank_stride()}, s0, s.H * PN);
+                            ssd::RowsView<T>{y + s.value_offset(b, 0, 0, h), s.value_rank_stride()}, s0, s.H * PN);
       subtract_diagonal_excess(s, ts, b, h, q, k, v, y);
     });
   }
@@ -227,9 +227,10 @@ struct ChunkedKernel {
       grads.dv = {dv + s.value_offset(b, 0, 0, h), s.value_rank_stride()};
       grads.da = {dadt + s.scalar_offset(b, 0, h), s.H};
       grads.ds0 = dh0 + s.state_offset(b, h);
-      ssd::sequence_backward(head_problem(s, b, h, q, k, weights.data(), v, adt), states + s.state_offset(b * kept, h),
-                          s.H * PN, ssd::RowsView<const T>{dy + s.value_offset(b, 0, 0, h), s.value_rank_stride()},
-                          dh_final + s.state_offset(b, h), grads);
+      ssd::sequence_backward(head_problem(s, b, h, q, k, weights.data(), v, adt),
+                             states + s.state_offset(b * kept, h), s.H * PN,
+                             ssd::RowsView<const T>{dy + s.value_offset(b, 0, 0, h), s.value_rank_stride()},
+                             dh_final + s.state_offset(b, h), grads);
 
       const T* dS0 = grads.ds0;
       const T eta0 = eta[s.scalar_offset(b, 0, h)];

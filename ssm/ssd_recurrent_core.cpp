@@ -20,15 +20,7 @@
 #include "ssm/ssd_prefetch.h"
 #include "tensor/cpu/aligned_buffer.h"
 #include "tensor/cpu/vector_clones.h"
-
-// The kernels are compiled three times, and the loader picks the clone this CPU runs: for AVX-512
-// (one 16-float column of the state is one register), AVX2 and the x86-64 baseline. GCC only (as
-// SSM_VECTOR_CLONES, tensor/cpu/vector_clones.h).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SSM_RECURRENT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SSM_RECURRENT_CLONES
-#endif
+#include "tensor/error.h"
 
 namespace ssm::ssd {
 namespace {
@@ -47,7 +39,9 @@ using Vec = typename VecOf<T, W>::type;
 // Rows in memory carry only T's alignment, so vectors move through memcpy (an unaligned load/store).
 // GCC warns that returning a vector wider than the baseline's registers has another ABI with AVX;
 // these helpers are inlined into each clone and never called across one, so there is no ABI to match.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 template <class V, class T>
 V load(const T* src) {
   V v;
@@ -80,10 +74,12 @@ T key_weight(const ChunkProblem<T>& p, int64_t t) {
   return p.k_weight.data ? p.k_weight[t] : T(1);
 }
 
-// Per-thread scratch, grown on demand: a chunk's decays e^{a_t}, and (backward) its replayed states
-// h_{t0−1} .. h_{t0+q−1} by rows and the overlaps G_t ⊙ h_{t−1} summed over rows, whose sums (da) are
-// taken after the chunk: summing a vector's values in the loop went through the stack. The decays are computed for a whole chunk before its steps run: exp
-// is a call, and around a call every vector register (the state) would be saved and restored.
+// Per-thread scratch, grown on demand:
+// * a chunk's decays e^{a_t}, computed before its steps run: exp is a call, and around a call every
+//   vector register (the state) would be saved and restored;
+// * (backward) its replayed states h_{t0−1} .. h_{t0+q−1} by rows;
+// * (backward) the overlaps G_t ⊙ h_{t−1} summed over rows, whose sums over n (da) are taken after the
+//   chunk: summing a vector's values inside the step loop went through the stack.
 template <class T>
 struct Scratch {
   cpu::AlignedBuffer decays, states, overlaps;
@@ -97,7 +93,7 @@ T* chunk_decays(const ChunkProblem<T>& p, int64_t t0, int64_t steps, cpu::Aligne
 }
 
 template <class T, int P, int N>
-SSM_RECURRENT_CLONES void forward_kernel(const ChunkProblem<T>& p, const T* s0, RowsView<T> y, T* states,
+SSM_VECTOR_CLONES_AVX512 void forward_kernel(const ChunkProblem<T>& p, const T* s0, RowsView<T> y, T* states,
                                          int64_t state_stride, bool accumulate) {
   using Col = Vec<T, P>;
   thread_local Scratch<T> scratch;
@@ -132,7 +128,7 @@ SSM_RECURRENT_CLONES void forward_kernel(const ChunkProblem<T>& p, const T* s0, 
 }
 
 template <class T, int P, int N>
-SSM_RECURRENT_CLONES void backward_kernel(const ChunkProblem<T>& p, const T* states, int64_t state_stride,
+SSM_VECTOR_CLONES_AVX512 void backward_kernel(const ChunkProblem<T>& p, const T* states, int64_t state_stride,
                                           RowsView<const T> dy, const T* ds_final, const ChunkGrads<T>& g) {
   using Col = Vec<T, P>;
   using Row = Vec<T, N>;
@@ -255,15 +251,23 @@ bool recurrent_is_fast_here() {
 }
 
 template <class T>
+Kernels<T> kernels_checked(const ChunkProblem<T>& p) {
+  const Kernels<T> k = kernels<T>(p.P, p.N);
+  SSM_CHECK(k.forward != nullptr, "ssd recurrence: no kernel for heads of P = ", p.P, ", N = ", p.N,
+            " (compiled for 8, 16 and 32 each; recurrent_supports says which)");
+  return k;
+}
+
+template <class T>
 void recurrent_forward(const ChunkProblem<T>& p, const T* s0, RowsView<T> y, T* states, int64_t state_stride,
                        bool accumulate) {
-  kernels<T>(p.P, p.N).forward(p, s0, y, states, state_stride, accumulate);
+  kernels_checked(p).forward(p, s0, y, states, state_stride, accumulate);
 }
 
 template <class T>
 void recurrent_backward(const ChunkProblem<T>& p, const T* states, int64_t state_stride, RowsView<const T> dy,
                         const T* ds_final, const ChunkGrads<T>& grads) {
-  kernels<T>(p.P, p.N).backward(p, states, state_stride, dy, ds_final, grads);
+  kernels_checked(p).backward(p, states, state_stride, dy, ds_final, grads);
 }
 
 template void recurrent_forward<float>(const ChunkProblem<float>&, const float*, RowsView<float>, float*, int64_t,

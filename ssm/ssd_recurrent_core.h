@@ -35,7 +35,7 @@ bool recurrent_supports(int64_t P, int64_t N);
 // forward, 720–750 against 400 backward), so ssd_core.h keeps the GEMMs there.
 bool recurrent_is_fast_here();
 
-// As chunk_forward / chunk_backward (ssd_chunk_core.h); the problem's shape must be supported.
+// As chunk_forward / chunk_backward (ssd_chunk_core.h); a shape it is not compiled for throws ssm::Error.
 template <class T>
 void recurrent_forward(const ChunkProblem<T>& p, const T* s0, RowsView<T> y, T* states, int64_t state_stride,
                        bool accumulate = false);

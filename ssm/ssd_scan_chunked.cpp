@@ -1,7 +1,8 @@
 // ssm/ssd_scan_chunked.cpp — the chunked Mamba-2 SSD scan and its chunked adjoint (spec §2.4, §2.6).
 //
 // The chunk work is the generic SSD of one sequence (ssm/ssd_core.h: GEMMs per chunk, or for small heads
-// the same contract as a recurrence in registers), run once per (batch, head) sequence with R = 1 and, in the generic form of §2.4,
+// the same contract as a recurrence in registers), run once per (batch, head) sequence with R = 1 and,
+// in the generic form of §2.4,
 //   Q_t = C_t,  K_t = B_t  (the head's group; read in place, row stride G·N),
 //   V_t = dt_t x_t  (built per sequence in a per-thread scratch),  a_t = dt_t A,
 // then y = Y + D x. Forward keeps S_0 .. S_nchunks per (batch, head) in `states`, which backward reads.
@@ -136,7 +137,7 @@ struct ChunkedKernel {
       const ssd::ChunkProblem<T> p =
           sequence_problem(s, b, h, x, dt_hm.get() + bh * s.L, A, B, C, D, y, ws);  // and y = D x
       ssd::sequence_forward(p, h0 + bh * PN, ssd::RowsView<T>{y + (b * s.L * s.H + h) * P, s.H * P},
-                         states + (b * (s.nchunks + 1) * s.H + h) * PN, s.H * PN, /*accumulate=*/true);
+                            states + (b * (s.nchunks + 1) * s.H + h) * PN, s.H * PN, /*accumulate=*/true);
     });
   }
 
@@ -176,7 +177,7 @@ struct ChunkedKernel {
       gr.ds0 = dh0 + bh * PN;
       const int64_t rs = H * P, off = (b * L * H + h) * P;
       ssd::sequence_backward(p, states + (b * (s.nchunks + 1) * H + h) * PN, H * PN,
-                          ssd::RowsView<const T>{dy + off, rs}, dh_final + bh * PN, gr);
+                             ssd::RowsView<const T>{dy + off, rs}, dh_final + bh * PN, gr);
 
       // Map back to Mamba-2: V_t = dt_t x_t, a_t = dt_t A, y = Y + D x.
       T dA_acc = 0, dD_acc = 0;

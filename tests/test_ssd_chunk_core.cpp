@@ -13,6 +13,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/engine.h"
@@ -20,6 +21,7 @@
 #include "ssm/ssd_chunk_core.h"
 #include "ssm/ssd_recurrent_core.h"
 #include "ssm/ssd_scan.h"
+#include "tensor/error.h"
 #include "tensor/random.h"
 
 #ifdef _OPENMP
@@ -362,13 +364,21 @@ TEST(SsdChunkCore, Float32AgreesWithFloat64) {
     }
 }
 
-// The recurrence is compiled for P, N ∈ {8, 16, 32} and says so; every other shape takes the GEMMs.
+// The recurrence is compiled for P, N ∈ {8, 16, 32} and says so; every other shape takes the GEMMs,
+// and asking the recurrence itself for one is an error that names the shape, not a crash.
 // (Whether a CPU uses it for those shapes, recurrent_is_fast_here, depends on the CPU: not tested.)
 TEST(SsdChunkCore, RecurrenceSupportsTheShapesItIsCompiledFor) {
   for (int64_t P : {8, 16, 32})
     for (int64_t N : {8, 16, 32}) EXPECT_TRUE(ssd::recurrent_supports(P, N)) << P << " " << N;
   for (auto [P, N] : {std::pair<int64_t, int64_t>{4, 16}, {16, 5}, {64, 128}, {24, 16}})
     EXPECT_FALSE(ssd::recurrent_supports(P, N)) << P << " " << N;
+  const CoreCase c = make_case(12, /*L=*/3, /*R=*/1, /*N=*/5, /*P=*/4);
+  try {
+    run_core<double>(Engine::Recurrent, c, 2, true, true, false);
+    ADD_FAILURE() << "the recurrence ran a shape it is not compiled for";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("P = 4, N = 5"), std::string::npos) << e.what();
+  }
 }
 
 namespace {

@@ -12,10 +12,17 @@
 //
 // FMA contraction makes the two clones differ in the last bits, as the GEMM's kernels of different
 // widths already do; on one machine the same clone always runs, so results stay reproducible there.
+//
+// SSM_VECTOR_CLONES_AVX512 adds a third clone, x86-64-v4 (AVX-512), for code written on 16-float
+// vectors that hold their data in registers (the SSD recurrence, ssm/ssd_recurrent_core.cpp). The
+// fused ops' plain loops do not get it: GCC's AVX-512 versions of them measured slower than the AVX2
+// ones (docs/09 §9.5).
 #pragma once
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define SSM_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define SSM_VECTOR_CLONES_AVX512 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define SSM_VECTOR_CLONES
+#define SSM_VECTOR_CLONES_AVX512
 #endif
