@@ -92,6 +92,25 @@ T* chunk_decays(const ChunkProblem<T>& p, int64_t t0, int64_t steps, cpu::Aligne
   return decay;
 }
 
+// The backward's rows of time steps [t0, t1), loaded into cache before its walks (ssd_prefetch.h,
+// touch_rows): Q, K, V, dY to be read, dQ and dV to be written. dK goes to the caller's scratch, in order.
+template <class T>
+void touch_backward_rows(const ChunkProblem<T>& p, int64_t t0, int64_t t1, RowsView<const T> dy,
+                         const ChunkGrads<T>& g) {
+  const int64_t i0 = t0 * p.rank, rows = (t1 - t0) * p.rank;
+  touch_rows(p.q.row(i0), rows, p.q.row_stride, p.N);
+  touch_rows(p.k.row(i0), rows, p.k.row_stride, p.N);
+  touch_rows(p.v.row(i0), rows, p.v.row_stride, p.P);
+  touch_rows(dy.row(i0), rows, dy.row_stride, p.P);
+  touch_rows<T>(g.dq.row(i0), rows, g.dq.row_stride, p.N);
+  touch_rows<T>(g.dv.row(i0), rows, g.dv.row_stride, p.P);
+}
+
+// The backward touches its rows a window of kTouchSteps time steps (whole chunks) at a time: ~100 KB at the
+// ~1M model's heads, at most ~400 KB at the largest compiled shapes with R = 4, so a window stays in L2
+// while its chunks run.
+constexpr int64_t kTouchSteps = 128;
+
 template <class T, int P, int N>
 SSM_VECTOR_CLONES_AVX512 void forward_kernel(const ChunkProblem<T>& p, const T* s0, RowsView<T> y, T* states,
                                          int64_t state_stride, bool accumulate) {
@@ -143,15 +162,17 @@ SSM_VECTOR_CLONES_AVX512 void backward_kernel(const ChunkProblem<T>& p, const T*
   Row* hist = reinterpret_cast<Row*>(scratch.states.template get<T>((max_steps + 1) * P * N));
   Row* overlaps = reinterpret_cast<Row*>(scratch.overlaps.template get<T>(max_steps * N));
 
+  const int64_t window = std::max<int64_t>(1, kTouchSteps / p.chunk);  // chunks per touched window
   for (int64_t c = p.nchunks() - 1; c >= 0; --c) {
     const int64_t t0 = c * p.chunk, steps = std::min(p.chunk, p.steps - t0);
     if (c > 0) prefetch_rows(states + (c - 1) * state_stride, 1, 0, P * N);
+    if (c % window == window - 1 || c == p.nchunks() - 1)  // the walk back enters window c / window
+      touch_backward_rows(p, (c / window) * window * p.chunk, t0 + steps, dy, g);
     const T* decay = chunk_decays(p, t0, steps, scratch.decays);
     // Replay: hist[s] = h_{t0+s−1} by rows, from hist[0] = S_c.
     for (int row = 0; row < P; ++row) hist[row] = load<Row>(states + c * state_stride + row * N);
     for (int64_t s = 0; s < steps; ++s) {
       const int64_t t = t0 + s;
-      if (s + kAhead < steps) prefetch_steps(p, t + kAhead, t + kAhead + 1, dy.data, dy.row_stride);
       const T w = key_weight(p, t);
       const Row* prev = hist + s * P;
       Row* cur = hist + (s + 1) * P;
@@ -165,12 +186,6 @@ SSM_VECTOR_CLONES_AVX512 void backward_kernel(const ChunkProblem<T>& p, const T*
     // Reverse: G_t = e^{a_{t+1}} G_{t+1} + Σ_r dY_{t,r} Q_{t,r}ᵀ, then the step's gradients.
     for (int64_t s = steps - 1; s >= 0; --s) {
       const int64_t t = t0 + s;
-      if (t >= kAhead) {
-        prefetch_steps(p, t - kAhead, t - kAhead + 1, dy.data, dy.row_stride);
-        const int64_t i = (t - kAhead) * R;
-        prefetch_rows(g.dq.row(i), R, g.dq.row_stride, N, /*for_write=*/true);
-        prefetch_rows(g.dv.row(i), R, g.dv.row_stride, P, /*for_write=*/true);
-      }
       const T w = key_weight(p, t);
       const Row *h = hist + (s + 1) * P, *h_prev = hist + s * P;
       for (int64_t i = t * R; i < (t + 1) * R; ++i) {
