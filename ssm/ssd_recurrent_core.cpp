@@ -66,7 +66,8 @@ void columns_to(const Vec<T, P>* col, T* state) {
     for (int n = 0; n < N; ++n) state[p * N + n] = col[n][p];
 }
 
-// How many steps ahead the kernels prefetch a step's rows (ssd_prefetch.h).
+// How many steps ahead the forward kernel prefetches a step's rows (ssd_prefetch.h; the backward loads
+// windows of rows instead, kTouchSteps below).
 constexpr int64_t kAhead = 8;
 
 template <class T>

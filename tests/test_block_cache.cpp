@@ -43,7 +43,8 @@ TEST(BlockCache, BlocksAreAligned) {  // large ones to cache lines, small ones a
   BlockCache cache;
   for (size_t bytes : {size_t{100}, size_t{300000}, size_t{5} << 20}) {
     void* p = cache.allocate(bytes);
-    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % (bytes >= BlockCache::kMinCachedBytes ? 64 : alignof(std::max_align_t)), 0u);
+    const size_t alignment = bytes >= BlockCache::kMinCachedBytes ? 64 : alignof(std::max_align_t);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % alignment, 0u) << bytes;
     cache.deallocate(p, bytes);
   }
 }

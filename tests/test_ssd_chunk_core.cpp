@@ -309,6 +309,27 @@ TEST(SsdChunkCore, MatchesSequentialRecurrenceFloat64) {
             }
 }
 
+// Sequences longer than the recurrent backward's window of rows loaded ahead (128 steps): L = 300 is two
+// whole windows and a partial one at chunk 8, and windows that end inside no chunk boundary at chunk 3
+// (42 chunks, 126 steps). Under the sanitizers this also checks that no window reads past the rows.
+TEST(SsdChunkCore, LongSequencesMatchTheSequentialRecurrence) {
+  const int64_t L = 300, R = 2;
+  for (Engine engine : kEngines)
+    for (int64_t chunk : {8, 3}) {
+      SCOPED_TRACE(name(engine) + " chunk=" + std::to_string(chunk));
+      const HeadShape shape = shapes(engine).front();
+      const CoreCase c = make_case(300 + chunk, L, R, shape.N, shape.P);
+      const SeqResult want = sequential(c, true);
+      const CoreResult got = run_core<double>(engine, c, chunk, true, true, false);
+      expect_near_all(got.y, want.y, 1e-10, "y");
+      expect_near_all(got.dq, want.dq, 1e-10, "dq");
+      expect_near_all(got.dk, want.dk, 1e-10, "dk");
+      expect_near_all(got.dv, want.dv, 1e-10, "dv");
+      expect_near_all(got.da, want.da, 1e-10, "da");
+      expect_near_all(got.ds0, want.ds0, 1e-10, "ds0");
+    }
+}
+
 TEST(SsdChunkCore, IntermediateStatesAreTheRecurrenceAtChunkEnds) {
   const int64_t L = 11, R = 2, chunk = 4;
   for (Engine engine : kEngines) {
