@@ -45,14 +45,29 @@ void rates_of_row(int64_t H, const T* __restrict dd_dt, const T* __restrict dd_A
   }
 }
 
+// One row of the backward, the forward's twin: g_adt, g_γ, g_η, g_DT point at the row's incoming
+// gradients (a row of zeros where a rate had none), d_dt, d_a, d_trap at its outputs.
 template <class T>
-const T* ptr(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
+void rate_grads_of_row(int64_t H, const T* __restrict dd_dt, const T* __restrict dd_A, const T* __restrict trap,
+                       const T* __restrict dt_bias, T A_floor, const T* __restrict g_adt,
+                       const T* __restrict g_gamma, const T* __restrict g_eta, const T* __restrict g_DT,
+                       T* __restrict d_dt, T* __restrict d_a, T* __restrict d_trap) {
+  for (int64_t h = 0; h < H; ++h) {
+    const mamba3::RateGrads<T> d = mamba3::rate_grads(dd_dt[h] + dt_bias[h], dd_A[h], trap[h], A_floor, g_adt[h],
+                                                      g_gamma[h], g_eta[h], g_DT[h]);
+    d_dt[h] = d.dt_in;
+    d_a[h] = d.a_in;
+    d_trap[h] = d.trap;
+  }
 }
+
+// An incoming gradient as rows H apart, or one row of zeros read again for every row (step 0).
 template <class T>
-T value_or_zero(const T* p, int64_t i) {
-  return p ? p[i] : T(0);
-}
+struct GradRows {
+  const T* data;
+  int64_t step;
+  const T* row(int64_t r) const { return data + r * step; }
+};
 
 class RatesFunction final : public Function {
  public:
@@ -97,28 +112,25 @@ class RatesFunction final : public Function {
     for (const Tensor& t : grad_out) g.push_back(t.defined() ? t.contiguous() : Tensor());
     dispatch_float(dt.dtype(), "mamba3_rates", [&](auto tag) {
       using T = decltype(tag);
-      const T *g_adt = ptr<T>(g[0]), *g_gamma = ptr<T>(g[1]), *g_eta = ptr<T>(g[2]), *g_DT = ptr<T>(g[3]);
       const T *p_dt = dt.data<T>(), *p_a = a.data<T>(), *p_trap = trap.data<T>(), *bias = dt_bias.data<T>();
       T *out_dt = d_dt.data<T>(), *out_a = d_a.data<T>(), *out_trap = d_trap.data<T>();
       if (!dt.device().is_cpu()) {
 #if SSM_WITH_CUDA
-        cuda::mamba3_rates_backward<T>(inputs<T>(rows, H, p_dt, p_a, p_trap, bias), g_adt, g_gamma, g_eta, g_DT,
-                                       out_dt, out_a, out_trap);
+        const auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };  // null: zeros
+        cuda::mamba3_rates_backward<T>(inputs<T>(rows, H, p_dt, p_a, p_trap, bias), ptr(g[0]), ptr(g[1]),
+                                       ptr(g[2]), ptr(g[3]), out_dt, out_a, out_trap);
 #endif
         return;
       }
+      const std::vector<T> zero_row(static_cast<size_t>(H), T(0));
+      std::array<GradRows<T>, 4> in_grads;
+      for (size_t i = 0; i < 4; ++i)
+        in_grads[i] = g[i].defined() ? GradRows<T>{g[i].data<T>(), H} : GradRows<T>{zero_row.data(), 0};
       const T floor = static_cast<T>(A_floor_);
       cpu::parallel_for(rows, rows * H * 30, [&](int64_t row) {
-        for (int64_t h = 0; h < H; ++h) {
-          const int64_t at = row * H + h;
-          const mamba3::RateGrads<T> d = mamba3::rate_grads(
-              p_dt[row * strides_[0] + h] + bias[h], p_a[row * strides_[1] + h], p_trap[row * strides_[2] + h],
-              floor, value_or_zero(g_adt, at), value_or_zero(g_gamma, at), value_or_zero(g_eta, at),
-              value_or_zero(g_DT, at));
-          out_dt[at] = d.dt_in;
-          out_a[at] = d.a_in;
-          out_trap[at] = d.trap;
-        }
+        rate_grads_of_row(H, p_dt + row * strides_[0], p_a + row * strides_[1], p_trap + row * strides_[2], bias,
+                          floor, in_grads[0].row(row), in_grads[1].row(row), in_grads[2].row(row),
+                          in_grads[3].row(row), out_dt + row * H, out_a + row * H, out_trap + row * H);
       });
     });
     return {d_dt, d_a, d_trap, op::sum(d_dt, {0, 1})};
