@@ -30,6 +30,7 @@
 
 #include "cuda/ssd_chunk_mma.h"
 #include "cuda/ssd_chunk_parts.cuh"
+#include "cuda/ssd_key_weight.h"
 #include "tensor/tensor.h"
 
 namespace ssm::cuda {
@@ -445,13 +446,12 @@ Tensor scratch(int64_t n) {
   return Tensor::empty({std::max<int64_t>(n, 1)}, dtype_of<T>::value, Device::cuda());
 }
 
-}  // namespace
-
+// The forward of cuda/ssm_kernels.h, its inputs' keys as the kernels read them: on tensor cores with or
+// without key weights, on CUDA cores without.
 template <class T>
-void ssd_chunk_forward(const ChunkScanInputs<T>& in, const T* s0, T* y, SeqLayout y_layout, bool accumulate,
-                       T* states) {
+void forward_chunks(const ChunkScanInputs<T>& in, const T* s0, T* y, SeqLayout y_layout, bool accumulate,
+                    T* states) {
   const ChunkScanSizes& z = in.sizes;
-  check_sizes(z);
   const int64_t nseq = z.batch * z.heads, nc = z.nchunks();
   if (nseq == 0) return;
   const Tensor decay = scratch<T>(nseq * nc);
@@ -485,13 +485,11 @@ void ssd_chunk_forward(const ChunkScanInputs<T>& in, const T* s0, T* y, SeqLayou
          y_layout, accumulate, rows, staged);
 }
 
+// The backward likewise; with key weights its dK is ∂ℒ/∂K (key_weight_grads maps it back).
 template <class T>
-void ssd_chunk_backward(const ChunkScanInputs<T>& in, const T* states, const T* dy, SeqLayout dy_layout,
-                        const T* ds_final, const ChunkScanGrads<T>& grads) {
+void backward_chunks(const ChunkScanInputs<T>& in, const T* states, const T* dy, SeqLayout dy_layout,
+                     const T* ds_final, const ChunkScanGrads<T>& grads) {
   const ChunkScanSizes& z = in.sizes;
-  check_sizes(z);
-  for (const SeqLayout* l : {&grads.dq_layout, &grads.dk_layout, &grads.dv_layout, &grads.da_layout})
-    SSM_CHECK(l->heads_per_group == 1, "cuda ssd_chunk_backward: every head needs its own gradient rows");
   const int64_t nseq = z.batch * z.heads, nc = z.nchunks(), PN = z.P * z.N;
   if (nseq == 0) return;
   const Tensor decay = scratch<T>(nseq * nc), dstates = scratch<T>(nseq * (nc + 1) * PN);
@@ -527,6 +525,54 @@ void ssd_chunk_backward(const ChunkScanInputs<T>& in, const T* states, const T* 
   const size_t block_bytes = bytes + (staged ? staged_bytes : 0);
   launch(chunk_grads_kernel<T>, grid, tile_threads(block_bytes), block_bytes, in, states,
          static_cast<const T*>(dstates.data<T>()), dy, dy_layout, grads, rows, staged);
+}
+
+// The CUDA-core kernels' view of weighted keys: K formed once into a scratch (cuda/ssd_key_weight.h).
+template <class T>
+struct WeighedKeys {
+  Tensor keys;
+  ChunkScanInputs<T> inputs;
+  explicit WeighedKeys(const ChunkScanInputs<T>& in)
+      : keys(scratch<T>(in.sizes.batch * in.sizes.heads * in.sizes.steps * in.sizes.rank * in.sizes.N)), inputs(in) {
+    weigh_keys(in, keys.data<T>());
+    inputs.k = keys.data<T>();
+    inputs.k_layout = weighed_keys_layout(in.sizes);
+    inputs.k_weight = nullptr;
+  }
+};
+
+template <class T>
+void check_key_weight(const ChunkScanInputs<T>& in) {
+  SSM_CHECK(!in.k_weight || in.k_layout.heads_per_group == 1,
+            "cuda ssd_chunk: key weights are per head, so each head needs its own key rows");
+}
+
+}  // namespace
+
+template <class T>
+void ssd_chunk_forward(const ChunkScanInputs<T>& in, const T* s0, T* y, SeqLayout y_layout, bool accumulate,
+                       T* states) {
+  check_sizes(in.sizes);
+  check_key_weight(in);
+  if (in.k_weight && !on_tensor_cores(in.sizes, states)) {
+    forward_chunks(WeighedKeys<T>(in).inputs, s0, y, y_layout, accumulate, states);
+  } else {
+    forward_chunks(in, s0, y, y_layout, accumulate, states);
+  }
+}
+
+template <class T>
+void ssd_chunk_backward(const ChunkScanInputs<T>& in, const T* states, const T* dy, SeqLayout dy_layout,
+                        const T* ds_final, const ChunkScanGrads<T>& grads) {
+  check_sizes(in.sizes);
+  check_key_weight(in);
+  for (const SeqLayout* l : {&grads.dq_layout, &grads.dk_layout, &grads.dv_layout, &grads.da_layout})
+    SSM_CHECK(l->heads_per_group == 1, "cuda ssd_chunk_backward: every head needs its own gradient rows");
+  if (!in.k_weight) return backward_chunks(in, states, dy, dy_layout, ds_final, grads);
+  SSM_CHECK(grads.dw, "cuda ssd_chunk_backward: key weights need a dw output");
+  if (on_tensor_cores(in.sizes, states)) backward_chunks(in, states, dy, dy_layout, ds_final, grads);
+  else backward_chunks(WeighedKeys<T>(in).inputs, states, dy, dy_layout, ds_final, grads);
+  key_weight_grads(in, grads);
 }
 
 template void ssd_chunk_forward<float>(const ChunkScanInputs<float>&, const float*, float*, SeqLayout, bool, float*);

@@ -14,6 +14,8 @@
 //             dQ = diag(e^{cs}) dY S_c + (dM ⊙ Λ) K        row sums: Σ_j Ξ_ij + dQ^off_i · Q_i
 //             dK = diag(w) V dS + (dM ⊙ Λ)ᵀ Q              column sums: Σ_i Ξ_ij
 //             dV = diag(w) K dSᵀ + Mᵀ dY                   g_i = V_i · (diag(w) K dSᵀ)_i
+// Key weights (cuda/ssd_key_weight.h), when the problem has them, scale K's rows as they are staged (and
+// the weights w of S^loc), so every product above sees K = w_t k without K being written out.
 // A transpose is a column-major view of the row-major copy (WMMA loads either), never a copy. Causal
 // products skip the 8-column steps wholly above the block diagonal. S_c and dS are read from global
 // memory (every chunk's [P, N] block is 32-byte aligned there); the row sums, dT and da end as in the
@@ -95,13 +97,14 @@ struct OuterLayout {  // chunk_state, chunk_dstate
 };
 
 struct OutputLayout {  // chunk_output
-  int cs, cs_row, step_end, q, k, v, g, y, floats;
+  int cs, cs_row, step_end, kw, q, k, v, g, y, floats;
   __host__ __device__ explicit OutputLayout(const ChunkScanSizes& z) {
     const int mp = padded_rows(z), ldn = static_cast<int>(z.N) + kPad, ldp = static_cast<int>(z.P) + kPad;
     Carve c;
     cs = c.take(static_cast<int>(z.chunk));
     cs_row = c.take(mp);
     step_end = c.take(mp);
+    kw = c.take(mp);
     q = c.take(mp * ldn);
     k = c.take(mp * ldn);
     v = c.take(mp * ldp);
@@ -112,12 +115,12 @@ struct OutputLayout {  // chunk_output
 };
 
 struct GradsLayout {  // chunk_grads
-  int cs, cs_row, step_end, ecs, w, rowc, rowg, red, q, k, v, dy, g, dm, xi, out, floats;
+  int cs, cs_row, step_end, ecs, w, kw, rowc, rowg, red, q, k, v, dy, g, dm, xi, out, floats;
   __host__ __device__ explicit GradsLayout(const ChunkScanSizes& z) {
     const int mp = padded_rows(z), ldn = static_cast<int>(z.N) + kPad, ldp = static_cast<int>(z.P) + kPad;
     Carve c;
     cs = c.take(static_cast<int>(z.chunk));
-    for (int* piece : {&cs_row, &step_end, &ecs, &w, &rowc, &rowg}) *piece = c.take(mp);
+    for (int* piece : {&cs_row, &step_end, &ecs, &w, &kw, &rowc, &rowg}) *piece = c.take(mp);
     red = c.take(kTileThreads / 32);
     q = c.take(mp * ldn);
     k = c.take(mp * ldn);
@@ -166,6 +169,24 @@ __device__ void padded_row_steps(const float* cs, int m, int mp, int R, float* c
     cs_row[i] = 0.f;
     step_end[i] = 0;
   }
+}
+
+// This sequence's key weights from the chunk's first step (cuda/ssd_key_weight.h), nullptr without them.
+__device__ inline const float* chunk_key_weights(const ChunkScanInputs<float>& in, const ChunkPos& pos) {
+  if (!in.k_weight) return nullptr;
+  return in.k_weight + seq_base(in.k_weight_layout, pos.b, pos.h) + pos.t0 * in.k_weight_layout.row_stride;
+}
+
+// The key weight of each of the chunk's rows into kw_row (0 on the padding rows), and kw_row; nullptr, and
+// nothing written, without key weights. Callers __syncthreads() before reading.
+__device__ const float* row_key_weights(const ChunkScanInputs<float>& in, const ChunkPos& pos, int mp,
+                                        float* kw_row) {
+  const float* kw = chunk_key_weights(in, pos);
+  if (!kw) return nullptr;
+  const int R = static_cast<int>(in.sizes.rank);
+  for (int i = static_cast<int>(threadIdx.x); i < mp; i += blockDim.x)
+    kw_row[i] = i < pos.m ? kw[i / R * in.k_weight_layout.row_stride] : 0.f;
+  return kw_row;
 }
 
 // The columns a causal product's rows [i0, i0 + 16) reach: j < the end of the last row's step.
@@ -294,10 +315,11 @@ __device__ void chunk_gradient(StateTerm state_term, const float* scale, const f
 
 // ---- forward ----
 
-// out [P, N] = Aᵀ diag(w) B over the chunk's rows, w_i = weight(cs_t(i), T), and decay[s, c] = T.
+// out [P, N] = Aᵀ diag(w) B over the chunk's rows, w_i = weight(cs_t(i), T) (times the key weights when B
+// are the keys and the problem has them), and decay[s, c] = T.
 template <bool kSplit, class Weight>
 __device__ void weighted_outer(const ChunkScanInputs<float>& in, const ChunkPos& pos, RowView<float> A,
-                               RowView<float> B, Weight weight, float* out, float* decay) {
+                               RowView<float> B, bool b_are_keys, Weight weight, float* out, float* decay) {
   const ChunkScanSizes& z = in.sizes;
   const int R = static_cast<int>(z.rank), N = static_cast<int>(z.N), P = static_cast<int>(z.P);
   const int mp = padded_rows(z), lda = P + kPad, ldb = N + kPad;
@@ -306,7 +328,10 @@ __device__ void weighted_outer(const ChunkScanInputs<float>& in, const ChunkPos&
   float *cs = sh + lay.cs, *w = sh + lay.w, *a = sh + lay.a, *b = sh + lay.b;
   chunk_cumsum(in, pos, cs);
   const float total = cs[pos.q - 1];
-  for (int i = static_cast<int>(threadIdx.x); i < pos.m; i += blockDim.x) w[i] = weight(cs[i / R], total);
+  const float* kw = b_are_keys ? chunk_key_weights(in, pos) : nullptr;
+  const int64_t kw_stride = in.k_weight_layout.row_stride;
+  for (int i = static_cast<int>(threadIdx.x); i < pos.m; i += blockDim.x)
+    w[i] = weight(cs[i / R], total) * (kw ? kw[i / R * kw_stride] : 1.f);
   if (threadIdx.x == 0) decay[pos.s * z.nchunks() + pos.c] = total;
   __syncthreads();
   stage_rows(A, pos.m, mp, P, a, lda);
@@ -328,8 +353,9 @@ __global__ void __launch_bounds__(kThreads) chunk_state_kernel(ChunkScanInputs<f
 #if SSM_TF32_MMA
   const ChunkPos pos = chunk_pos(in.sizes);
   const ChunkRows<float> rows = chunk_rows(in, pos);
-  weighted_outer<kSplit>(in, pos, rows.v, rows.k, [](float cs, float total) { return expf(total - cs); },
-                 states + state_offset(in.sizes, pos.b, pos.c + 1, pos.h), decay);
+  weighted_outer<kSplit>(in, pos, rows.v, rows.k, /*b_are_keys=*/true,
+                         [](float cs, float total) { return expf(total - cs); },
+                         states + state_offset(in.sizes, pos.b, pos.c + 1, pos.h), decay);
 #endif
 }
 
@@ -348,8 +374,10 @@ __global__ void __launch_bounds__(kTileThreads) chunk_output_kernel(ChunkScanInp
         *g = sh + lay.g, *y_tile = sh + lay.y;
   int* step_end = reinterpret_cast<int*>(sh + lay.step_end);
   const ChunkRows<float> rows = chunk_rows(in, pos);
+  const float* kw_row = row_key_weights(in, pos, mp, sh + lay.kw);
+  if (kw_row) __syncthreads();  // (the same branch for the whole block)
   stage_rows(rows.q, m, mp, N, q, ldn);
-  stage_rows(rows.k, m, mp, N, k, ldn);
+  stage_rows(rows.k, m, mp, N, k, ldn, kw_row);
   stage_rows(rows.v, m, mp, P, v, ldp);
   chunk_cumsum(in, pos, cs);  // (its barriers also cover the staging)
   padded_row_steps(cs, m, mp, R, cs_row, step_end);
@@ -395,8 +423,9 @@ __global__ void __launch_bounds__(kThreads) chunk_dstate_kernel(ChunkScanInputs<
   const ChunkPos pos = chunk_pos(z);
   const RowView<float> dY{dy + seq_base(dy_layout, pos.b, pos.h) + pos.t0 * z.rank * dy_layout.row_stride,
                           dy_layout.row_stride};
-  weighted_outer<kSplit>(in, pos, dY, chunk_rows(in, pos).q, [](float cs, float) { return expf(cs); },
-                 dstates + (pos.s * (z.nchunks() + 1) + pos.c) * z.P * z.N, decay);
+  weighted_outer<kSplit>(in, pos, dY, chunk_rows(in, pos).q, /*b_are_keys=*/false,
+                         [](float cs, float) { return expf(cs); },
+                         dstates + (pos.s * (z.nchunks() + 1) + pos.c) * z.P * z.N, decay);
 #endif
 }
 
@@ -419,8 +448,10 @@ __global__ void __launch_bounds__(kTileThreads) chunk_grads_kernel(ChunkScanInpu
   int* step_end = reinterpret_cast<int*>(sh + lay.step_end);
   const ChunkRows<float> rows = chunk_rows(in, pos);
   const int64_t first_row = pos.t0 * R;
+  const float* kw_row = row_key_weights(in, pos, mp, sh + lay.kw);
+  if (kw_row) __syncthreads();  // (the same branch for the whole block)
   stage_rows(rows.q, m, mp, N, q, ldn);
-  stage_rows(rows.k, m, mp, N, k, ldn);
+  stage_rows(rows.k, m, mp, N, k, ldn, kw_row);
   stage_rows(rows.v, m, mp, P, v, ldp);
   stage_rows({dy + seq_base(dy_layout, pos.b, pos.h) + first_row * dy_layout.row_stride, dy_layout.row_stride}, m, mp,
              P, dY, ldp);

@@ -52,13 +52,20 @@ struct ChunkScanInputs {
   // The tensor-core kernels' products in single TF32 rather than 3×TF32 (ssd_chunk_mma.cu), as under
   // autocast; the TF32 mode of context.h turns them on for every scan.
   bool tf32_products = false;
+  // Optional per-step key weights w (one per step and head, laid out like a): the keys are then
+  // K_{t,r} = w_t k_{t,r} with k the rows at `k` (Mamba-3's two-term weight). The tensor-core kernels
+  // scale the rows as they stage them; otherwise the weighted keys are formed once into a scratch. Each
+  // head must own its key rows (heads_per_group = 1).
+  const T* k_weight = nullptr;
+  SeqLayout k_weight_layout;
 };
 
-// Gradient outputs (overwritten). Each head must own its rows here (heads_per_group = 1).
+// Gradient outputs (overwritten). Each head must own its rows here (heads_per_group = 1). With key weights,
+// dk is ∂ℒ/∂k = w·∂ℒ/∂K and dw (laid out like da) is ∂ℒ/∂w_t = Σ_r <∂ℒ/∂K_{t,r}, k_{t,r}>.
 template <class T>
 struct ChunkScanGrads {
-  T *dq = nullptr, *dk = nullptr, *dv = nullptr, *da = nullptr, *ds0 = nullptr;
-  SeqLayout dq_layout, dk_layout, dv_layout, da_layout;
+  T *dq = nullptr, *dk = nullptr, *dv = nullptr, *da = nullptr, *ds0 = nullptr, *dw = nullptr;
+  SeqLayout dq_layout, dk_layout, dv_layout, da_layout, dw_layout;
 };
 
 // Y (overwritten, or added to with accumulate) and the chunk states. s0 may be nullptr (zeros).

@@ -61,9 +61,13 @@ class Mamba3ScanFunction final : public Function {
     const Tensor q = in[0].contiguous(), k = in[1].contiguous(), v = in[2].contiguous(), adt = in[3].contiguous(),
                  gamma = in[4].contiguous(), eta = in[5].contiguous();
     const Mamba3Sizes s = sizes(q, v);
-    const Tensor h0 = or_zeros(in[6], {s.batch, s.H, s.P, s.N}, q);
-    const Tensor k_prev = or_zeros(in[7], {s.batch, s.R, s.H, s.N}, q);
-    const Tensor v_prev = or_zeros(in[8], {s.batch, s.R, s.H, s.P}, q);
+    // A call from no state at all (training) has S_0 = 0: the GPU mapping then leaves S_0's terms out
+    // (ssm/scan_cuda.h) rather than forming them from zeros. Otherwise a missing piece is zeros.
+    const bool stateless = !in[6].defined() && !in[7].defined() && !in[8].defined() && !q.device().is_cpu();
+    const auto state = [&](const Tensor& t, const Shape& shape) { return stateless ? Tensor() : or_zeros(t, shape, q); };
+    const Tensor h0 = state(in[6], {s.batch, s.H, s.P, s.N});
+    const Tensor k_prev = state(in[7], {s.batch, s.R, s.H, s.N});
+    const Tensor v_prev = state(in[8], {s.batch, s.R, s.H, s.P});
     const int64_t kept = Kernel::stored_states(s);
     if constexpr (Kernel::runs_on_cuda) {
       if (!q.device().is_cpu()) {

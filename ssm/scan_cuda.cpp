@@ -27,11 +27,12 @@ SeqLayout steps_layout(int64_t L, int64_t H) { return SeqLayout{L * H, 1, 1, H};
 Tensor empty_like_on(const Shape& shape, const Tensor& like) { return Tensor::empty(shape, like.dtype(), like.device()); }
 Tensor zeros_on(const Shape& shape, const Tensor& like) { return Tensor::zeros(shape, like.dtype(), like.device()); }
 
-// The core's problem: Q, K, V, a in the given layouts, and the precision of its products.
+// The core's problem: Q, K, V, a in the given layouts (with key weights: K = w k, k the rows in `k`), and
+// the precision of its products.
 struct CoreOperands {
   cuda::ChunkScanSizes sizes;
-  Tensor q, k, v, a;
-  SeqLayout lq, lk, lv, la;
+  Tensor q, k, v, a, k_weight;
+  SeqLayout lq, lk, lv, la, lkw;
   bool tf32_products = false;
 
   template <class T>
@@ -47,6 +48,10 @@ struct CoreOperands {
     in.v_layout = lv;
     in.a_layout = la;
     in.tf32_products = tf32_products;
+    if (k_weight.defined()) {
+      in.k_weight = k_weight.data<T>();
+      in.k_weight_layout = lkw;
+    }
     return in;
   }
 };
@@ -56,20 +61,23 @@ void core_forward(const CoreOperands& op_in, const Tensor& s0, const Tensor& y, 
                   const Tensor& states) {
   dispatch_float(y.dtype(), "scan (cuda)", [&](auto tag) {
     using T = decltype(tag);
-    cuda::ssd_chunk_forward<T>(op_in.inputs<T>(), s0.data<T>(), y.data<T>(), ly, accumulate, states.data<T>());
+    cuda::ssd_chunk_forward<T>(op_in.inputs<T>(), s0.defined() ? s0.data<T>() : nullptr, y.data<T>(), ly, accumulate,
+                               states.data<T>());
   });
 }
 
-// The core's gradients: dQ, dK (per head, [batch, rows..., H, N] like lq_out), dV, da, dS_0.
+// The core's gradients: dQ, dK (per head, [batch, rows..., H, N] like lq_out), dV, da, dS_0; with key
+// weights dK is ∂ℒ/∂k (the unweighted rows) and dw, shaped like da, ∂ℒ/∂w.
 struct CoreGrads {
-  Tensor dq, dk, dv, da, ds0;
+  Tensor dq, dk, dv, da, ds0, dw;
 };
 
 CoreGrads core_backward(const CoreOperands& op_in, const Tensor& states, const Tensor& dy, SeqLayout ldy,
                         const Tensor& dh_final, const Shape& dqk_shape, SeqLayout ldqk, const Shape& dv_shape,
                         SeqLayout ldv, const Shape& da_shape, SeqLayout lda, const Shape& state_shape) {
   CoreGrads g{empty_like_on(dqk_shape, dy), empty_like_on(dqk_shape, dy), empty_like_on(dv_shape, dy),
-              empty_like_on(da_shape, dy), empty_like_on(state_shape, dy)};
+              empty_like_on(da_shape, dy), empty_like_on(state_shape, dy),
+              op_in.k_weight.defined() ? empty_like_on(da_shape, dy) : Tensor()};
   dispatch_float(dy.dtype(), "scan backward (cuda)", [&](auto tag) {
     using T = decltype(tag);
     cuda::ChunkScanGrads<T> out;
@@ -82,6 +90,10 @@ CoreGrads core_backward(const CoreOperands& op_in, const Tensor& states, const T
     out.dk_layout = ldqk;
     out.dv_layout = ldv;
     out.da_layout = lda;
+    if (g.dw.defined()) {
+      out.dw = g.dw.data<T>();
+      out.dw_layout = lda;
+    }
     cuda::ssd_chunk_backward<T>(op_in.inputs<T>(), states.data<T>(), dy.data<T>(), ldy, dh_final.data<T>(), out);
   });
   return g;
@@ -127,9 +139,6 @@ Tensor eta_next(const Mamba3Sizes& s, const Tensor& eta) {
 // q̃, k̃ [batch, L, R, H, N], v [batch, L, R, H, P] as the diagonal correction's kernels read them.
 cuda::DiagLayout diag_layout(const Mamba3Sizes& s) { return {s.batch * s.L, s.R, s.H, s.N, s.P}; }
 
-// [batch, L, H] → [batch, L, 1, H, 1] for broadcasting over ranks and widths.
-Tensor per_row(const Tensor& w) { return w.unsqueeze(2).unsqueeze(4); }
-
 // The previous token's pending term, per head: v_prev as [batch, H, P, R] and k_prev as [batch, H, R, N].
 Tensor prev_values(const Tensor& v_prev) { return v_prev.permute({0, 2, 3, 1}).contiguous(); }
 Tensor prev_keys(const Tensor& k_prev) { return k_prev.permute({0, 2, 1, 3}).contiguous(); }
@@ -150,14 +159,17 @@ Mamba3Core mamba3_core(const Mamba3Sizes& s, const Tensor& q, const Tensor& k, c
   o.sizes = core_sizes(s.batch, s.H, s.L, s.R, s.N, s.P, s.Q);
   o.tf32_products = s.tf32_products;
   o.q = q;
-  o.k = op::mul(k, per_row(c.weight));  // K_s = w_s k̃_s
+  o.k = k;
+  o.k_weight = c.weight;  // K_s = w_s k̃_s, applied by the core (cuda/ssd_key_weight.h)
   o.v = v;
   o.a = adt;
   o.lq = o.lk = rows_layout(s.L, s.R, s.H, s.N);
   o.lv = rows_layout(s.L, s.R, s.H, s.P);
-  o.la = steps_layout(s.L, s.H);
-  // S_0 = h_init + η_0 Σ_r v_prev,r k_prev,rᵀ
-  c.s0 = op::add(h0, op::mul(eta0_of(eta), op::matmul(prev_values(v_prev), prev_keys(k_prev)))).contiguous();
+  o.la = o.lkw = steps_layout(s.L, s.H);
+  // S_0 = h_init + η_0 Σ_r v_prev,r k_prev,rᵀ; from no state (h0, k_prev, v_prev undefined) none: zeros,
+  // which the core reads as a null S_0
+  if (h0.defined())
+    c.s0 = op::add(h0, op::mul(eta0_of(eta), op::matmul(prev_values(v_prev), prev_keys(k_prev)))).contiguous();
   return c;
 }
 
@@ -217,9 +229,9 @@ std::vector<Tensor> mamba3_backward(const Mamba3Sizes& s, const Tensor& q, const
   const CoreGrads g = core_backward(c.operands, states, dy, lv, dh_final, q.shape(), lk, v.shape(), lv,
                                     {s.batch, s.L, s.H}, steps_layout(s.L, s.H), {s.batch, s.H, s.P, s.N});
 
-  // K_s = w_s k̃_s: dk̃ = w dK, dw_s = Σ_r <dK_{s,r}, k̃_{s,r}> → dγ_s, dη_{s+1}
-  const Tensor dk = op::mul(g.dk, per_row(c.weight));
-  const Tensor dw = op::sum(op::mul(g.dk, k), {2, 4});  // [batch, L, H]
+  // K_s = w_s k̃_s: the core hands back dk̃ = w dK and dw_s = Σ_r <dK_{s,r}, k̃_{s,r}> [batch, L, H], which
+  // feeds dγ_s and dη_{s+1}
+  const Tensor &dk = g.dk, &dw = g.dw;
 
   // The diagonal correction y −= η_next · E V (per token and head, E = q̃ k̃ᵀ), backwards, added in place
   // to dq̃, dk̃ and dV (cuda/mamba3_diag.cu): dE = −η_next dY Vᵀ, dq̃ += dE k̃, dk̃ += dEᵀ q̃,
@@ -232,12 +244,16 @@ std::vector<Tensor> mamba3_backward(const Mamba3Sizes& s, const Tensor& q, const
   });
 
   // S_0 = h_init + η_0 Σ_r v_prev,r k_prev,rᵀ: dh_init = dS_0, dv_prev,r = η_0 dS_0 k_prev,r,
-  // dk_prev,r = η_0 dS_0ᵀ v_prev,r, dη_0 = Σ_r v_prev,rᵀ dS_0 k_prev,r
-  const Tensor vp = prev_values(v_prev), kp = prev_keys(k_prev), eta0 = eta0_of(eta);
-  const Tensor dS0_kp = op::matmul(g.ds0, kp.transpose(2, 3));                                 // [batch, H, P, R]
-  const Tensor dv_prev = op::mul(dS0_kp, eta0).permute({0, 3, 1, 2});                         // [batch, R, H, P]
-  const Tensor dk_prev = op::mul(op::matmul(g.ds0.transpose(2, 3), vp), eta0).permute({0, 3, 1, 2});  // [b, R, H, N]
-  const Tensor d_eta0 = op::sum(op::mul(vp, dS0_kp), {2, 3});                                 // [batch, H]
+  // dk_prev,r = η_0 dS_0ᵀ v_prev,r, dη_0 = Σ_r v_prev,rᵀ dS_0 k_prev,r (from no state: no inputs to
+  // differentiate, and dη_0 = 0)
+  Tensor dk_prev, dv_prev, d_eta0 = zeros_on({s.batch, s.H}, dy);
+  if (h0.defined()) {
+    const Tensor vp = prev_values(v_prev), kp = prev_keys(k_prev), eta0 = eta0_of(eta);
+    const Tensor dS0_kp = op::matmul(g.ds0, kp.transpose(2, 3));                                 // [batch, H, P, R]
+    dv_prev = op::mul(dS0_kp, eta0).permute({0, 3, 1, 2}).contiguous();                        // [batch, R, H, P]
+    dk_prev = op::mul(op::matmul(g.ds0.transpose(2, 3), vp), eta0).permute({0, 3, 1, 2}).contiguous();  // [b, R, H, N]
+    d_eta0 = op::sum(op::mul(vp, dS0_kp), {2, 3});                                             // [batch, H]
+  }
 
   // dη_0 from S_0; dη_{t+1} from step t's key weight and diagonal correction
   const Tensor to_next = op::add(dw, d_eta_next);
@@ -248,11 +264,11 @@ std::vector<Tensor> mamba3_backward(const Mamba3Sizes& s, const Tensor& q, const
           dk,
           g.dv,
           g.da,
-          dw.contiguous(),
+          dw,
           deta.contiguous(),
           g.ds0,
-          dk_prev.contiguous(),
-          dv_prev.contiguous()};
+          dk_prev,
+          dv_prev};
 }
 
 #else  // a build without CUDA: no tensor can be on a GPU, so these are never reached

@@ -31,7 +31,9 @@ std::vector<Tensor> ssd_backward(const SsdSizes& s, const Tensor& x, const Tenso
                                  const Tensor& B, const Tensor& C, const Tensor& D, const Tensor& states,
                                  const Tensor& dy, const Tensor& dh_final);
 
-// h0, k_prev and v_prev are defined (zeros when the caller had none).
+// h0, k_prev and v_prev are all defined (zeros for a piece the caller had not), or all undefined for a call
+// from no state (S_0 = 0: its terms are left out, and dk_prev, dv_prev come back undefined). The keys'
+// weights γ_s + η_{s+1} are applied by the core as it stages the keys (cuda/ssd_key_weight.h).
 ScanForward mamba3_forward(const Mamba3Sizes& s, const Tensor& q, const Tensor& k, const Tensor& v,
                            const Tensor& adt, const Tensor& gamma, const Tensor& eta, const Tensor& h0,
                            const Tensor& k_prev, const Tensor& v_prev);
