@@ -64,7 +64,9 @@ class Mamba3ScanFunction final : public Function {
     // A call from no state at all (training) has S_0 = 0: the GPU mapping then leaves S_0's terms out
     // (ssm/scan_cuda.h) rather than forming them from zeros. Otherwise a missing piece is zeros.
     const bool stateless = !in[6].defined() && !in[7].defined() && !in[8].defined() && !q.device().is_cpu();
-    const auto state = [&](const Tensor& t, const Shape& shape) { return stateless ? Tensor() : or_zeros(t, shape, q); };
+    const auto state = [&](const Tensor& t, const Shape& shape) {
+      return stateless ? Tensor() : or_zeros(t, shape, q);
+    };
     const Tensor h0 = state(in[6], {s.batch, s.H, s.P, s.N});
     const Tensor k_prev = state(in[7], {s.batch, s.R, s.H, s.N});
     const Tensor v_prev = state(in[8], {s.batch, s.R, s.H, s.P});
