@@ -24,6 +24,18 @@ inline unsigned blocks_for(int64_t n, int threads = kThreads) {
   return static_cast<unsigned>(std::clamp<int64_t>((n + threads - 1) / threads, 1, int64_t{1} << 20));
 }
 
+// A block per row (the kernel loops over rows grid-stride) whose threads share out the row's `width`
+// values: as many warps as a row needs, at most 512 threads. Finding an element's place inside a row is
+// then a 32-bit division, not the 64-bit ones of a flat index (each a ~100-instruction routine).
+struct RowLaunch {
+  unsigned blocks;
+  int threads;
+};
+inline RowLaunch row_launch(int64_t rows, int64_t width) {
+  return {static_cast<unsigned>(std::clamp<int64_t>(rows, 1, int64_t{1} << 20)),
+          static_cast<int>(std::clamp<int64_t>((width + 31) / 32 * 32, 32, 512))};
+}
+
 inline constexpr int kMaxDims = 8;  // after collapsing; views of the models never come near it
 
 template <int N>

@@ -41,19 +41,32 @@ struct GateTerm {
   __device__ T d_gate_in(T dout) const { return dout * phi * o * sig * (T(1) + gate_in * (T(1) - sig)); }
 };
 
+// body(row, h, p, i) for every element i = (row·H + h)·P + p of [rows, H, P], launched by row_launch
+// (cuda/launch.cuh): finding h and p is one 32-bit division, where the flat index took three 64-bit
+// divisions or remainders, more than the element's own math.
+template <class Body>
+__device__ void for_each_gate_element(const GateLayout& s, Body body) {
+  const int HP = static_cast<int>(s.H * s.P), P = static_cast<int>(s.P);
+  for (int64_t row = blockIdx.x; row < s.rows; row += gridDim.x)
+    for (int c = static_cast<int>(threadIdx.x); c < HP; c += blockDim.x) {
+      const int h = c / P;
+      body(row, h, c - h * P, row * HP + c);
+    }
+}
+
+RowLaunch gate_rows(const GateLayout& s) { return row_launch(s.rows, s.H * s.P); }
+
 template <class T>
 __global__ void gate_forward_kernel(GateLayout s, const T* y, const T* x, const T* z, const T* D, const T* psi,
                                     const T* zeta, const T* phi, T* out) {
-  const int64_t total = s.rows * s.H * s.P;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t p = i % s.P, h = (i / s.P) % s.H, row = i / (s.P * s.H);
+  for_each_gate_element(s, [&](int64_t row, int h, int p, int64_t i) {
     T acc = 0;
     for (int64_t r = 0; r < s.R; ++r) {
       const GateTerm<T> t(s, y, x, z, D, psi, zeta, phi, row, h, r, p);
       acc += t.phi * t.o * t.gate();
     }
     out[i] = acc;
-  }
+  });
 }
 
 // dy_r = dout φ_r silu(s_r),  dx = D Σ_r ψ_r dy_r,  dz = Σ_r ζ_r ds_r
@@ -61,9 +74,7 @@ template <class T>
 __global__ void gate_backward_inputs_kernel(GateLayout s, const T* y, const T* x, const T* z, const T* D,
                                             const T* psi, const T* zeta, const T* phi, const T* dout, T* dy, T* dx,
                                             T* dz) {
-  const int64_t total = s.rows * s.H * s.P;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t p = i % s.P, h = (i / s.P) % s.H, row = i / (s.P * s.H);
+  for_each_gate_element(s, [&](int64_t row, int h, int p, int64_t i) {
     T dx_acc = 0, dz_acc = 0;
     for (int64_t r = 0; r < s.R; ++r) {
       const GateTerm<T> t(s, y, x, z, D, psi, zeta, phi, row, h, r, p);
@@ -74,7 +85,7 @@ __global__ void gate_backward_inputs_kernel(GateLayout s, const T* y, const T* x
     }
     dx[i] = dx_acc;
     dz[i] = dz_acc;
-  }
+  });
 }
 
 // Per chunk of rows and (h, r, p): Σ D do_r x (dψ), Σ z ds_r (dζ), Σ dout o_r silu(s_r) (dφ), Σ do_r ψ_r x (dD's terms)
@@ -113,7 +124,8 @@ void mamba3_gate_forward(const GateLayout& s, const T* y, const T* x, const T* z
                          const T* zeta, const T* phi, T* out) {
   const int64_t total = s.rows * s.H * s.P;
   if (total == 0) return;
-  gate_forward_kernel<T><<<blocks_for(total), kThreads, 0, stream()>>>(s, y, x, z, D, psi, zeta, phi, out);
+  const RowLaunch rows = gate_rows(s);
+  gate_forward_kernel<T><<<rows.blocks, rows.threads, 0, stream()>>>(s, y, x, z, D, psi, zeta, phi, out);
   SSM_CUDA_CHECK_LAUNCH();
 }
 
@@ -122,8 +134,9 @@ void mamba3_gate_backward(const GateLayout& s, const T* y, const T* x, const T* 
                           const T* zeta, const T* phi, const T* dout, T* dy, T* dx, T* dz, T* param_partial) {
   const int64_t total = s.rows * s.H * s.P;
   if (total > 0) {
-    gate_backward_inputs_kernel<T><<<blocks_for(total), kThreads, 0, stream()>>>(s, y, x, z, D, psi, zeta, phi, dout,
-                                                                                 dy, dx, dz);
+    const RowLaunch rows = gate_rows(s);
+    gate_backward_inputs_kernel<T><<<rows.blocks, rows.threads, 0, stream()>>>(s, y, x, z, D, psi, zeta, phi, dout,
+                                                                               dy, dx, dz);
     SSM_CUDA_CHECK_LAUNCH();
   }
   const int64_t chunks = gate_param_chunks(s.rows), partials = chunks * s.H * s.R * s.P;

@@ -194,28 +194,32 @@ __global__ void keys_backward_rows_kernel(KeysLayout s, const T* raw, const T* w
   for (int n = threadIdx.x; n < N; n += blockDim.x) dw_partial[blockIdx.x * s.N + n] = dw[n];
 }
 
-// dθ_{row,h,m} = Σ_r (y_a dy_b − y_b dy_a), one thread per (row, h, m)
+// dθ_{row,h,m} = Σ_r (y_a dy_b − y_b dy_a), one thread per (row, h, m), launched by row_launch
+// (cuda/launch.cuh): h and m cost one 32-bit division, where the flat index took four 64-bit ones.
 template <class T>
 __global__ void keys_backward_theta_kernel(KeysLayout s, const T* raw, const T* w, const T* bias, const T* theta,
                                            const T* dout, const T* rho_scratch, T* dtheta) {
-  const int64_t total = s.rows * s.H * s.S, heads_per_group = s.H / s.G;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t m = i % s.S, h = (i / s.S) % s.H, row = i / (s.S * s.H), g = h / heads_per_group;
-    const int64_t a = s.half_split ? m : 2 * m, b = s.half_split ? m + s.N / 2 : 2 * m + 1;
-    const T c = cos_of(theta[i]), sn = sin_of(theta[i]);
-    T acc = 0;
-    for (int64_t r = 0; r < s.R; ++r) {
-      const int64_t unit = (row * s.R + r) * s.G + g;
-      const T* raw_row = raw + unit * s.N;
-      const T* bias_row = bias + (h * s.R + r) * s.N;
-      const T rho = rho_scratch[unit];
-      const T ka = raw_row[a] * rho * w[a] + bias_row[a], kb = raw_row[b] * rho * w[b] + bias_row[b];
-      const T ya = ka * c - kb * sn, yb = ka * sn + kb * c;
-      const T* dy = dout + ((row * s.R + r) * s.H + h) * s.N;
-      acc += ya * dy[b] - yb * dy[a];
+  const int HS = static_cast<int>(s.H * s.S), S = static_cast<int>(s.S);
+  const int heads_per_group = static_cast<int>(s.H / s.G);
+  for (int64_t row = blockIdx.x; row < s.rows; row += gridDim.x)
+    for (int hm = static_cast<int>(threadIdx.x); hm < HS; hm += blockDim.x) {
+      const int h = hm / S, m = hm - h * S, g = h / heads_per_group;
+      const int64_t i = row * HS + hm;
+      const int64_t a = s.half_split ? m : 2 * m, b = s.half_split ? m + s.N / 2 : 2 * m + 1;
+      const T c = cos_of(theta[i]), sn = sin_of(theta[i]);
+      T acc = 0;
+      for (int64_t r = 0; r < s.R; ++r) {
+        const int64_t unit = (row * s.R + r) * s.G + g;
+        const T* raw_row = raw + unit * s.N;
+        const T* bias_row = bias + (h * s.R + r) * s.N;
+        const T rho = rho_scratch[unit];
+        const T ka = raw_row[a] * rho * w[a] + bias_row[a], kb = raw_row[b] * rho * w[b] + bias_row[b];
+        const T ya = ka * c - kb * sn, yb = ka * sn + kb * c;
+        const T* dy = dout + ((row * s.R + r) * s.H + h) * s.N;
+        acc += ya * dy[b] - yb * dy[a];
+      }
+      dtheta[i] = acc;
     }
-    dtheta[i] = acc;
-  }
 }
 
 template <class T>
@@ -246,8 +250,9 @@ void mamba3_keys_backward(const KeysLayout& s, const T* raw, const T* w, const T
          dw_partial, dbias_partial, rho_scratch);
   const int64_t angles = s.rows * s.H * s.S;
   if (angles == 0) return;
-  keys_backward_theta_kernel<T><<<blocks_for(angles), kThreads, 0, stream()>>>(s, raw, w, bias, theta, dout,
-                                                                               rho_scratch, dtheta);
+  const RowLaunch rows = row_launch(s.rows, s.H * s.S);
+  keys_backward_theta_kernel<T><<<rows.blocks, rows.threads, 0, stream()>>>(s, raw, w, bias, theta, dout, rho_scratch,
+                                                                           dtheta);
   SSM_CUDA_CHECK_LAUNCH();
 }
 
