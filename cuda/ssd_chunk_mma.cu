@@ -21,11 +21,12 @@
 // memory (every chunk's [P, N] block is 32-byte aligned there); the row sums, dT and da end as in the
 // CUDA-core kernel (finish_chunk_da).
 //
-// Why 3×TF32: a tf32 operand keeps 10 of float's 23 mantissa bits (relative error ~2^-11), too coarse
-// for a float32 path held to the CPU at ~1e-5. Each operand is split x = hi + lo, hi = tf32(x),
-// lo = tf32(x − hi); a·b ≈ lo_a·hi_b + hi_a·lo_b + hi_a·hi_b drops only lo_a·lo_b (~2^-22 relative), about
-// float32's own rounding, for three tensor-core products where one would do: still several times the
-// CUDA cores' rate, and the products are read from shared memory once per 16×16×8 step, not per element.
+// Why 3×TF32: a tf32 operand keeps 10 of float's 23 mantissa bits (relative error ~2^-10 as these
+// kernels truncate), too coarse for a float32 path held to the CPU at ~1e-5. Each operand is split
+// x = hi + lo, hi = tf32(x), lo = tf32(x − hi); a·b ≈ lo_a·hi_b + hi_a·lo_b + hi_a·hi_b drops only lo_a·lo_b
+// and lo's truncation (~2^-20 relative), near float32's own rounding, for three tensor-core products where
+// one would do: still several times the CUDA cores' rate, and the products are read from shared memory
+// once per 16×16×8 step, not per element.
 // Under bf16 autocast (ChunkScanInputs::tf32_products) and in the opt-in TF32 mode the products are single
 // TF32: autocast's rule is reduced-precision operands with float32 accumulation, and tf32 keeps 3 more
 // mantissa bits than the bf16 operands the official kernels' products take there.
@@ -142,13 +143,39 @@ __device__ inline float* mma_shared() {
 }
 
 // Copies the chunk's m rows of `src` (width w), each times row_scale[i] when given, into shared rows ld
-// apart, and zeroes rows m .. mp. Callers __syncthreads() before reading.
+// apart, and zeroes rows m .. mp. Callers __syncthreads() before reading. Rows that are 16-byte aligned
+// (the models' operands: widths and row strides multiples of 4) go four values per load, and each thread
+// issues kInFlight loads before it stores any: a load waits hundreds of cycles, and one at a time these
+// copies were a sixth of the gradient kernel's stalls (ncu, 130M heads).
 __device__ void stage_rows(RowView<float> src, int m, int mp, int w, float* dst, int ld,
                            const float* row_scale = nullptr) {
-  for (TileWalk e(w); e.row < mp; e.next()) {
-    float x = 0.f;
-    if (e.row < m) x = row_scale ? src(e.row, e.col) * row_scale[e.row] : src(e.row, e.col);
-    dst[e.row * ld + e.col] = x;
+  if (w % 4 != 0 || src.stride % 4 != 0 || reinterpret_cast<uintptr_t>(src.data) % 16 != 0) {
+    for (TileWalk e(w); e.row < mp; e.next()) {
+      float x = 0.f;
+      if (e.row < m) x = row_scale ? src(e.row, e.col) * row_scale[e.row] : src(e.row, e.col);
+      dst[e.row * ld + e.col] = x;
+    }
+    return;
+  }
+  constexpr int kInFlight = 4;
+  for (TileWalk e(w / 4); e.row < mp;) {
+    float4 x[kInFlight];
+    int row[kInFlight], col[kInFlight];
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u, e.next()) {
+      row[u] = e.row;
+      col[u] = 4 * e.col;
+      x[u] = e.row < m ? *reinterpret_cast<const float4*>(&src(e.row, col[u])) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      if (row[u] >= mp) break;
+      if (row_scale && row[u] < m) {
+        const float f = row_scale[row[u]];
+        x[u] = make_float4(x[u].x * f, x[u].y * f, x[u].z * f, x[u].w * f);
+      }
+      *reinterpret_cast<float4*>(dst + row[u] * ld + col[u]) = x[u];
+    }
   }
 }
 
@@ -216,13 +243,20 @@ struct Mat {
   }
 };
 
-// hi = tf32(x) and, when lo is given, lo = tf32(x − hi); x is in hi on entry.
+// x with its 13 low mantissa bits cleared: a tf32 value, x rounded toward zero. One logic operation where
+// __float_to_tf32 (round to nearest, with guards for infinities and NaNs) took four, on every element of
+// every fragment: they were a large share of these kernels' instructions (ncu, 130M heads), which wait on
+// each other's latency. Infinities and NaNs stay what they are.
+__device__ inline float tf32_truncated(float x) { return __uint_as_float(__float_as_uint(x) & 0xffffe000u); }
+
+// hi = tf32(x) and, when lo is given, lo = tf32(x − hi); x is in hi on entry. x − hi is exact (the bits
+// cleared from x), so x = hi + lo to within lo's own truncation, ~2^-21 |x|.
 template <class Frag>
 __device__ inline void to_tf32(Frag& hi, Frag* lo) {
   for (int t = 0; t < hi.num_elements; ++t) {
     const float x = hi.x[t];
-    hi.x[t] = wmma::__float_to_tf32(x);
-    if (lo) lo->x[t] = wmma::__float_to_tf32(x - hi.x[t]);
+    hi.x[t] = tf32_truncated(x);
+    if (lo) lo->x[t] = tf32_truncated(x - hi.x[t]);
   }
 }
 

@@ -124,7 +124,13 @@ template <class T>
 __device__ void finish_chunk_da(RowView<T> dS, RowView<T> Sc, int P, int N, const ChunkPos& pos, int R, T total,
                                 const T* rowg, const T* rowc, T* red, T* da, int64_t da_stride) {
   T part = 0;
-  for (TileWalk e(N); e.row < P; e.next()) part += dS(e.row, e.col) * Sc(e.row, e.col);
+  if (dS.stride == N && Sc.stride == N) {  // whole [P, N] blocks: four independent loads of each at a time
+    const int PN = P * N;
+#pragma unroll 4
+    for (int e = static_cast<int>(threadIdx.x); e < PN; e += blockDim.x) part += dS.data[e] * Sc.data[e];
+  } else {
+    for (TileWalk e(N); e.row < P; e.next()) part += dS(e.row, e.col) * Sc(e.row, e.col);
+  }
   part *= exp(total);
   for (int i = static_cast<int>(threadIdx.x); i < pos.m; i += blockDim.x) part += rowg[i];
   part = warp_sum(part);
