@@ -24,16 +24,19 @@ constexpr int64_t kMaxParamChunks = 256;
 // The quantities of one (row, r, h, p) term that forward and both backward kernels share.
 template <class T>
 struct GateTerm {
+  T x, z;               // this (row, h, p)'s inputs
   T psi, zeta, phi;     // this (h, r, p)'s parameters (1 for SISO)
   T o, gate_in, sig;    // o_r, s = z ζ_r, σ(s)
-  __device__ GateTerm(const GateLayout& s, const T* y, const T* x, const T* z, const T* D, const T* psi_,
+  __device__ GateTerm(const GateLayout& s, const T* y, const T* x_, const T* z_, const T* D, const T* psi_,
                       const T* zeta_, const T* phi_, int64_t row, int64_t h, int64_t r, int64_t p) {
-    const int64_t hrp = (h * s.R + r) * s.P + p, at = (row * s.H + h) * s.P + p;
+    const int64_t hrp = (h * s.R + r) * s.P + p, hp = h * s.P + p;
+    x = x_[row * s.x_stride + hp];
+    z = z_[row * s.z_stride + hp];
     psi = psi_ ? psi_[hrp] : T(1);
     zeta = zeta_ ? zeta_[hrp] : T(1);
     phi = phi_ ? phi_[hrp] : T(1);
-    o = y[((row * s.R + r) * s.H + h) * s.P + p] + D[h] * psi * x[at];
-    gate_in = z[at] * zeta;
+    o = y[((row * s.R + r) * s.H + h) * s.P + p] + D[h] * psi * x;
+    gate_in = z * zeta;
     sig = T(1) / (T(1) + exp_of(-gate_in));
   }
   __device__ T gate() const { return gate_in * sig; }  // silu(s)
@@ -102,10 +105,10 @@ __global__ void gate_backward_params_kernel(GateLayout s, int64_t chunks, const 
       const int64_t at = (row * s.H + h) * s.P + p;
       const GateTerm<T> t(s, y, x, z, D, psi, zeta, phi, row, h, r, p);
       const T d_o = dout[at] * t.phi * t.gate();
-      dpsi += D[h] * d_o * x[at];
-      dzeta += z[at] * t.d_gate_in(dout[at]);
+      dpsi += D[h] * d_o * t.x;
+      dzeta += t.z * t.d_gate_in(dout[at]);
       dphi += dout[at] * t.o * t.gate();
-      dD_terms += d_o * t.psi * x[at];
+      dD_terms += d_o * t.psi * t.x;
     }
     T* out = param_partial + chunk * 4 * HRP + hrp;
     out[0] = dpsi;

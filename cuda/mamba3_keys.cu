@@ -87,6 +87,13 @@ struct KeysShared {
   }
 };
 
+// The unit (row, r, g)'s N values of raw, which is read in place, s.raw_stride between token rows; draw and the
+// unit-indexed scratch are contiguous.
+template <class T>
+__device__ const T* raw_row_of(const KeysLayout& s, const T* raw, int64_t row, int64_t r, int64_t g) {
+  return raw + row * s.raw_stride + (r * s.G + g) * s.N;
+}
+
 // ρ of the unit's raw row (all threads get it)
 template <class T>
 __device__ T inverse_rms(const T* raw_row, const KeysLayout& s, T* reduce) {
@@ -123,7 +130,7 @@ __global__ void keys_forward_kernel(KeysLayout s, const T* raw, const T* w, cons
   const int heads_per_group = static_cast<int>(s.H / s.G), N = static_cast<int>(s.N);
   for (int64_t unit = blockIdx.x; unit < units; unit += gridDim.x) {  // uniform per block: syncs are safe
     const int64_t g = unit % s.G, r = (unit / s.G) % s.R, row = unit / (s.G * s.R);
-    const T* raw_row = raw + unit * s.N;
+    const T* raw_row = raw_row_of(s, raw, row, r, g);
     const T rho = inverse_rms(raw_row, s, reduce);
     for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) xhat[n] = raw_row[n] * rho;
     rotation_table(s, theta, row, g, rot);
@@ -159,7 +166,7 @@ __global__ void keys_backward_rows_kernel(KeysLayout s, const T* raw, const T* w
   for (int n = threadIdx.x; n < N; n += blockDim.x) dw[n] = 0;
   for (int64_t row = slot_of_block; row < s.rows; row += slots) {
     const int64_t unit = row * RG + r * s.G + g;
-    const T* raw_row = raw + unit * s.N;
+    const T* raw_row = raw_row_of(s, raw, row, r, g);
     const T rho = inverse_rms(raw_row, s, reduce);
     if (threadIdx.x == 0) rho_scratch[unit] = rho;
     for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) xhat[n] = raw_row[n] * rho;
@@ -210,7 +217,7 @@ __global__ void keys_backward_theta_kernel(KeysLayout s, const T* raw, const T* 
       T acc = 0;
       for (int64_t r = 0; r < s.R; ++r) {
         const int64_t unit = (row * s.R + r) * s.G + g;
-        const T* raw_row = raw + unit * s.N;
+        const T* raw_row = raw_row_of(s, raw, row, r, g);
         const T* bias_row = bias + (h * s.R + r) * s.N;
         const T rho = rho_scratch[unit];
         const T ka = raw_row[a] * rho * w[a] + bias_row[a], kb = raw_row[b] * rho * w[b] + bias_row[b];

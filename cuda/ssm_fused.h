@@ -15,6 +15,7 @@ namespace ssm::cuda {
 // head h reads group h / (H/G); pair m < S is (2m, 2m+1) (adjacent) or (m, m + N/2) (half_split).
 struct KeysLayout {
   int64_t rows, R, G, H, N, S;
+  int64_t raw_stride;  // between raw's token rows (a column range of in_proj's output, read in place)
   bool half_split;
   double eps;
 };
@@ -51,9 +52,11 @@ void mamba3_rates_backward(const RateInputs<T>& in, const T* g_adt, const T* g_g
                            T* d_dt, T* d_a, T* d_trap);
 
 // ---- Mamba-3 output gate: D skip, SiLU gate, rank contraction (cuda/mamba3_gate.cu) ----
-// y [rows, R, H, P], x, z [rows, H, P], D [H], psi/zeta/phi [H, R, P] or all null (SISO: R = 1, read as 1).
+// y [rows, R, H, P], x, z [rows, H, P] (row i at x + i·x_stride, z + i·z_stride: column ranges of in_proj's
+// output read in place), D [H], psi/zeta/phi [H, R, P] or all null (SISO: R = 1, read as 1).
 struct GateLayout {
   int64_t rows, R, H, P;
+  int64_t x_stride, z_stride;
 };
 
 // Number of row chunks the parameter gradients are split into (the partials' first dim).

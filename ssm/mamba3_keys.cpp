@@ -11,6 +11,7 @@
 #include "ssm/fused_device.h"
 #include "ssm/key_row.h"
 #include "ssm/partial_sums.h"
+#include "ssm/rows_in_place.h"
 #include "tensor/cpu/row_blocks.h"
 #include "tensor/cpu/sincos.h"
 #include "tensor/cpu/vector_clones.h"
@@ -24,21 +25,23 @@ namespace {
 
 struct KeySizes {
   int64_t rows, R, G, H, N;  // rows = batch · L
+  int64_t raw_stride;        // between raw's token rows, read in place (ssm/rows_in_place.h); draw is contiguous
   RotaryPairs pairs;
   int64_t heads_per_group() const { return H / G; }
-  int64_t raw_offset(int64_t row, int64_t r, int64_t g) const { return ((row * R + r) * G + g) * N; }
+  int64_t raw_offset(int64_t row, int64_t r, int64_t g) const { return row * raw_stride + (r * G + g) * N; }
+  int64_t draw_offset(int64_t row, int64_t r, int64_t g) const { return ((row * R + r) * G + g) * N; }
   int64_t out_offset(int64_t row, int64_t r, int64_t h) const { return ((row * R + r) * H + h) * N; }
   int64_t theta_offset(int64_t row, int64_t h) const { return (row * H + h) * pairs.S; }
 };
 
 KeySizes sizes_of(const Tensor& raw, const Tensor& bias, const Tensor& theta, RotaryPairing pairing) {
   const int64_t H = bias.size(0), R = bias.size(1), N = bias.size(2);
-  return {raw.size(0) * raw.size(1), R, raw.size(2) / (R * N), H, N, {pairing, N, theta.size(3)}};
+  return {raw.size(0) * raw.size(1), R, raw.size(2) / (R * N), H, N, row_stride(raw, 1), {pairing, N, theta.size(3)}};
 }
 
 #if SSM_WITH_CUDA
 cuda::KeysLayout cuda_layout(const KeySizes& s, double eps) {
-  return {s.rows, s.R, s.G, s.H, s.N, s.pairs.S, s.pairs.pairing == RotaryPairing::HalfSplit, eps};
+  return {s.rows, s.R, s.G, s.H, s.N, s.pairs.S, s.raw_stride, s.pairs.pairing == RotaryPairing::HalfSplit, eps};
 }
 #endif
 
@@ -143,8 +146,7 @@ SSM_VECTOR_CLONES void keys_backward_rows(const KeyInputs<T>& in, const T* dout,
     std::fill(dtheta + s.theta_offset(row, 0), dtheta + s.theta_offset(row + 1, 0), T(0));
     for (int64_t r = 0; r < s.R; ++r)
       for (int64_t g = 0; g < s.G; ++g) {
-        const int64_t raw_at = s.raw_offset(row, r, g);
-        x.compute(s, in.raw + raw_at, in.w, in.eps);
+        x.compute(s, in.raw + s.raw_offset(row, r, g), in.w, in.eps);
         std::fill(dn.begin(), dn.end(), T(0));
         for (int64_t h = g * s.heads_per_group(); h < (g + 1) * s.heads_per_group(); ++h) {
           const T* __restrict dk_rot = dout + s.out_offset(row, r, h);
@@ -166,7 +168,7 @@ SSM_VECTOR_CLONES void keys_backward_rows(const KeyInputs<T>& in, const T* dout,
           mean_dxhat_xhat += dn[n] * in.w[n] * x.xhat[n];
         }
         mean_dxhat_xhat /= T(N);
-        for (int64_t n = 0; n < N; ++n) draw[raw_at + n] = x.rho * (dn[n] * in.w[n] - x.xhat[n] * mean_dxhat_xhat);
+        for (int64_t n = 0; n < N; ++n) draw[s.draw_offset(row, r, g) + n] = x.rho * (dn[n] * in.w[n] - x.xhat[n] * mean_dxhat_xhat);
       }
   }
 }
@@ -176,8 +178,12 @@ class KeysFunction final : public Function {
   KeysFunction(RotaryPairing pairing, double eps) : Function("mamba3_keys"), pairing_(pairing), eps_(eps) {}
 
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
-    const Tensor raw = in[0].contiguous(), w = in[1].contiguous(), bias = in[2].contiguous(),
-                 theta = in[3].contiguous();
+    // raw (B or C) is a column range of in_proj's output. The GPU kernels read it in place; the CPU loops
+    // read a contiguous copy: read in place (with MIMO's x in mamba3_values), the ~1M training step measured
+    // ~3% slower on one thread. A token row of raw is R·G·N values (128 bytes there) a few KB apart; the
+    // copy's tight loop streams them faster than the keys' loops, which stall on each row's first touch.
+    const Tensor raw = in[0].device().is_cpu() ? in[0].contiguous() : rows_readable(in[0], 1), w = in[1].contiguous(),
+                 bias = in[2].contiguous(), theta = in[3].contiguous();
     const KeySizes s = sizes_of(raw, bias, theta, pairing_);
     Tensor out = Tensor::empty({raw.size(0), raw.size(1), s.R, s.H, s.N}, raw.dtype(), raw.device());
     save_for_backward({raw, w, bias, theta});

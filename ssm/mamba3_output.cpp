@@ -10,6 +10,7 @@
 #include "autograd/node.h"
 #include "ssm/fused_device.h"
 #include "ssm/rank_params.h"
+#include "ssm/rows_in_place.h"
 #include "tensor/cpu/row_blocks.h"
 #include "tensor/cpu/sigmoid.h"
 #include "tensor/cpu/vector_clones.h"
@@ -27,23 +28,12 @@ struct OutputSizes {
 
 OutputSizes sizes_of(const Tensor& y) { return {y.size(0) * y.size(1), y.size(2), y.size(3), y.size(4)}; }
 
-// x and z [batch, L, H, P] are column ranges of in_proj's output: rows (b, t) evenly spaced, each row's
-// H·P values contiguous. The CPU loops read such a view in place, one row stride apart (a copy of each
-// was ~1% of a training step); anything else, and every CUDA tensor, is made contiguous first.
-bool rows_in_place(const Tensor& t) {
-  const Strides& st = t.strides();
-  return t.device().is_cpu() && st[3] == 1 && st[2] == t.size(3) && st[0] == t.size(1) * st[1];
-}
-int64_t row_stride(const Tensor& t) { return t.strides()[1]; }  // of a rows_in_place or contiguous tensor
+// Both devices write every element of the gate's outputs (out, dx, dz), so they start uninitialised: the CPU
+// loops zero each row's values just before they add the ranks' terms, in cache, and each GPU thread writes its
+// element's sum over the ranks.
+Tensor output_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
 
-// The CPU loops write every element of the gate's outputs (out, dx, dz): each row zeroes its own
-// values just before it adds the ranks' terms, in cache, instead of a separate pass over the whole
-// tensor beforehand. CUDA tensors start from zeros as before.
-Tensor gate_output_like(const Tensor& t) {
-  return t.device().is_cpu() ? Tensor::empty(t.shape(), t.dtype()) : op::zeros_like(t);
-}
-
-// The CPU loops' view of the saved inputs y, x, z, D, ψ, ζ, φ (x and z read in place, row_stride apart).
+// The CPU loops' view of the saved inputs y, x, z, D, ψ, ζ, φ (x and z read in place: ssm/rows_in_place.h).
 template <class T>
 struct GateInputs {
   OutputSizes s;
@@ -52,7 +42,7 @@ struct GateInputs {
   RankParams<T> rp;
   GateInputs(const std::vector<Tensor>& c, const OutputSizes& sizes)
       : s(sizes), y(c[0].data<T>()), x(c[1].data<T>()), z(c[2].data<T>()), D(c[3].data<T>()),
-        x_rs(row_stride(c[1])), z_rs(row_stride(c[2])), rp(c[4], c[5], c[6], sizes.H * sizes.R * sizes.P) {}
+        x_rs(row_stride(c[1], 2)), z_rs(row_stride(c[2], 2)), rp(c[4], c[5], c[6], sizes.H * sizes.R * sizes.P) {}
 };
 
 // One row (b, t) of the forward: out_h = Σ_r φ_r ⊙ (y_r + D_h ψ_r ⊙ x_h) ⊙ silu(z_h ⊙ ζ_r).
@@ -127,12 +117,14 @@ SSM_VECTOR_CLONES void gate_backward_row(const GateInputs<T>& in, const GateGrad
 }
 
 #if SSM_WITH_CUDA
-// The device pointers of the saved inputs y, x, z, D, ψ, ζ, φ (null for SISO's undefined ones).
+// The sizes and device pointers of the saved inputs y, x, z, D, ψ, ζ, φ (null for SISO's undefined ones).
 template <class T>
 struct GatePointers {
+  cuda::GateLayout layout;
   const T *y, *x, *z, *D, *psi, *zeta, *phi;
-  explicit GatePointers(const std::vector<Tensor>& c)
-      : y(c[0].data<T>()), x(c[1].data<T>()), z(c[2].data<T>()), D(c[3].data<T>()),
+  GatePointers(const std::vector<Tensor>& c, const OutputSizes& s)
+      : layout{s.rows, s.R, s.H, s.P, row_stride(c[1], 2), row_stride(c[2], 2)}, y(c[0].data<T>()),
+        x(c[1].data<T>()), z(c[2].data<T>()), D(c[3].data<T>()),
         psi(c[4].defined() ? c[4].data<T>() : nullptr), zeta(c[5].defined() ? c[5].data<T>() : nullptr),
         phi(c[6].defined() ? c[6].data<T>() : nullptr) {}
 };
@@ -143,20 +135,18 @@ class OutputGateFunction final : public Function {
   OutputGateFunction() : Function("mamba3_output_gate") {}
 
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
-    std::vector<Tensor> c;
-    for (size_t i = 0; i < in.size(); ++i) {
-      const bool strided_rows_ok = (i == 1 || i == 2) && rows_in_place(in[i]);  // x, z
-      c.push_back(!in[i].defined() || strided_rows_ok ? in[i] : in[i].contiguous());
-    }
+    std::vector<Tensor> c;  // x and z are column ranges of in_proj's output, read in place
+    for (size_t i = 0; i < in.size(); ++i)
+      c.push_back(!in[i].defined() ? in[i] : i == 1 || i == 2 ? rows_readable(in[i], 2) : in[i].contiguous());
     const OutputSizes s = sizes_of(c[0]);
-    Tensor out = gate_output_like(c[1]);
+    Tensor out = output_like(c[1]);
     save_for_backward(c);
     if (!out.device().is_cpu()) {
 #if SSM_WITH_CUDA
       dispatch_float(c[0].dtype(), "mamba3_output_gate", [&](auto tag) {
         using T = decltype(tag);
-        const GatePointers<T> ptr(c);
-        cuda::mamba3_gate_forward<T>({s.rows, s.R, s.H, s.P}, ptr.y, ptr.x, ptr.z, ptr.D, ptr.psi, ptr.zeta, ptr.phi,
+        const GatePointers<T> ptr(c, s);
+        cuda::mamba3_gate_forward<T>(ptr.layout, ptr.y, ptr.x, ptr.z, ptr.D, ptr.psi, ptr.zeta, ptr.phi,
                                      out.data<T>());
       });
 #endif
@@ -176,8 +166,8 @@ class OutputGateFunction final : public Function {
     const Tensor dout = grad_out[0].contiguous();
     const OutputSizes s = sizes_of(c[0]);
     const int64_t HRP = s.H * s.R * s.P;
-    Tensor dy = Tensor::empty(c[0].shape(), c[0].dtype(), c[0].device()), dx = gate_output_like(c[1]),
-           dz = gate_output_like(c[2]);
+    Tensor dy = Tensor::empty(c[0].shape(), c[0].dtype(), c[0].device()), dx = output_like(c[1]),
+           dz = output_like(c[2]);
     if (!dy.device().is_cpu()) return backward_cuda(c, s, dout, dy, dx, dz);
     // per block: dD [H], dψ, dζ, dφ [H, R, P]
     Tensor partial = Tensor::zeros({cpu::kRowBlocks, s.H + 3 * HRP}, c[0].dtype());
@@ -203,12 +193,12 @@ class OutputGateFunction final : public Function {
   static std::vector<Tensor> backward_cuda(const std::vector<Tensor>& c, const OutputSizes& s,
                                            [[maybe_unused]] const Tensor& dout, const Tensor& dy, const Tensor& dx,
                                            const Tensor& dz) {
-    const Tensor partial = Tensor::zeros({cuda_param_chunks(s.rows), 4, s.H, s.R, s.P}, c[0].dtype(), c[0].device());
+    const Tensor partial = Tensor::empty({cuda_param_chunks(s.rows), 4, s.H, s.R, s.P}, c[0].dtype(), c[0].device());
 #if SSM_WITH_CUDA
     dispatch_float(c[0].dtype(), "mamba3_output_gate", [&](auto tag) {
       using T = decltype(tag);
-      const GatePointers<T> ptr(c);
-      cuda::mamba3_gate_backward<T>({s.rows, s.R, s.H, s.P}, ptr.y, ptr.x, ptr.z, ptr.D, ptr.psi, ptr.zeta, ptr.phi,
+      const GatePointers<T> ptr(c, s);
+      cuda::mamba3_gate_backward<T>(ptr.layout, ptr.y, ptr.x, ptr.z, ptr.D, ptr.psi, ptr.zeta, ptr.phi,
                                     dout.data<T>(), dy.data<T>(), dx.data<T>(), dz.data<T>(), partial.data<T>());
     });
 #endif

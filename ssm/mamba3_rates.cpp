@@ -6,6 +6,7 @@
 
 #include "autograd/node.h"
 #include "ssm/fused_device.h"
+#include "ssm/rows_in_place.h"
 #include "tensor/cpu/parallel.h"
 #include "tensor/ops.h"
 #if SSM_WITH_CUDA
@@ -14,20 +15,6 @@
 
 namespace ssm {
 namespace {
-
-// dd_dt, dd_A and trap are column ranges of in_proj's output: rows (b, t) evenly spaced, each row's H
-// values contiguous. Both devices read such a view in place, `stride` values from row to row; anything
-// else is made contiguous first.
-struct StepRows {
-  Tensor t;
-  int64_t stride;
-};
-StepRows step_rows(const Tensor& x) {
-  const Strides& st = x.strides();
-  if (st[2] == 1 && st[0] == x.size(1) * st[1]) return {x, st[1]};
-  const Tensor c = x.contiguous();
-  return {c, c.size(2)};
-}
 
 // One row (b, t) of the forward, h = 0..H−1: a function of its own with __restrict pointers, so that the
 // compiler inlines rates_of into the h loop and vectorises it (float: σ and softplus make no library
@@ -69,32 +56,51 @@ struct GradRows {
   const T* row(int64_t r) const { return data + r * step; }
 };
 
+// The pointers of dd_dt, dd_A, trap (token rows read in place, each its own row stride: ssm/rows_in_place.h)
+// and dt_bias.
+template <class T>
+struct RateRows {
+  const T *dt, *a, *trap, *bias;
+  int64_t dt_stride, a_stride, trap_stride;
+  RateRows(const Tensor& dt_t, const Tensor& a_t, const Tensor& trap_t, const Tensor& bias_t)
+      : dt(dt_t.data<T>()), a(a_t.data<T>()), trap(trap_t.data<T>()), bias(bias_t.data<T>()),
+        dt_stride(row_stride(dt_t, 1)), a_stride(row_stride(a_t, 1)), trap_stride(row_stride(trap_t, 1)) {}
+  const T* dt_row(int64_t row) const { return dt + row * dt_stride; }
+  const T* a_row(int64_t row) const { return a + row * a_stride; }
+  const T* trap_row(int64_t row) const { return trap + row * trap_stride; }
+#if SSM_WITH_CUDA
+  cuda::RateInputs<T> cuda(int64_t rows, int64_t H, double A_floor) const {
+    return {rows, H, dt, a, trap, dt_stride, a_stride, trap_stride, bias, static_cast<T>(A_floor)};
+  }
+#endif
+};
+
 class RatesFunction final : public Function {
  public:
   explicit RatesFunction(double A_floor) : Function("mamba3_rates"), A_floor_(A_floor) {}
 
   // in = {dd_dt, dd_A, trap, dt_bias} → {adt, γ, η, DT}
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
-    const StepRows dt = step_rows(in[0]), a = step_rows(in[1]), trap = step_rows(in[2]);
-    const Tensor dt_bias = in[3].contiguous();
+    // dd_dt, dd_A and trap are column ranges of in_proj's output: both devices read them in place
+    const Tensor dt = rows_readable(in[0], 1), a = rows_readable(in[1], 1), trap = rows_readable(in[2], 1),
+                 dt_bias = in[3].contiguous();
     const int64_t rows = in[0].size(0) * in[0].size(1), H = in[0].size(2);
     std::vector<Tensor> out;
     for (int i = 0; i < 4; ++i) out.push_back(Tensor::empty(in[0].shape(), in[0].dtype(), in[0].device()));
-    save_for_backward({dt.t, a.t, trap.t, dt_bias});
-    strides_ = {dt.stride, a.stride, trap.stride};
+    save_for_backward({dt, a, trap, dt_bias});
     dispatch_float(dt_bias.dtype(), "mamba3_rates", [&](auto tag) {
       using T = decltype(tag);
-      const T *p_dt = dt.t.data<T>(), *p_a = a.t.data<T>(), *p_trap = trap.t.data<T>(), *bias = dt_bias.data<T>();
+      const RateRows<T> in_rows(dt, a, trap, dt_bias);
       T *adt = out[0].data<T>(), *gamma = out[1].data<T>(), *eta = out[2].data<T>(), *DT = out[3].data<T>();
       if (!dt_bias.device().is_cpu()) {
 #if SSM_WITH_CUDA
-        cuda::mamba3_rates_forward<T>(inputs<T>(rows, H, p_dt, p_a, p_trap, bias), adt, gamma, eta, DT);
+        cuda::mamba3_rates_forward<T>(in_rows.cuda(rows, H, A_floor_), adt, gamma, eta, DT);
 #endif
         return;
       }
       const T floor = static_cast<T>(A_floor_);
       cpu::parallel_for(rows, rows * H * 20, [&](int64_t row) {
-        rates_of_row(H, p_dt + row * dt.stride, p_a + row * a.stride, p_trap + row * trap.stride, bias, floor,
+        rates_of_row(H, in_rows.dt_row(row), in_rows.a_row(row), in_rows.trap_row(row), in_rows.bias, floor,
                      adt + row * H, gamma + row * H, eta + row * H, DT + row * H);
       });
     });
@@ -112,13 +118,13 @@ class RatesFunction final : public Function {
     for (const Tensor& t : grad_out) g.push_back(t.defined() ? t.contiguous() : Tensor());
     dispatch_float(dt.dtype(), "mamba3_rates", [&](auto tag) {
       using T = decltype(tag);
-      const T *p_dt = dt.data<T>(), *p_a = a.data<T>(), *p_trap = trap.data<T>(), *bias = dt_bias.data<T>();
+      const RateRows<T> in_rows(dt, a, trap, dt_bias);
       T *out_dt = d_dt.data<T>(), *out_a = d_a.data<T>(), *out_trap = d_trap.data<T>();
       if (!dt.device().is_cpu()) {
 #if SSM_WITH_CUDA
         const auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };  // null: zeros
-        cuda::mamba3_rates_backward<T>(inputs<T>(rows, H, p_dt, p_a, p_trap, bias), ptr(g[0]), ptr(g[1]),
-                                       ptr(g[2]), ptr(g[3]), out_dt, out_a, out_trap);
+        cuda::mamba3_rates_backward<T>(in_rows.cuda(rows, H, A_floor_), ptr(g[0]), ptr(g[1]), ptr(g[2]), ptr(g[3]),
+                                       out_dt, out_a, out_trap);
 #endif
         return;
       }
@@ -128,8 +134,7 @@ class RatesFunction final : public Function {
         in_grads[i] = g[i].defined() ? GradRows<T>{g[i].data<T>(), H} : GradRows<T>{zero_row.data(), 0};
       const T floor = static_cast<T>(A_floor_);
       cpu::parallel_for(rows, rows * H * 30, [&](int64_t row) {
-        rate_grads_of_row(H, p_dt + row * strides_[0], p_a + row * strides_[1], p_trap + row * strides_[2], bias,
-                          floor, in_grads[0].row(row), in_grads[1].row(row), in_grads[2].row(row),
+        rate_grads_of_row(H, in_rows.dt_row(row), in_rows.a_row(row), in_rows.trap_row(row), in_rows.bias, floor, in_grads[0].row(row), in_grads[1].row(row), in_grads[2].row(row),
                           in_grads[3].row(row), out_dt + row * H, out_a + row * H, out_trap + row * H);
       });
     });
@@ -137,15 +142,7 @@ class RatesFunction final : public Function {
   }
 
  private:
-#if SSM_WITH_CUDA
-  template <class T>
-  cuda::RateInputs<T> inputs(int64_t rows, int64_t H, const T* dt, const T* a, const T* trap, const T* bias) const {
-    return {rows, H, dt, a, trap, strides_[0], strides_[1], strides_[2], bias, static_cast<T>(A_floor_)};
-  }
-#endif
-
   double A_floor_;
-  std::array<int64_t, 3> strides_{};  // the row strides of dd_dt, dd_A, trap as saved
 };
 
 }  // namespace

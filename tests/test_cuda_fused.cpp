@@ -263,14 +263,17 @@ TEST_F(CudaMamba3Keys, ForwardAndGradientsMatchTheCpu) {
   for (const DType dtype : {DType::Float32, DType::Float64})
     for (const KeysCase& c : cases) {
       SCOPED_TRACE(c.label() + " " + ssm::dtype_name(dtype));
-      const std::vector<Tensor> inputs = {randn({c.batch, c.L, c.R * c.G * c.N}, dtype),
+      const int64_t RGN = c.R * c.G * c.N;  // raw: a column range of a wider projection, as in the model
+      const std::vector<Tensor> inputs = {randn({c.batch, c.L, RGN + 3}, dtype),
                                           op::add(op::mul(randn({c.N}, dtype), 0.3), 1.0), randn({c.H, c.R, c.N}, dtype),
                                           randn({c.batch, c.L, c.H, c.S}, dtype)};
       const Tensor weights = randn({c.batch, c.L, c.R, c.H, c.N}, dtype);
       expect_same_on_both_devices(
           inputs, weights, dtype,
-          [&](const std::vector<Tensor>& in) { return ssm::mamba3_keys(in[0], in[1], in[2], in[3], c.pairing); },
-          {"raw", "norm_weight", "bias", "theta"});
+          [&](const std::vector<Tensor>& in) {
+            return ssm::mamba3_keys(ssm::narrow(in[0], 2, 2, RGN), in[1], in[2], in[3], c.pairing);
+          },
+          {"projection", "norm_weight", "bias", "theta"});
     }
 }
 
@@ -300,19 +303,21 @@ TEST_F(CudaOutputGate, ForwardAndGradientsMatchTheCpu) {
       SCOPED_TRACE("R=" + std::to_string(c.R) + " H=" + std::to_string(c.H) + " P=" + std::to_string(c.P) +
                    " rows=" + std::to_string(c.batch * c.L) + (c.mimo ? " mimo " : " siso ") + ssm::dtype_name(dtype));
       const ssm::Shape xz{c.batch, c.L, c.H, c.P}, per_rank{c.H, c.R, c.P};
+      const int64_t HP = c.H * c.P;  // x and z: column ranges of one wider projection, read in place as in the model
       const std::vector<Tensor> inputs = {randn({c.batch, c.L, c.R, c.H, c.P}, dtype),
-                                          randn(xz, dtype),
-                                          randn(xz, dtype),
+                                          randn({c.batch, c.L, 2 * HP + 1}, dtype),
                                           randn({c.H}, dtype),
                                           c.mimo ? randn(per_rank, dtype) : Tensor(),
                                           c.mimo ? randn(per_rank, dtype) : Tensor(),
                                           c.mimo ? randn(per_rank, dtype) : Tensor()};
       expect_same_on_both_devices(
           inputs, randn(xz, dtype), dtype,
-          [](const std::vector<Tensor>& in) {
-            return ssm::mamba3_output_gate(in[0], in[1], in[2], in[3], in[4], in[5], in[6]);
+          [&](const std::vector<Tensor>& in) {
+            const Tensor x = ssm::reshape(ssm::narrow(in[1], 2, 0, HP), xz),
+                         z = ssm::reshape(ssm::narrow(in[1], 2, HP + 1, HP), xz);
+            return ssm::mamba3_output_gate(in[0], x, z, in[2], in[3], in[4], in[5]);
           },
-          {"y", "x", "z", "D", "psi", "zeta", "phi"});
+          {"y", "projection", "D", "psi", "zeta", "phi"});
     }
 }
 

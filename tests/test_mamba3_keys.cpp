@@ -151,6 +151,21 @@ TEST(Mamba3Keys, RotatesTheRightPairsByTheirAngles) {
   }
 }
 
+// raw as a column range of a wider tensor (how Mamba3::forward passes B and C: views into in_proj's output,
+// which the GPU kernels read in place): the very bits of a contiguous copy, value and gradients.
+TEST(Mamba3Keys, AColumnRangeOfRawGivesTheContiguousResult) {
+  Generator gen(6);
+  for (int64_t G : {1, 2}) {
+    const auto in = random_inputs(G, gen);
+    const Tensor wide = op::normal({kBatch, kL, kR * G * kN + 5}, 0, 1, gen, DType::Float64);
+    const Tensor raw_view = wide.narrow(2, 3, kR * G * kN);
+    ASSERT_FALSE(raw_view.is_contiguous());
+    expect_views_give_the_contiguous_result(
+        [](const std::vector<Tensor>& v) { return mamba3_keys(v[0], v[1], v[2], v[3], RotaryPairing::HalfSplit); },
+        {raw_view, in[1], in[2], in[3]}, op::normal({kBatch, kL, kR, kH, kN}, 0, 1, gen, DType::Float64));
+  }
+}
+
 TEST(Mamba3Keys, RejectsBadShapes) {
   Generator gen(5);
   const auto in = random_inputs(1, gen);

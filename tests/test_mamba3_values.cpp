@@ -35,6 +35,21 @@ TEST(Mamba3Values, EqualsTheBroadcastProduct) {
   }
 }
 
+// x as a column range of a wider tensor (how Mamba3::forward passes it: a view into in_proj's output) and as
+// a transposed view: the very bits of a contiguous copy, value and gradients.
+TEST(Mamba3Values, StridedViewsOfXGiveTheContiguousResult) {
+  Generator gen(14);
+  const int64_t batch = 2, L = 3, H = 2, P = 4, R = 3;
+  const Tensor wide = op::normal({batch, L, H * P + 3}, 0, 1, gen, DType::Float64);
+  const Tensor x_view = reshape(wide.narrow(2, 2, H * P), {batch, L, H, P});
+  const Tensor x_transposed = op::normal({batch, H, L, P}, 0, 1, gen, DType::Float64).transpose(1, 2);
+  ASSERT_FALSE(x_view.is_contiguous());
+  const Tensor psi = randn({H, R, P}, gen), weights = op::normal({batch, L, R, H, P}, 0, 1, gen, DType::Float64);
+  for (const Tensor& x : {x_view, x_transposed})
+    expect_views_give_the_contiguous_result([](const std::vector<Tensor>& v) { return mamba3_values(v[0], v[1]); },
+                                            {x, psi}, weights);
+}
+
 TEST(Mamba3Values, RejectsBadArguments) {
   Generator gen(13);
   const Tensor x = randn({2, 3, 2, 4}, gen), psi = randn({2, 3, 4}, gen);
