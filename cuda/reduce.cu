@@ -77,23 +77,55 @@ __global__ void reduce_kernel(ReduceOp op, const T* x, Out* out, int64_t n_out, 
   }
 }
 
-// A thread per line. x and out never overlap (the backend's contract), and saying so (__restrict__) lets
-// the unrolled loop issue the next loads before the previous sums are stored: the line's loads no longer
-// wait for each other, only the additions do.
+// A thread per (segment, line), lines fastest so neighbouring threads read neighbouring lines. A line of
+// `length` is walked in the cumsum's order (k = 0, 1, ..; element i = k, or length − 1 − k in reverse) and cut
+// into segments of `segment` steps; segment s covers k in [s·segment, (s+1)·segment). With one segment per
+// line (segment ≥ length) this is the whole cumsum, a thread per line; with several, a first pass
+// (segment_sums_kernel) writes each segment's sum and this pass starts each segment from the sum of the
+// segments before it, in segment order — a fixed order, so results are the same run to run. x and out never
+// overlap (the backend's contract), and saying so (__restrict__) lets the unrolled loop issue the next loads
+// before the previous sums are stored: the loads no longer wait for each other, only the additions do.
 template <class T>
-__global__ void cumsum_kernel(const T* __restrict__ x, T* __restrict__ out, int64_t n_lines, int64_t length,
-                              int64_t x_step, int64_t out_step, StridedIndex<2> lines, bool reverse) {
-  using A = std::conditional_t<std::is_integral_v<T>, int64_t, double>;
-  for (int64_t line = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; line < n_lines;
-       line += int64_t{gridDim.x} * blockDim.x) {
+using CumsumAcc = std::conditional_t<std::is_integral_v<T>, int64_t, double>;
+
+struct CumsumLines {
+  int64_t n_lines, length, segment, x_step, out_step;
+  StridedIndex<2> lines;
+  bool reverse;
+  __device__ int64_t element(int64_t k) const { return reverse ? length - 1 - k : k; }
+};
+
+template <class T>
+__global__ void segment_sums_kernel(const T* __restrict__ x, CumsumAcc<T>* __restrict__ sums, CumsumLines c,
+                                    int64_t n_segments) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < c.n_lines * n_segments;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t line = i % c.n_lines, seg = i / c.n_lines;
     int64_t off[2];
-    lines.offsets(line, off);
-    A acc = 0;
+    c.lines.offsets(line, off);
+    CumsumAcc<T> acc = 0;
 #pragma unroll 8
-    for (int64_t k = 0; k < length; ++k) {
-      const int64_t i = reverse ? length - 1 - k : k;
-      acc += convert<A>(x[off[0] + i * x_step]);
-      out[off[1] + i * out_step] = convert<T>(acc);
+    for (int64_t k = seg * c.segment; k < imin(c.length, (seg + 1) * c.segment); ++k)
+      acc += convert<CumsumAcc<T>>(x[off[0] + c.element(k) * c.x_step]);
+    sums[i] = acc;
+  }
+}
+
+template <class T>
+__global__ void cumsum_kernel(const T* __restrict__ x, T* __restrict__ out, const CumsumAcc<T>* __restrict__ sums,
+                              CumsumLines c, int64_t n_segments) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < c.n_lines * n_segments;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t line = i % c.n_lines, seg = i / c.n_lines;
+    int64_t off[2];
+    c.lines.offsets(line, off);
+    CumsumAcc<T> acc = 0;
+    for (int64_t s = 0; s < seg; ++s) acc += sums[s * c.n_lines + line];
+#pragma unroll 8
+    for (int64_t k = seg * c.segment; k < imin(c.length, (seg + 1) * c.segment); ++k) {
+      const int64_t e = c.element(k);
+      acc += convert<CumsumAcc<T>>(x[off[0] + e * c.x_step]);
+      out[off[1] + e * c.out_step] = convert<T>(acc);
     }
   }
 }
@@ -105,6 +137,12 @@ constexpr int64_t kBusyThreads = 64 * 1024;
 // Elements per split fold, at least, per thread of its team: a lone thread's loads are strided and each
 // waits its turn in the sum, so its segments are short; a warp's 32 lanes share a segment.
 constexpr int64_t kMinSegmentPerThread = 16;
+// A cumsum cuts its lines into segments until about this many threads walk them (a segment's thread is
+// lighter than a fold's: one load and one store a step, no shuffles), each segment at least
+// kMinCumsumSegment steps long: a segment costs a second read of its elements and a sum of the segments
+// before it.
+constexpr int64_t kCumsumThreads = 256 * 1024;
+constexpr int64_t kMinCumsumSegment = 64;
 
 void reduce(ReduceOp op, const Tensor& x, const Tensor& out) {
   Shape kept_shape, reduced_shape;
@@ -169,12 +207,25 @@ void cumsum(const Tensor& x, int64_t dim, bool reverse, const Tensor& out) {
   lines_out.erase(lines_out.begin() + dim);
   const int64_t n_lines = numel(lines_shape), length = x.shape()[dim];
   if (n_lines == 0 || length == 0) return;
-  const StridedIndex<2> lines = strided_index<2>(lines_shape, {lines_x, lines_out});
+  // Few long lines (the rotary angles' cumsum over 2048 tokens: 6144 lines at the 130M model) would keep a
+  // few SMs busy for the whole scan, each thread walking its line alone: cut them into segments instead.
+  const int64_t n_segments = std::clamp<int64_t>(
+      std::min(kCumsumThreads / n_lines, length / kMinCumsumSegment), 1, 4096);
+  const CumsumLines c{n_lines, length, (length + n_segments - 1) / n_segments, x.strides()[dim], out.strides()[dim],
+                      strided_index<2>(lines_shape, {lines_x, lines_out}), reverse};
   dispatch_device_numeric(x.dtype(), "cumsum", [&](auto t) {
     using T = decltype(t);
-    cumsum_kernel<T><<<blocks_for(n_lines), kThreads, 0, stream()>>>(
-        static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), n_lines, length, x.strides()[dim],
-        out.strides()[dim], lines, reverse);
+    using A = CumsumAcc<T>;
+    const T* x_data = static_cast<const T*>(x.raw_data());
+    Tensor sums;
+    if (n_segments > 1) {
+      sums = Tensor::empty({n_segments * n_lines}, dtype_of<A>::value, Device::cuda());
+      segment_sums_kernel<T><<<blocks_for(n_lines * n_segments), kThreads, 0, stream()>>>(x_data, sums.data<A>(), c,
+                                                                                          n_segments);
+      SSM_CUDA_CHECK_LAUNCH();
+    }
+    cumsum_kernel<T><<<blocks_for(n_lines * n_segments), kThreads, 0, stream()>>>(
+        x_data, static_cast<T*>(out.raw_data()), sums.defined() ? sums.data<A>() : nullptr, c, n_segments);
     SSM_CUDA_CHECK_LAUNCH();
   });
 }

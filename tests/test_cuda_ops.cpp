@@ -199,6 +199,14 @@ TEST_F(CudaOps, CumsumForwardAndReverseMatchesTheCpu) {
     for (bool reverse : {false, true})
       expect_close(op::cumsum(gpu(x), dim, reverse), op::cumsum(x, dim, reverse), 1e-5, 1e-5,
                    "cumsum dim " + std::to_string(dim));
+  // few long lines: each cut into segments summed side by side (an uneven last one), integers exactly
+  const Tensor long_lines = randn({3, 5000, 2}, DType::Float64);
+  for (bool reverse : {false, true}) {
+    expect_close(op::cumsum(gpu(long_lines), 1, reverse), op::cumsum(long_lines, 1, reverse), 1e-12, 1e-12,
+                 "long lines");
+    const Tensor ints = op::mul(long_lines, 1000.0).to(DType::Int64);
+    EXPECT_EQ(op::cumsum(gpu(ints), 1, reverse).to_vector<int64_t>(), op::cumsum(ints, 1, reverse).to_vector<int64_t>());
+  }
 }
 
 TEST_F(CudaOps, MatmulHonoursTransposedBroadcastAndSlicedOperands) {
