@@ -1,19 +1,20 @@
 // autograd/autocast.h — mixed precision for the matmuls: bfloat16 operands, float32 everything else.
 //
 // Inside an AutocastGuard scope (per thread, like NoGradGuard), the layers' matmuls (nn::Linear, the tied
-// LM head) go through autocast_matmul: both operands are rounded to bfloat16, multiplied with float32
-// accumulation, and the product — rounded to bfloat16, as the GPU's bf16 GEMM returns it — comes back
-// as float32. The weights stay float32 (the optimiser updates these "master" copies); the casts are
-// autograd ops, so the backward's matmuls run on bfloat16 gradients and each weight's gradient arrives
-// in float32. Norms, the scans, their states, the loss and every reduction stay float32.
+// LM head) go through autocast_matmul: both operands are rounded to bfloat16 and multiplied with float32
+// accumulation into a float32 product (cuBLAS's mixed GEMM: bf16 A and B, float32 C, so no cast of the
+// product follows). Backward, the incoming gradient is rounded to bfloat16 and the two products give float32
+// gradients the same way. The weights stay float32 (the optimiser updates these "master" copies). Norms, the
+// scans, their states, the loss and every reduction stay float32. (PyTorch's autocast returns the product
+// in bfloat16; keeping it float32 costs nothing here, saves a cast each way, and is the more precise.)
 //
 // Why no loss scaling: float16 has 5 exponent bits, so gradients below ~6e-8 flush to zero and loss
 // scaling shifts them into range; bfloat16 keeps float32's 8 exponent bits (~1e-38 to 3e38) and gives
 // up mantissa instead (8 bits, ~3 significant digits), so small gradients are representable as they are.
 //
 // On a GPU the bf16 product is cuBLAS's (tensor cores). The CPU has no bf16 GEMM: it multiplies the
-// rounded operands in float32 and rounds the product, the same numbers up to the order of the sums, so
-// autocast runs (and is tested) on either device.
+// rounded operands in float32, the same numbers up to the order of the sums, so autocast runs (and is
+// tested) on either device. The node is autograd's bf16_matmul (autograd/functions_linalg.cpp).
 #pragma once
 #include "tensor/tensor.h"
 

@@ -101,5 +101,9 @@ Tensor scatter_add(const Shape& shape, int64_t dim, const Tensor& index, const T
 
 // ---- linear algebra ----
 Tensor matmul(const Tensor& a, const Tensor& b);
+// a·b with a and b (float32) rounded to bfloat16, summed in float32, the product float32; backward, the incoming
+// gradient is rounded to bfloat16 too and da, db come out float32 (autograd/autocast.h: the layers' matmuls
+// under autocast).
+Tensor bf16_matmul(const Tensor& a, const Tensor& b);
 
 }  // namespace ssm

@@ -7,8 +7,8 @@
 // copied contiguous otherwise. One call covers the whole batch (strided batched; a batch stride of 0
 // broadcasts a weight).
 //
-// Types: float32 (TF32 tensor cores when context.h's tf32() is on), float64, and bfloat16 in and out
-// with float32 accumulation.
+// Types: float32 (TF32 tensor cores when context.h's tf32() is on), float64, and bfloat16 operands with
+// float32 accumulation and a bfloat16 or float32 product.
 #include <cublas_v2.h>
 
 #include <algorithm>
@@ -58,9 +58,9 @@ void matmul(const Tensor& x_in, const Tensor& y_in, const Tensor& out) {
   }
   const long long stride_a = batch == 1 ? 0 : y.strides()[0], stride_b = batch == 1 ? 0 : x.strides()[0];
 
-  cudaDataType_t type;
+  cudaDataType_t type;  // of the operands
   cublasComputeType_t compute;
-  switch (out.dtype()) {
+  switch (x.dtype()) {
     case DType::Float32:
       type = CUDA_R_32F;
       compute = tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
@@ -74,8 +74,9 @@ void matmul(const Tensor& x_in, const Tensor& y_in, const Tensor& out) {
       compute = CUBLAS_COMPUTE_32F;
       break;
     default:
-      throw Error(detail::concat("matmul: needs float32, float64 or bfloat16 on cuda, got ", dtype_name(out.dtype())));
+      throw Error(detail::concat("matmul: needs float32, float64 or bfloat16 on cuda, got ", dtype_name(x.dtype())));
   }
+  const cudaDataType_t out_type = out.dtype() == DType::Float32 ? CUDA_R_32F : type;  // bf16 operands: either
   const float one_f = 1.0f, zero_f = 0.0f;
   const double one_d = 1.0, zero_d = 0.0;
   const bool f64 = out.dtype() == DType::Float64;
@@ -84,7 +85,7 @@ void matmul(const Tensor& x_in, const Tensor& y_in, const Tensor& out) {
   // K == 0: cuBLAS still writes beta·C = 0, which is the right (empty-sum) answer.
   SSM_CUBLAS_CHECK(cublasGemmStridedBatchedEx(cublas(), a.op, b.op, static_cast<int>(N), static_cast<int>(M),
                                               static_cast<int>(K), alpha, y.raw_data(), type, static_cast<int>(a.ld), stride_a,
-                                              x.raw_data(), type, static_cast<int>(b.ld), stride_b, beta, out.raw_data(), type,
+                                              x.raw_data(), type, static_cast<int>(b.ld), stride_b, beta, out.raw_data(), out_type,
                                               static_cast<int>(N), static_cast<long long>(M) * N,
                                               static_cast<int>(batch), compute, CUBLAS_GEMM_DEFAULT));
 }

@@ -266,7 +266,9 @@ Tensor cumsum(const Tensor& x, int64_t dim, bool reverse) {
 
 // ---------------------------------------------------------------- matmul
 
-Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+Tensor matmul(const Tensor& a, const Tensor& b) { return matmul(a, b, a.defined() ? a.dtype() : DType::Float32); }
+
+Tensor matmul(const Tensor& a_in, const Tensor& b_in, DType out_dtype) {
   check_defined(a_in, "matmul");
   check_defined(b_in, "matmul");
   check_same_device(a_in, b_in, "matmul");
@@ -275,6 +277,9 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   const bool bf16_on_gpu = a_in.dtype() == DType::BFloat16 && !a_in.device().is_cpu();
   SSM_CHECK(a_in.dtype() == DType::Float32 || a_in.dtype() == DType::Float64 || bf16_on_gpu,
             "matmul: needs float32 or float64 (or bfloat16 on a GPU), got ", a_in.describe());
+  SSM_CHECK(out_dtype == a_in.dtype() || (bf16_on_gpu && out_dtype == DType::Float32), "matmul: a ",
+            dtype_name(out_dtype), " product of ", dtype_name(a_in.dtype()), " operands is not supported (only "
+            "bfloat16 operands on a GPU may give a float32 product)");
   SSM_CHECK(a_in.dim() >= 1 && b_in.dim() >= 1, "matmul: operands must have at least one dimension, got ",
             a_in.describe(), " and ", b_in.describe());
   // NumPy rules for vectors: a 1-d left operand is a row [1, K], a 1-d right operand a column [K, 1].
@@ -287,7 +292,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
     Shape out_shape(a.shape().begin(), a.shape().end() - 1);
     const int64_t rows = numel(out_shape);       // explicit, not -1: K may be 0
     if (b_in.dim() > 1) out_shape.push_back(N);  // a 1-d right operand drops its column dim, as in NumPy
-    return matmul(a.reshape({rows, K}), b).view(out_shape);
+    return matmul(a.reshape({rows, K}), b, out_dtype).view(out_shape);
   }
   const Shape a_batch(a.shape().begin(), a.shape().end() - 2), b_batch(b.shape().begin(), b.shape().end() - 2);
   Shape batch = broadcast_shapes(a_batch, b_batch, "matmul");
@@ -307,7 +312,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
     return e.reshape({batch_count, rows, cols});
   };
   const Tensor a3 = as_batched(a, M, K), b3 = as_batched(b, K, N);
-  Tensor out = Tensor::empty({batch_count, M, N}, a.dtype(), a.device());
+  Tensor out = Tensor::empty({batch_count, M, N}, out_dtype, a.device());
   backend_of(a).matmul(a3, b3, out);
 
   Shape out_shape = batch;

@@ -83,6 +83,9 @@ Tensor cumsum(const Tensor& x, int64_t dim, bool reverse = false);  // reverse: 
 // ---- linear algebra ----
 // matmul: [.., M, K] x [.., K, N] -> [.., M, N] with broadcast batch dims; 1-d operands as in NumPy.
 Tensor matmul(const Tensor& a, const Tensor& b);
+// The same with the product in out_dtype: the operands' own dtype, or float32 from bfloat16 operands on a GPU
+// (float32 accumulation either way: the bf16 GEMM's sums are not rounded to bfloat16 at the end).
+Tensor matmul(const Tensor& a, const Tensor& b, DType out_dtype);
 
 // ---- indexing (index: int32 or int64) ----
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);  // index is 1-d

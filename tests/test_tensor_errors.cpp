@@ -108,6 +108,8 @@ TEST(TensorErrors, MatmulShapeErrors) {
   EXPECT_SSM_ERROR([] { op::matmul(f32({2, 3, 4}), f32({3}));}, {"matmul", "[2, 3, 4]", "[3]"});
   EXPECT_SSM_ERROR([] { op::matmul(f32({2, 3, 4}), f32({3, 4, 5})); }, {"matmul", "[2]", "[3]"});  // batch dims
   EXPECT_SSM_ERROR([] { op::matmul(f32({}), f32({3})); }, {"matmul", "float32[]", "at least one dimension"});
+  // a product in another dtype than the operands': only bfloat16 → float32, and only on a GPU
+  EXPECT_SSM_ERROR([] { op::matmul(f32({2, 3}), f32({3, 4}), DType::Float64); }, {"matmul", "float64", "float32"});
 }
 
 // ---------------------------------------------------------------- indexing
