@@ -25,6 +25,7 @@
 #include "cuda/device_math.cuh"
 #include "cuda/launch.cuh"
 #include "cuda/ssm_fused.h"
+#include "cuda/stage.cuh"
 #include "cuda/warp_sum.cuh"
 
 namespace ssm::cuda {
@@ -71,11 +72,18 @@ __device__ inline PairSlot pair_slot(const KeysLayout& s, int64_t n) {
 
 // The pieces of a block's shared memory, in elements of T (the host sizes the launch with the same).
 struct KeysShared {
-  int64_t xhat, dn, dk, dbias, dw, rot, reduce, size;
+  // The backward stages a unit's incoming gradient rows (span values) in shared memory when each thread has
+  // at least four of them: at the 130M model's span of 3072 that took the kernel from 535 to 329 µs (one
+  // load at a time, the rows' loads had waited on each other); at the ~1M model's 320 it measured 207 →
+  // 395 µs, so there the threads read their one or two values straight from global memory.
+  bool staged;
+  int64_t dk_in, xhat, dn, dk, dbias, dw, rot, reduce, size;
   __host__ __device__ KeysShared(const KeysLayout& s, bool backward) {
     const int64_t span = s.H / s.G * s.N;  // the (head, n) elements of one unit
+    staged = backward && span >= 4 * kRowThreads;
     int64_t at = 0;
     const auto take = [&](int64_t n) { const int64_t here = at; at += n; return here; };
+    dk_in = take(staged ? span : 0);  // first: 16-byte aligned for the staging's wide loads
     xhat = take(s.N);
     dn = take(backward ? s.N : 0);
     dk = take(backward ? span : 0);
@@ -156,8 +164,8 @@ __global__ void keys_backward_rows_kernel(KeysLayout s, const T* raw, const T* w
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   const KeysShared at(s, true);
   T* shared = reinterpret_cast<T*>(shared_bytes);
-  T *xhat = shared + at.xhat, *dn = shared + at.dn, *dk = shared + at.dk, *dbias = shared + at.dbias,
-    *dw = shared + at.dw, *rot = shared + at.rot, *reduce = shared + at.reduce;
+  T *dk_in = shared + at.dk_in, *xhat = shared + at.xhat, *dn = shared + at.dn, *dk = shared + at.dk,
+    *dbias = shared + at.dbias, *dw = shared + at.dw, *rot = shared + at.rot, *reduce = shared + at.reduce;
   const int64_t RG = s.R * s.G, slots = gridDim.x / RG, slot_of_block = blockIdx.x / RG;
   const int64_t g = blockIdx.x % s.G, r = blockIdx.x / s.G % s.R;
   const int heads_per_group = static_cast<int>(s.H / s.G), N = static_cast<int>(s.N), span = heads_per_group * N;
@@ -166,6 +174,13 @@ __global__ void keys_backward_rows_kernel(KeysLayout s, const T* raw, const T* w
   for (int n = threadIdx.x; n < N; n += blockDim.x) dw[n] = 0;
   for (int64_t row = slot_of_block; row < s.rows; row += slots) {
     const int64_t unit = row * RG + r * s.G + g;
+    // the unit's dk̃ rows: its heads' rows of dout, span values in a row (staged: loads in flight while the
+    // normalisation's sum runs; see KeysShared)
+    const T* dk_rows = dout + ((row * s.R + r) * s.H + g * heads_per_group) * s.N;
+    if (at.staged) {
+      stage_contiguous(dk_rows, span, dk_in);
+      dk_rows = dk_in;
+    }
     const T* raw_row = raw_row_of(s, raw, row, r, g);
     const T rho = inverse_rms(raw_row, s, reduce);
     if (threadIdx.x == 0) rho_scratch[unit] = rho;
@@ -174,7 +189,7 @@ __global__ void keys_backward_rows_kernel(KeysLayout s, const T* raw, const T* w
     __syncthreads();
     for (int e = threadIdx.x; e < span; e += blockDim.x) {  // dk_h = Rot(θ)ᵀ dk̃_h, a thread per (head, n)
       const int hl = e / N, n = e % N;
-      const T* dk_rot = dout + ((row * s.R + r) * s.H + g * heads_per_group + hl) * s.N;
+      const T* dk_rot = dk_rows + hl * N;
       const PairSlot slot = pair_slot(s, n);
       const T v = rotate(s, rot, hl, dk_rot[n], slot.m >= 0 ? dk_rot[slot.partner] : T(0), slot, T(-1));
       dk[e] = v;
@@ -194,7 +209,7 @@ __global__ void keys_backward_rows_kernel(KeysLayout s, const T* raw, const T* w
       dw[n] += dn[n] * xhat[n];
       draw[unit * s.N + n] = rho * (dn[n] * w[n] - xhat[n] * mean_dxhat_xhat);
     }
-    __syncthreads();  // xhat, rot and dk are rewritten by the next unit
+    __syncthreads();  // dk_in, xhat, rot and dk are rewritten by the next unit
   }
   for (int e = threadIdx.x; e < span; e += blockDim.x)
     dbias_partial[((slot_of_block * s.H + g * heads_per_group + e / N) * s.R + r) * s.N + e % N] = dbias[e];

@@ -259,6 +259,7 @@ TEST_F(CudaMamba3Keys, ForwardAndGradientsMatchTheCpu) {
       {1, 3, 2, 1, 2, 160, 40, RotaryPairing::HalfSplit}, // N above the block's thread count
       {3, 37, 2, 2, 4, 8, 0, RotaryPairing::HalfSplit},   // no rotation at all, many rows
       {5, 421, 2, 2, 4, 16, 6, RotaryPairing::HalfSplit}, // more rows than the backward's blocks: each sums several
+      {2, 9, 1, 1, 8, 64, 16, RotaryPairing::HalfSplit},  // a unit's 8 x 64 gradient rows staged in shared memory
   };
   for (const DType dtype : {DType::Float32, DType::Float64})
     for (const KeysCase& c : cases) {
