@@ -84,10 +84,11 @@ void matmul(const Tensor& x_in, const Tensor& y_in, const Tensor& out) {
   const void* beta = f64 ? static_cast<const void*>(&zero_d) : static_cast<const void*>(&zero_f);
   // K == 0: cuBLAS still writes beta·C = 0, which is the right (empty-sum) answer.
   SSM_CUBLAS_CHECK(cublasGemmStridedBatchedEx(cublas(), a.op, b.op, static_cast<int>(N), static_cast<int>(M),
-                                              static_cast<int>(K), alpha, y.raw_data(), type, static_cast<int>(a.ld), stride_a,
-                                              x.raw_data(), type, static_cast<int>(b.ld), stride_b, beta, out.raw_data(), out_type,
-                                              static_cast<int>(N), static_cast<long long>(M) * N,
-                                              static_cast<int>(batch), compute, CUBLAS_GEMM_DEFAULT));
+                                              static_cast<int>(K), alpha, y.raw_data(), type, static_cast<int>(a.ld),
+                                              stride_a, x.raw_data(), type, static_cast<int>(b.ld), stride_b, beta,
+                                              out.raw_data(), out_type, static_cast<int>(N),
+                                              static_cast<long long>(M) * N, static_cast<int>(batch), compute,
+                                              CUBLAS_GEMM_DEFAULT));
 }
 
 }  // namespace ssm::cuda

@@ -95,18 +95,27 @@ struct CumsumLines {
   __device__ int64_t element(int64_t k) const { return reverse ? length - 1 - k : k; }
 };
 
+// Thread i's segment: line i % n_lines, segment i / n_lines, the line's offsets in x and out, and the
+// segment's steps [k_begin, k_end).
+struct Segment {
+  int64_t line, seg, k_begin, k_end;
+  int64_t off[2];
+  __device__ Segment(const CumsumLines& c, int64_t i) : line(i % c.n_lines), seg(i / c.n_lines) {
+    k_begin = seg * c.segment;
+    k_end = imin(c.length, k_begin + c.segment);
+    c.lines.offsets(line, off);
+  }
+};
+
 template <class T>
 __global__ void segment_sums_kernel(const T* __restrict__ x, CumsumAcc<T>* __restrict__ sums, CumsumLines c,
                                     int64_t n_segments) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < c.n_lines * n_segments;
        i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t line = i % c.n_lines, seg = i / c.n_lines;
-    int64_t off[2];
-    c.lines.offsets(line, off);
+    const Segment g(c, i);
     CumsumAcc<T> acc = 0;
 #pragma unroll 8
-    for (int64_t k = seg * c.segment; k < imin(c.length, (seg + 1) * c.segment); ++k)
-      acc += convert<CumsumAcc<T>>(x[off[0] + c.element(k) * c.x_step]);
+    for (int64_t k = g.k_begin; k < g.k_end; ++k) acc += convert<CumsumAcc<T>>(x[g.off[0] + c.element(k) * c.x_step]);
     sums[i] = acc;
   }
 }
@@ -116,16 +125,14 @@ __global__ void cumsum_kernel(const T* __restrict__ x, T* __restrict__ out, cons
                               CumsumLines c, int64_t n_segments) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < c.n_lines * n_segments;
        i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t line = i % c.n_lines, seg = i / c.n_lines;
-    int64_t off[2];
-    c.lines.offsets(line, off);
+    const Segment g(c, i);
     CumsumAcc<T> acc = 0;
-    for (int64_t s = 0; s < seg; ++s) acc += sums[s * c.n_lines + line];
+    for (int64_t s = 0; s < g.seg; ++s) acc += sums[s * c.n_lines + g.line];
 #pragma unroll 8
-    for (int64_t k = seg * c.segment; k < imin(c.length, (seg + 1) * c.segment); ++k) {
+    for (int64_t k = g.k_begin; k < g.k_end; ++k) {
       const int64_t e = c.element(k);
-      acc += convert<CumsumAcc<T>>(x[off[0] + e * c.x_step]);
-      out[off[1] + e * c.out_step] = convert<T>(acc);
+      acc += convert<CumsumAcc<T>>(x[g.off[0] + e * c.x_step]);
+      out[g.off[1] + e * c.out_step] = convert<T>(acc);
     }
   }
 }

@@ -168,7 +168,8 @@ SSM_VECTOR_CLONES void keys_backward_rows(const KeyInputs<T>& in, const T* dout,
           mean_dxhat_xhat += dn[n] * in.w[n] * x.xhat[n];
         }
         mean_dxhat_xhat /= T(N);
-        for (int64_t n = 0; n < N; ++n) draw[s.draw_offset(row, r, g) + n] = x.rho * (dn[n] * in.w[n] - x.xhat[n] * mean_dxhat_xhat);
+        T* draw_row = draw + s.draw_offset(row, r, g);
+        for (int64_t n = 0; n < N; ++n) draw_row[n] = x.rho * (dn[n] * in.w[n] - x.xhat[n] * mean_dxhat_xhat);
       }
   }
 }

@@ -134,8 +134,9 @@ class RatesFunction final : public Function {
         in_grads[i] = g[i].defined() ? GradRows<T>{g[i].data<T>(), H} : GradRows<T>{zero_row.data(), 0};
       const T floor = static_cast<T>(A_floor_);
       cpu::parallel_for(rows, rows * H * 30, [&](int64_t row) {
-        rate_grads_of_row(H, in_rows.dt_row(row), in_rows.a_row(row), in_rows.trap_row(row), in_rows.bias, floor, in_grads[0].row(row), in_grads[1].row(row), in_grads[2].row(row),
-                          in_grads[3].row(row), out_dt + row * H, out_a + row * H, out_trap + row * H);
+        rate_grads_of_row(H, in_rows.dt_row(row), in_rows.a_row(row), in_rows.trap_row(row), in_rows.bias, floor,
+                          in_grads[0].row(row), in_grads[1].row(row), in_grads[2].row(row), in_grads[3].row(row),
+                          out_dt + row * H, out_a + row * H, out_trap + row * H);
       });
     });
     return {d_dt, d_a, d_trap, op::sum(d_dt, {0, 1})};

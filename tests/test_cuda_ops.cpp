@@ -205,7 +205,8 @@ TEST_F(CudaOps, CumsumForwardAndReverseMatchesTheCpu) {
     expect_close(op::cumsum(gpu(long_lines), 1, reverse), op::cumsum(long_lines, 1, reverse), 1e-12, 1e-12,
                  "long lines");
     const Tensor ints = op::mul(long_lines, 1000.0).to(DType::Int64);
-    EXPECT_EQ(op::cumsum(gpu(ints), 1, reverse).to_vector<int64_t>(), op::cumsum(ints, 1, reverse).to_vector<int64_t>());
+    EXPECT_EQ(op::cumsum(gpu(ints), 1, reverse).to_vector<int64_t>(),
+              op::cumsum(ints, 1, reverse).to_vector<int64_t>());
   }
 }
 
