@@ -529,14 +529,14 @@ void backward_chunks(const ChunkScanInputs<T>& in, const T* states, const T* dy,
 
 // The CUDA-core kernels' view of weighted keys: K formed once into a scratch (cuda/ssd_key_weight.h).
 template <class T>
-struct WeighedKeys {
+struct WeightedKeys {
   Tensor keys;
   ChunkScanInputs<T> inputs;
-  explicit WeighedKeys(const ChunkScanInputs<T>& in)
+  explicit WeightedKeys(const ChunkScanInputs<T>& in)
       : keys(scratch<T>(in.sizes.batch * in.sizes.heads * in.sizes.steps * in.sizes.rank * in.sizes.N)), inputs(in) {
-    weigh_keys(in, keys.data<T>());
+    form_weighted_keys(in, keys.data<T>());
     inputs.k = keys.data<T>();
-    inputs.k_layout = weighed_keys_layout(in.sizes);
+    inputs.k_layout = weighted_keys_layout(in.sizes);
     inputs.k_weight = nullptr;
   }
 };
@@ -555,7 +555,7 @@ void ssd_chunk_forward(const ChunkScanInputs<T>& in, const T* s0, T* y, SeqLayou
   check_sizes(in.sizes);
   check_key_weight(in);
   if (in.k_weight && !on_tensor_cores(in.sizes, states)) {
-    forward_chunks(WeighedKeys<T>(in).inputs, s0, y, y_layout, accumulate, states);
+    forward_chunks(WeightedKeys<T>(in).inputs, s0, y, y_layout, accumulate, states);
   } else {
     forward_chunks(in, s0, y, y_layout, accumulate, states);
   }
@@ -571,7 +571,7 @@ void ssd_chunk_backward(const ChunkScanInputs<T>& in, const T* states, const T* 
   if (!in.k_weight) return backward_chunks(in, states, dy, dy_layout, ds_final, grads);
   SSM_CHECK(grads.dw, "cuda ssd_chunk_backward: key weights need a dw output");
   if (on_tensor_cores(in.sizes, states)) backward_chunks(in, states, dy, dy_layout, ds_final, grads);
-  else backward_chunks(WeighedKeys<T>(in).inputs, states, dy, dy_layout, ds_final, grads);
+  else backward_chunks(WeightedKeys<T>(in).inputs, states, dy, dy_layout, ds_final, grads);
   key_weight_grads(in, grads);
 }
 

@@ -12,7 +12,7 @@ using ssd_chunk::seq_base;
 
 // A thread per element (b, h, i, n) of the scratch: K_i = w_{t(i)} k_i, t(i) = i / R.
 template <class T>
-__global__ void weigh_keys_kernel(ChunkScanInputs<T> in, T* keys, SeqLayout out) {
+__global__ void form_weighted_keys_kernel(ChunkScanInputs<T> in, T* keys, SeqLayout out) {
   const ChunkScanSizes& z = in.sizes;
   const int64_t rows = z.steps * z.rank, total = z.batch * z.heads * rows * z.N;
   for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
@@ -53,17 +53,17 @@ __global__ void key_weight_grads_kernel(ChunkScanInputs<T> in, ChunkScanGrads<T>
 
 }  // namespace
 
-SeqLayout weighed_keys_layout(const ChunkScanSizes& z) {
+SeqLayout weighted_keys_layout(const ChunkScanSizes& z) {
   const int64_t rows = z.steps * z.rank;
   return SeqLayout{z.heads * rows * z.N, rows * z.N, 1, z.N};
 }
 
 template <class T>
-void weigh_keys(const ChunkScanInputs<T>& in, T* keys) {
+void form_weighted_keys(const ChunkScanInputs<T>& in, T* keys) {
   const ChunkScanSizes& z = in.sizes;
   const int64_t total = z.batch * z.heads * z.steps * z.rank * z.N;
   if (total == 0) return;
-  weigh_keys_kernel<T><<<blocks_for(total), kThreads, 0, stream()>>>(in, keys, weighed_keys_layout(z));
+  form_weighted_keys_kernel<T><<<blocks_for(total), kThreads, 0, stream()>>>(in, keys, weighted_keys_layout(z));
   SSM_CUDA_CHECK_LAUNCH();
 }
 
@@ -76,8 +76,8 @@ void key_weight_grads(const ChunkScanInputs<T>& in, const ChunkScanGrads<T>& gra
   SSM_CUDA_CHECK_LAUNCH();
 }
 
-template void weigh_keys<float>(const ChunkScanInputs<float>&, float*);
-template void weigh_keys<double>(const ChunkScanInputs<double>&, double*);
+template void form_weighted_keys<float>(const ChunkScanInputs<float>&, float*);
+template void form_weighted_keys<double>(const ChunkScanInputs<double>&, double*);
 template void key_weight_grads<float>(const ChunkScanInputs<float>&, const ChunkScanGrads<float>&);
 template void key_weight_grads<double>(const ChunkScanInputs<double>&, const ChunkScanGrads<double>&);
 

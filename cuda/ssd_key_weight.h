@@ -2,8 +2,8 @@
 // k_weight): K_{t,r} = w_t k_{t,r}, with w one value per step and head (Mamba-3's w_t = γ_t + η_{t+1}).
 //
 // The tensor-core kernels scale the key rows as they stage them, so K is never written out. The CUDA-core
-// kernels (float64, and heads the tensor cores do not take) read K from memory: weigh_keys forms it once
-// into a scratch for them. Either way the core's backward yields dK = ∂ℒ/∂K, and key_weight_grads maps it
+// kernels (float64, and heads the tensor cores do not take) read K from memory: form_weighted_keys writes it
+// once into a scratch for them. Either way the core's backward yields dK = ∂ℒ/∂K, and key_weight_grads maps it
 // back in one pass over the keys:
 //   dk_{t,r} = w_t dK_{t,r},   dw_t = Σ_r <dK_{t,r}, k_{t,r}>.
 #pragma once
@@ -11,10 +11,10 @@
 
 namespace ssm::cuda {
 
-// The weighted keys of every sequence into `keys`, laid out [batch, heads, L·R, N] (weighed_keys_layout).
+// The weighted keys of every sequence into `keys`, laid out [batch, heads, L·R, N] (weighted_keys_layout).
 template <class T>
-void weigh_keys(const ChunkScanInputs<T>& in, T* keys);
-SeqLayout weighed_keys_layout(const ChunkScanSizes& z);
+void form_weighted_keys(const ChunkScanInputs<T>& in, T* keys);
+SeqLayout weighted_keys_layout(const ChunkScanSizes& z);
 
 // grads.dk holds dK on entry; it leaves holding dk, and grads.dw receives dw.
 template <class T>

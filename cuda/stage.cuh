@@ -2,9 +2,9 @@
 //
 // A global load waits hundreds of cycles. A copy loop that loads one value and stores it before loading the
 // next leaves each thread waiting on one load at a time, and a kernel that stages its operands that way is
-// bound by that latency (ncu: the staging's shared stores were the most sampled stalls of the gradient and
-// keys kernels). Here each thread issues kInFlight loads before it stores any, 16 bytes each where float data
-// is 16-byte aligned.
+// bound by that latency (ncu at the 130M model: the keys' backward). Here each thread issues kInFlight loads
+// before it stores any, 16 bytes each where float data is 16-byte aligned. (The chunk kernels' stage_rows in
+// cuda/ssd_chunk_mma.cu does the same for their strided, row-scaled, zero-padded tiles.)
 #pragma once
 #include <cstdint>
 #include <type_traits>

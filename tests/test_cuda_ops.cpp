@@ -231,6 +231,14 @@ TEST_F(CudaOps, MatmulHonoursTransposedBroadcastAndSlicedOperands) {
   const Tensor a = randn({64, 96}).to(DType::BFloat16), b = randn({96, 48}).to(DType::BFloat16);
   const Tensor ref = op::matmul(a.to(DType::Float32), b.to(DType::Float32));
   expect_close(op::matmul(gpu(a), gpu(b)).to(DType::Float32), ref, 5e-2, 1e-2, "bfloat16 matmul");
+  // bfloat16 in, float32 out (autocast's product): the float32 product of the rounded inputs, unrounded,
+  // also with a transposed operand as the layers pass their weights
+  const Tensor product = op::matmul(gpu(a), gpu(b), DType::Float32);
+  EXPECT_EQ(product.dtype(), DType::Float32);
+  expect_close(product, ref, 1e-5, 1e-5, "bfloat16 operands, float32 product");
+  const Tensor bt = randn({48, 96}).to(DType::BFloat16).transpose(0, 1);
+  expect_close(op::matmul(gpu(a), gpu(bt), DType::Float32),
+               op::matmul(a.to(DType::Float32), bt.to(DType::Float32)), 1e-5, 1e-5, "transposed weight");
 }
 
 TEST_F(CudaOps, IndexOpsMatchTheCpu) {
