@@ -1,8 +1,10 @@
 // cuda/mamba3_diag.cu — the diagonal correction of Mamba-3's chunked scan on the GPU (cuda/ssm_fused.h
 // gives the formulas; ssm/mamba3_scan_chunked.cpp's per-token passes are the CPU twin, spec §3.6).
 //
-// The chunked core counts each token's own term with weight γ + η_next, the trapezoid's full weight, and
-// the correction takes η_next·(q̃ k̃ᵀ) v back off: per (token, head) an R×R matrix E of N-long dot products
+// The chunked core on CUDA cores (float64, and heads the tensor cores do not take) counts each token's own
+// term with weight γ + η_next, the trapezoid's full weight, and the correction takes η_next·(q̃ k̃ᵀ) v back
+// off (the tensor-core kernels weigh the own term with γ themselves: the own-step discount of
+// cuda/ssm_kernels.h): per (token, head) an R×R matrix E of N-long dot products
 // applied to R rows of P values. A team of lanes per (token, head) — as many as the wider of N and P
 // needs, 8 to 32, so that at N = P = 16 a warp serves two — forms the R² dot products as shuffle sums,
 // keeps them in the team's slice of shared memory, then strides the P (or N) columns of the outputs. Each

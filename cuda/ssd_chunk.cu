@@ -20,7 +20,8 @@
 //               A "row pass" over tiles of rows builds dM ⊙ Λ and Ξ for dQ and the row sums; a "column
 //               pass" over tiles of columns builds M, dM ⊙ Λ and Ξ transposed for dK, dV and column sums.
 // For float32 heads whose N and P are multiples of 16, on an sm_80 or newer GPU, the per-chunk kernels
-// (state, output, dstate, grads) run on tensor cores instead: cuda/ssd_chunk_mma.cu, same contracts; the
+// (state, output, dstate, grads) run on tensor cores instead: cuda/ssd_chunk_mma.cu, same contracts, except
+// that with key weights they give ∂ℒ/∂k and ∂ℒ/∂w themselves, and they alone take an own-step discount; the
 // state passes between chunks are these. What both kinds share is in cuda/ssd_chunk_parts.cuh.
 // Every output element is written by one thread in a fixed order (no atomics): deterministic.
 // Λ is computed as e^{cs_t − cs_s} (≤ 1 for a ≤ 0: nothing overflows) — the CPU builds it by products of
@@ -485,7 +486,8 @@ void forward_chunks(const ChunkScanInputs<T>& in, const T* s0, T* y, SeqLayout y
          y_layout, accumulate, rows, staged);
 }
 
-// The backward likewise; with key weights its dK is ∂ℒ/∂K (key_weight_grads maps it back).
+// The backward likewise; with key weights on CUDA cores its dK is ∂ℒ/∂K (key_weight_grads maps it back),
+// on tensor cores ∂ℒ/∂k with dw and ∂ℒ/∂e written by the kernel.
 template <class T>
 void backward_chunks(const ChunkScanInputs<T>& in, const T* states, const T* dy, SeqLayout dy_layout,
                      const T* ds_final, const ChunkScanGrads<T>& grads) {
@@ -542,9 +544,12 @@ struct WeightedKeys {
 };
 
 template <class T>
-void check_key_weight(const ChunkScanInputs<T>& in) {
+void check_key_weight(const ChunkScanInputs<T>& in, const T* states) {
   SSM_CHECK(!in.k_weight || in.k_layout.heads_per_group == 1,
             "cuda ssd_chunk: key weights are per head, so each head needs its own key rows");
+  SSM_CHECK(!in.k_own_discount || in.k_weight, "cuda ssd_chunk: an own-step discount needs key weights");
+  SSM_CHECK(!in.k_own_discount || on_tensor_cores(in.sizes, states),
+            "cuda ssd_chunk: only the tensor-core kernels take an own-step discount (ssd_chunk_takes_own_discount)");
 }
 
 }  // namespace
@@ -553,7 +558,7 @@ template <class T>
 void ssd_chunk_forward(const ChunkScanInputs<T>& in, const T* s0, T* y, SeqLayout y_layout, bool accumulate,
                        T* states) {
   check_sizes(in.sizes);
-  check_key_weight(in);
+  check_key_weight(in, static_cast<const T*>(states));
   if (in.k_weight && !on_tensor_cores(in.sizes, states)) {
     forward_chunks(WeightedKeys<T>(in).inputs, s0, y, y_layout, accumulate, states);
   } else {
@@ -565,14 +570,20 @@ template <class T>
 void ssd_chunk_backward(const ChunkScanInputs<T>& in, const T* states, const T* dy, SeqLayout dy_layout,
                         const T* ds_final, const ChunkScanGrads<T>& grads) {
   check_sizes(in.sizes);
-  check_key_weight(in);
+  check_key_weight(in, states);
   for (const SeqLayout* l : {&grads.dq_layout, &grads.dk_layout, &grads.dv_layout, &grads.da_layout})
     SSM_CHECK(l->heads_per_group == 1, "cuda ssd_chunk_backward: every head needs its own gradient rows");
   if (!in.k_weight) return backward_chunks(in, states, dy, dy_layout, ds_final, grads);
   SSM_CHECK(grads.dw, "cuda ssd_chunk_backward: key weights need a dw output");
-  if (on_tensor_cores(in.sizes, states)) backward_chunks(in, states, dy, dy_layout, ds_final, grads);
-  else backward_chunks(WeightedKeys<T>(in).inputs, states, dy, dy_layout, ds_final, grads);
+  SSM_CHECK(!in.k_own_discount || grads.d_own_discount, "cuda ssd_chunk_backward: an own-step discount needs its gradient output");
+  if (on_tensor_cores(in.sizes, states)) return backward_chunks(in, states, dy, dy_layout, ds_final, grads);
+  backward_chunks(WeightedKeys<T>(in).inputs, states, dy, dy_layout, ds_final, grads);
   key_weight_grads(in, grads);
+}
+
+template <class T>
+bool ssd_chunk_takes_own_discount(const ChunkScanSizes& z, const T* states) {
+  return on_tensor_cores(z, states);
 }
 
 template void ssd_chunk_forward<float>(const ChunkScanInputs<float>&, const float*, float*, SeqLayout, bool, float*);
@@ -582,5 +593,7 @@ template void ssd_chunk_backward<float>(const ChunkScanInputs<float>&, const flo
                                         const float*, const ChunkScanGrads<float>&);
 template void ssd_chunk_backward<double>(const ChunkScanInputs<double>&, const double*, const double*, SeqLayout,
                                          const double*, const ChunkScanGrads<double>&);
+template bool ssd_chunk_takes_own_discount<float>(const ChunkScanSizes&, const float*);
+template bool ssd_chunk_takes_own_discount<double>(const ChunkScanSizes&, const double*);
 
 }  // namespace ssm::cuda

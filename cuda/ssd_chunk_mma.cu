@@ -14,8 +14,11 @@
 //             dQ = diag(e^{cs}) dY S_c + (dM ⊙ Λ) K        row sums: Σ_j Ξ_ij + dQ^off_i · Q_i
 //             dK = diag(w) V dS + (dM ⊙ Λ)ᵀ Q              column sums: Σ_i Ξ_ij
 //             dV = diag(w) K dSᵀ + Mᵀ dY                   g_i = V_i · (diag(w) K dSᵀ)_i
-// Key weights (cuda/ssd_key_weight.h), when the problem has them, scale K's rows as they are staged (and
-// the weights w of S^loc), so every product above sees K = w_t k without K being written out.
+// Key weights (cuda/ssd_key_weight.h), when the problem has them, enter where K's rows meet a product: the
+// weights w of S^loc (and so of dK's and dV's state terms), and the columns of Q Kᵀ ⊙ Λ, which K's own
+// step sees with w − e when the problem has an own-step discount e (cuda/ssm_kernels.h; Mamba-3's diagonal
+// correction). So K = w_t k is never written out, and the gradient kernel gives ∂ℒ/∂k, ∂ℒ/∂w and ∂ℒ/∂e
+// itself (the weights' gradients as row sums of the products it forms anyway).
 // A transpose is a column-major view of the row-major copy (WMMA loads either), never a copy. Causal
 // products skip the 8-column steps wholly above the block diagonal. S_c and dS are read from global
 // memory (every chunk's [P, N] block is 32-byte aligned there); the row sums, dT and da end as in the
@@ -98,7 +101,7 @@ struct OuterLayout {  // chunk_state, chunk_dstate
 };
 
 struct OutputLayout {  // chunk_output
-  int cs, cs_row, step_end, kw, q, k, v, g, y, floats;
+  int cs, cs_row, step_end, kw, own, q, k, v, g, y, floats;
   __host__ __device__ explicit OutputLayout(const ChunkScanSizes& z) {
     const int mp = padded_rows(z), ldn = static_cast<int>(z.N) + kPad, ldp = static_cast<int>(z.P) + kPad;
     Carve c;
@@ -106,6 +109,7 @@ struct OutputLayout {  // chunk_output
     cs_row = c.take(mp);
     step_end = c.take(mp);
     kw = c.take(mp);
+    own = c.take(mp);
     q = c.take(mp * ldn);
     k = c.take(mp * ldn);
     v = c.take(mp * ldp);
@@ -116,12 +120,12 @@ struct OutputLayout {  // chunk_output
 };
 
 struct GradsLayout {  // chunk_grads
-  int cs, cs_row, step_end, ecs, w, kw, rowc, rowg, red, q, k, v, dy, g, dm, xi, out, floats;
+  int cs, cs_row, step_end, ecs, w, kw, own, rowc, rowg, row_dw, row_de, red, q, k, v, dy, g, dm, xi, out, floats;
   __host__ __device__ explicit GradsLayout(const ChunkScanSizes& z) {
     const int mp = padded_rows(z), ldn = static_cast<int>(z.N) + kPad, ldp = static_cast<int>(z.P) + kPad;
     Carve c;
     cs = c.take(static_cast<int>(z.chunk));
-    for (int* piece : {&cs_row, &step_end, &ecs, &w, &kw, &rowc, &rowg}) *piece = c.take(mp);
+    for (int* piece : {&cs_row, &step_end, &ecs, &w, &kw, &own, &rowc, &rowg, &row_dw, &row_de}) *piece = c.take(mp);
     red = c.take(kTileThreads / 32);
     q = c.take(mp * ldn);
     k = c.take(mp * ldn);
@@ -204,16 +208,34 @@ __device__ inline const float* chunk_key_weights(const ChunkScanInputs<float>& i
   return in.k_weight + seq_base(in.k_weight_layout, pos.b, pos.h) + pos.t0 * in.k_weight_layout.row_stride;
 }
 
-// The key weight of each of the chunk's rows into kw_row (0 on the padding rows), and kw_row; nullptr, and
-// nothing written, without key weights. Callers __syncthreads() before reading.
-__device__ const float* row_key_weights(const ChunkScanInputs<float>& in, const ChunkPos& pos, int mp,
-                                        float* kw_row) {
+// The weights of the chunk's key rows as the columns of its masked product Q Kᵀ ⊙ Λ see them: row j's step
+// weight w from later steps' rows, w − e (the own-step discount, cuda/ssm_kernels.h) from its own step's.
+// Per row in shared memory (0 on the padding rows); all ones without key weights.
+struct KeyColumns {
+  const float *later = nullptr, *own = nullptr;  // nullptr without key weights
+  __device__ bool weighted() const { return later != nullptr; }
+  __device__ float later_weight(int j) const { return later ? later[j] : 1.f; }
+  __device__ float own_weight(int j) const { return own ? own[j] : 1.f; }
+  // The weight of column j in the product's row whose step starts at row own_begin (j < that step's end).
+  __device__ float operator()(int j, int own_begin) const { return j >= own_begin ? own_weight(j) : later_weight(j); }
+};
+
+// Fills later and own for the chunk's rows when the problem has key weights. Callers __syncthreads()
+// before reading.
+__device__ KeyColumns key_columns(const ChunkScanInputs<float>& in, const ChunkPos& pos, int mp, float* later,
+                                  float* own) {
   const float* kw = chunk_key_weights(in, pos);
-  if (!kw) return nullptr;
+  if (!kw) return {};
+  const int64_t stride = in.k_weight_layout.row_stride;
+  const float* discount =
+      in.k_own_discount ? in.k_own_discount + seq_base(in.k_weight_layout, pos.b, pos.h) + pos.t0 * stride : nullptr;
   const int R = static_cast<int>(in.sizes.rank);
-  for (int i = static_cast<int>(threadIdx.x); i < mp; i += blockDim.x)
-    kw_row[i] = i < pos.m ? kw[i / R * in.k_weight_layout.row_stride] : 0.f;
-  return kw_row;
+  for (int i = static_cast<int>(threadIdx.x); i < mp; i += blockDim.x) {
+    const int64_t step = i / R * stride;
+    later[i] = i < pos.m ? kw[step] : 0.f;
+    own[i] = i < pos.m ? kw[step] - (discount ? discount[step] : 0.f) : 0.f;
+  }
+  return {later, own};
 }
 
 // The columns a causal product's rows [i0, i0 + 16) reach: j < the end of the last row's step.
@@ -347,6 +369,23 @@ __device__ void chunk_gradient(StateTerm state_term, const float* scale, const f
   __syncthreads();  // out is reused
 }
 
+// The key weights' gradients of the chunk's steps: dw_t = Σ_r row_dw_{t,r} and, with an own-step
+// discount, ∂ℒ/∂e_t = Σ_r row_de_{t,r}. Callers __syncthreads() before (the row sums are other warps').
+__device__ void write_step_sums(const ChunkPos& pos, int R, const float* row_dw, const float* row_de,
+                                const ChunkScanGrads<float>& grads) {
+  const SeqLayout& l = grads.dw_layout;
+  const int64_t first = seq_base(l, pos.b, pos.h) + pos.t0 * l.row_stride;
+  for (int t = static_cast<int>(threadIdx.x); t < pos.q; t += blockDim.x) {
+    float dw = 0.f, de = 0.f;
+    for (int r = 0; r < R; ++r) {
+      dw += row_dw[t * R + r];
+      de += row_de[t * R + r];
+    }
+    grads.dw[first + t * l.row_stride] = dw;
+    if (grads.d_own_discount) grads.d_own_discount[first + t * l.row_stride] = de;
+  }
+}
+
 // ---- forward ----
 
 // out [P, N] = Aᵀ diag(w) B over the chunk's rows, w_i = weight(cs_t(i), T) (times the key weights when B
@@ -408,12 +447,11 @@ __global__ void __launch_bounds__(kTileThreads) chunk_output_kernel(ChunkScanInp
         *g = sh + lay.g, *y_tile = sh + lay.y;
   int* step_end = reinterpret_cast<int*>(sh + lay.step_end);
   const ChunkRows<float> rows = chunk_rows(in, pos);
-  const float* kw_row = row_key_weights(in, pos, mp, sh + lay.kw);
-  if (kw_row) __syncthreads();  // (the same branch for the whole block)
+  const KeyColumns columns = key_columns(in, pos, mp, sh + lay.kw, sh + lay.own);
   stage_rows(rows.q, m, mp, N, q, ldn);
-  stage_rows(rows.k, m, mp, N, k, ldn, kw_row);
+  stage_rows(rows.k, m, mp, N, k, ldn);
   stage_rows(rows.v, m, mp, P, v, ldp);
-  chunk_cumsum(in, pos, cs);  // (its barriers also cover the staging)
+  chunk_cumsum(in, pos, cs);  // (its barriers also cover the staging and the key columns)
   padded_row_steps(cs, m, mp, R, cs_row, step_end);
   __syncthreads();
 
@@ -425,10 +463,11 @@ __global__ void __launch_bounds__(kTileThreads) chunk_output_kernel(ChunkScanInp
     store_tile(g + i0 * ldg + j0, ldg, acc);
   });
   __syncthreads();
-  // G = Q Kᵀ ⊙ Λ (zero outside the causal block triangle), Q ← diag(e^{cs}) Q
+  // G = Q Kᵀ ⊙ Λ with the key columns' weights (zero outside the causal block triangle), Q ← diag(e^{cs}) Q
   for (TileWalk e(mp); e.row < mp; e.next()) {
     float& gij = g[e.row * ldg + e.col];
-    gij = e.col < step_end[e.row] ? gij * expf(cs_row[e.row] - cs_row[e.col]) : 0.f;
+    const int end = step_end[e.row];
+    gij = e.col < end ? gij * expf(cs_row[e.row] - cs_row[e.col]) * columns(e.col, end - R) : 0.f;
   }
   for (TileWalk e(N); e.row < m; e.next()) q[e.row * ldn + e.col] *= expf(cs_row[e.row]);
   __syncthreads();
@@ -476,26 +515,25 @@ __global__ void __launch_bounds__(kTileThreads) chunk_grads_kernel(ChunkScanInpu
   const GradsLayout lay(z);
   float* sh = mma_shared();
   float *cs = sh + lay.cs, *cs_row = sh + lay.cs_row, *ecs = sh + lay.ecs, *w = sh + lay.w, *rowc = sh + lay.rowc,
-        *rowg = sh + lay.rowg, *red = sh + lay.red;
+        *rowg = sh + lay.rowg, *row_dw = sh + lay.row_dw, *row_de = sh + lay.row_de, *red = sh + lay.red;
   float *q = sh + lay.q, *k = sh + lay.k, *v = sh + lay.v, *dY = sh + lay.dy, *g = sh + lay.g, *dm = sh + lay.dm,
         *xi = sh + lay.xi, *out = sh + lay.out;
   int* step_end = reinterpret_cast<int*>(sh + lay.step_end);
   const ChunkRows<float> rows = chunk_rows(in, pos);
   const int64_t first_row = pos.t0 * R;
-  const float* kw_row = row_key_weights(in, pos, mp, sh + lay.kw);
-  if (kw_row) __syncthreads();  // (the same branch for the whole block)
+  const KeyColumns columns = key_columns(in, pos, mp, sh + lay.kw, sh + lay.own);
   stage_rows(rows.q, m, mp, N, q, ldn);
-  stage_rows(rows.k, m, mp, N, k, ldn, kw_row);
+  stage_rows(rows.k, m, mp, N, k, ldn);
   stage_rows(rows.v, m, mp, P, v, ldp);
   stage_rows({dy + seq_base(dy_layout, pos.b, pos.h) + first_row * dy_layout.row_stride, dy_layout.row_stride}, m, mp,
              P, dY, ldp);
-  chunk_cumsum(in, pos, cs);  // (its barriers also cover the staging)
+  chunk_cumsum(in, pos, cs);  // (its barriers also cover the staging and the key columns)
   padded_row_steps(cs, m, mp, R, cs_row, step_end);
   const float total = cs[pos.q - 1];
   __syncthreads();
-  for (int i = static_cast<int>(threadIdx.x); i < mp; i += blockDim.x) {
+  for (int i = static_cast<int>(threadIdx.x); i < mp; i += blockDim.x) {  // w: S^loc's row weights
     ecs[i] = i < m ? expf(cs_row[i]) : 0.f;
-    w[i] = i < m ? expf(total - cs_row[i]) : 0.f;
+    w[i] = i < m ? expf(total - cs_row[i]) * columns.later_weight(i) : 0.f;
   }
   const float* Sc = states + state_offset(z, pos.b, pos.c, pos.h);               // S_c [P, N]
   const float* dS = dstates + (pos.s * (z.nchunks() + 1) + pos.c + 1) * z.P * z.N;  // ∂ℒ/∂S_{c+1} [P, N]
@@ -511,39 +549,50 @@ __global__ void __launch_bounds__(kTileThreads) chunk_grads_kernel(ChunkScanInpu
     store_tile((scores ? g : dm) + i0 * ldg + j0, ldg, acc);
   });
   __syncthreads();
-  // g ← M = Q Kᵀ ⊙ Λ, dm ← dM ⊙ Λ, xi ← Ξ = (dM ⊙ Λ) ⊙ Q Kᵀ (zero outside the causal block triangle)
+  // With W the key columns' weights (KeyColumns): g ← M = Q Kᵀ ⊙ Λ ⊙ W, dm ← dM ⊙ Λ ⊙ W, and
+  // xi ← Ξ' = (dM ⊙ Λ) ⊙ Q Kᵀ, zero outside the causal block triangle (Ξ = Ξ' ⊙ W is ∂ℒ/∂ log Λ, and Ξ' the
+  // gradient of the weights)
   for (TileWalk e(mp); e.row < mp; e.next()) {
-    const int at = e.row * ldg + e.col;
+    const int at = e.row * ldg + e.col, end = step_end[e.row];
     float mt = 0.f, dm_lam = 0.f, x = 0.f;
-    if (e.col < step_end[e.row]) {
-      const float lam = expf(cs_row[e.row] - cs_row[e.col]);
-      mt = g[at] * lam;
+    if (e.col < end) {
+      const float lam = expf(cs_row[e.row] - cs_row[e.col]), weight = columns(e.col, end - R);
       dm_lam = dm[at] * lam;
       x = dm_lam * g[at];
+      mt = g[at] * lam * weight;
+      dm_lam *= weight;
     }
     g[at] = mt;
     dm[at] = dm_lam;
     xi[at] = x;
   }
   __syncthreads();
-  // rowc_i = Σ_j Ξ_ij − Σ_j Ξ_ji, a warp a row (the first product of the dQ below runs beside it: neither
-  // reads the other)
+  // Per row i, a warp a row (the first product of the dQ below runs beside it: neither reads the other):
+  //   rowc_i = Σ_j Ξ_ij − Σ_j Ξ_ji;
+  //   column i's Σ_j Ξ'_ji over the rows j of its own step, and over later steps' rows: ∂ℒ/∂(w − e) and ∂ℒ/∂w
+  //   of its key weight through the masked product (row_dw ← their sum, row_de ← minus the first).
   {
     const int lane = static_cast<int>(threadIdx.x) % 32, warps = static_cast<int>(blockDim.x) / 32;
     for (int i = static_cast<int>(threadIdx.x) / 32; i < m; i += warps) {
-      float s = 0.f;
-      for (int j = lane; j < step_end[i]; j += 32) s += xi[i * ldg + j];
-      for (int j = step_end[i] - R + lane; j < m; j += 32) s -= xi[j * ldg + i];
+      const int end = step_end[i], own_begin = end - R;
+      float s = 0.f, own_column = 0.f, later_column = 0.f;
+      for (int j = lane; j < end; j += 32) s += xi[i * ldg + j] * columns(j, own_begin);
+      for (int j = own_begin + lane; j < m; j += 32) (j < end ? own_column : later_column) += xi[j * ldg + i];
       s = warp_sum(s);
-      if (lane == 0) rowc[i] = s;
+      own_column = warp_sum(own_column);
+      later_column = warp_sum(later_column);
+      if (lane == 0) {
+        rowc[i] = s - own_column * columns.own_weight(i) - later_column * columns.later_weight(i);
+        row_dw[i] = own_column + later_column;
+        row_de[i] = -own_column;
+      }
     }
   }
   const auto rows_of = [&](const SeqLayout& l, float* base) {
     return base + seq_base(l, pos.b, pos.h) + first_row * l.row_stride;
   };
-  const auto no_row_sums = [](int, float) {};
 
-  // dQ = diag(e^{cs}) dY S_c + (dM ⊙ Λ) K;  rowc_i += dQ^off_i · Q_i
+  // dQ = diag(e^{cs}) dY S_c + (dM ⊙ Λ ⊙ W) K;  rowc_i += dQ^off_i · Q_i
   chunk_gradient([&](Acc& acc, int i0, int n0) { mma_add<kSplit>(acc, Mat<RowMajor>{dY, ldp}, Mat<RowMajor>{Sc, N}, i0, n0, 0, P); },
                  ecs, q, ldn, [&](int i, float s) { if (i < m) rowc[i] += ecs[i] * s; },
                  [&](Acc& acc, int i0, int n0) {
@@ -551,9 +600,11 @@ __global__ void __launch_bounds__(kTileThreads) chunk_grads_kernel(ChunkScanInpu
                                    causal_k_end(i0, R, mp));
                  },
                  mp, m, N, out, ldo, rows_of(grads.dq_layout, grads.dq), grads.dq_layout.row_stride);
-  // dK = diag(w) V dS + (dM ⊙ Λ)ᵀ Q
+  // dK = diag(w) V dS + (dM ⊙ Λ ⊙ W)ᵀ Q;  with key weights, row_dw_i += e^{T − cs_i} (V dS)_i · K_i, the
+  // gradient of row i's key weight through S^loc
   chunk_gradient([&](Acc& acc, int i0, int n0) { mma_add<kSplit>(acc, Mat<RowMajor>{v, ldp}, Mat<RowMajor>{dS, N}, i0, n0, 0, P); },
-                 w, nullptr, 0, no_row_sums,
+                 w, columns.weighted() ? k : nullptr, ldn,
+                 [&](int i, float s) { if (i < m) row_dw[i] += expf(total - cs_row[i]) * s; },
                  [&](Acc& acc, int i0, int n0) {
                    mma_add<kSplit>(acc, Mat<ColMajor>{dm, ldg}, Mat<RowMajor>{q, ldn}, i0, n0,
                                    anticausal_k_begin(i0, R), mp);
@@ -572,6 +623,7 @@ __global__ void __launch_bounds__(kTileThreads) chunk_grads_kernel(ChunkScanInpu
                                    anticausal_k_begin(i0, R), mp);
                  },
                  mp, m, P, out, ldo, rows_of(grads.dv_layout, grads.dv), grads.dv_layout.row_stride);
+  if (columns.weighted()) write_step_sums(pos, R, row_dw, row_de, grads);
 
   finish_chunk_da(RowView<float>{dS, N}, RowView<float>{Sc, N}, P, N, pos, R, total, rowg, rowc, red,
                   grads.da + seq_base(grads.da_layout, pos.b, pos.h), grads.da_layout.row_stride);

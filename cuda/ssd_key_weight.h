@@ -1,10 +1,10 @@
 // cuda/ssd_key_weight.h — the chunked SSD's optional key weights (cuda/ssm_kernels.h, ChunkScanInputs::
 // k_weight): K_{t,r} = w_t k_{t,r}, with w one value per step and head (Mamba-3's w_t = γ_t + η_{t+1}).
 //
-// The tensor-core kernels scale the key rows as they stage them, so K is never written out. The CUDA-core
-// kernels (float64, and heads the tensor cores do not take) read K from memory: form_weighted_keys writes it
-// once into a scratch for them. Either way the core's backward yields dK = ∂ℒ/∂K, and key_weight_grads maps it
-// back in one pass over the keys:
+// The tensor-core kernels apply the weights inside their products, so K is never written out, and give
+// ∂ℒ/∂k and ∂ℒ/∂w themselves (cuda/ssd_chunk_mma.cu). The CUDA-core kernels (float64, and heads the tensor
+// cores do not take) read K from memory: form_weighted_keys writes it once into a scratch for them. Their
+// backward yields dK = ∂ℒ/∂K, and key_weight_grads maps it back in one pass over the keys:
 //   dk_{t,r} = w_t dK_{t,r},   dw_t = Σ_r <dK_{t,r}, k_{t,r}>.
 #pragma once
 #include "cuda/ssm_kernels.h"

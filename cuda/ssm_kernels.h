@@ -58,13 +58,22 @@ struct ChunkScanInputs {
   // head must own its key rows (heads_per_group = 1).
   const T* k_weight = nullptr;
   SeqLayout k_weight_layout;
+  // Optional, with key weights: a discount e on each step's own keys (laid out like the weights). Row (t, r)
+  // then sees the keys of its own step t with weight w_t − e_t and those of earlier steps with their w: the
+  // diagonal blocks Λ_{(t,r),(t,r')} of the masked product are scaled by (w_t − e_t) instead of w_t, and the
+  // state S_{c+1} keeps w. Mamba-3 sets e_t = η_{t+1}: a token's own term enters with γ_t alone (spec §3.8),
+  // which spares its diagonal correction a pass of its own. Only the tensor-core kernels take it
+  // (ssd_chunk_takes_own_discount).
+  const T* k_own_discount = nullptr;
 };
 
 // Gradient outputs (overwritten). Each head must own its rows here (heads_per_group = 1). With key weights,
-// dk is ∂ℒ/∂k = w·∂ℒ/∂K and dw (laid out like da) is ∂ℒ/∂w_t = Σ_r <∂ℒ/∂K_{t,r}, k_{t,r}>.
+// dk is ∂ℒ/∂k (the unweighted rows) and dw (laid out like da) is ∂ℒ/∂w_t; with an own-step discount,
+// d_own_discount (laid out like dw) is ∂ℒ/∂e_t.
 template <class T>
 struct ChunkScanGrads {
-  T *dq = nullptr, *dk = nullptr, *dv = nullptr, *da = nullptr, *ds0 = nullptr, *dw = nullptr;
+  T *dq = nullptr, *dk = nullptr, *dv = nullptr, *da = nullptr, *ds0 = nullptr, *dw = nullptr,
+    *d_own_discount = nullptr;
   SeqLayout dq_layout, dk_layout, dv_layout, da_layout, dw_layout;
 };
 
@@ -77,5 +86,11 @@ void ssd_chunk_forward(const ChunkScanInputs<T>& in, const T* s0, T* y, SeqLayou
 template <class T>
 void ssd_chunk_backward(const ChunkScanInputs<T>& in, const T* states, const T* dy, SeqLayout dy_layout,
                         const T* ds_final, const ChunkScanGrads<T>& grads);
+
+// Whether the chunk kernels of this problem run on tensor cores (cuda/ssd_chunk_mma.cu: float32, N and P
+// multiples of 16, on sm_80 or newer), the only ones that take an own-step discount; `states` is the
+// buffer the forward will write (its alignment counts).
+template <class T>
+bool ssd_chunk_takes_own_discount(const ChunkScanSizes& z, const T* states);
 
 }  // namespace ssm::cuda

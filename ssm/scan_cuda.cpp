@@ -27,11 +27,11 @@ SeqLayout steps_layout(int64_t L, int64_t H) { return SeqLayout{L * H, 1, 1, H};
 Tensor empty_like_on(const Shape& shape, const Tensor& like) { return Tensor::empty(shape, like.dtype(), like.device()); }
 Tensor zeros_on(const Shape& shape, const Tensor& like) { return Tensor::zeros(shape, like.dtype(), like.device()); }
 
-// The core's problem: Q, K, V, a in the given layouts (with key weights: K = w k, k the rows in `k`), and
-// the precision of its products.
+// The core's problem: Q, K, V, a in the given layouts (with key weights: K = w k, k the rows in `k`, and
+// optionally an own-step discount on them, cuda/ssm_kernels.h), and the precision of its products.
 struct CoreOperands {
   cuda::ChunkScanSizes sizes;
-  Tensor q, k, v, a, k_weight;
+  Tensor q, k, v, a, k_weight, k_own_discount;
   SeqLayout lq, lk, lv, la, lkw;
   bool tf32_products = false;
 
@@ -52,6 +52,7 @@ struct CoreOperands {
       in.k_weight = k_weight.data<T>();
       in.k_weight_layout = lkw;
     }
+    if (k_own_discount.defined()) in.k_own_discount = k_own_discount.data<T>();
     return in;
   }
 };
@@ -67,9 +68,10 @@ void core_forward(const CoreOperands& op_in, const Tensor& s0, const Tensor& y, 
 }
 
 // The core's gradients: dQ, dK (per head, [batch, rows..., H, N] like lq_out), dV, da, dS_0; with key
-// weights dK is ∂ℒ/∂k (the unweighted rows) and dw, shaped like da, ∂ℒ/∂w.
+// weights dK is ∂ℒ/∂k (the unweighted rows) and dw, shaped like da, ∂ℒ/∂w; with an own-step discount
+// d_own_discount, shaped like da, its gradient.
 struct CoreGrads {
-  Tensor dq, dk, dv, da, ds0, dw;
+  Tensor dq, dk, dv, da, ds0, dw, d_own_discount;
 };
 
 CoreGrads core_backward(const CoreOperands& op_in, const Tensor& states, const Tensor& dy, SeqLayout ldy,
@@ -77,7 +79,8 @@ CoreGrads core_backward(const CoreOperands& op_in, const Tensor& states, const T
                         SeqLayout ldv, const Shape& da_shape, SeqLayout lda, const Shape& state_shape) {
   CoreGrads g{empty_like_on(dqk_shape, dy), empty_like_on(dqk_shape, dy), empty_like_on(dv_shape, dy),
               empty_like_on(da_shape, dy), empty_like_on(state_shape, dy),
-              op_in.k_weight.defined() ? empty_like_on(da_shape, dy) : Tensor()};
+              op_in.k_weight.defined() ? empty_like_on(da_shape, dy) : Tensor(),
+              op_in.k_own_discount.defined() ? empty_like_on(da_shape, dy) : Tensor()};
   dispatch_float(dy.dtype(), "scan backward (cuda)", [&](auto tag) {
     using T = decltype(tag);
     cuda::ChunkScanGrads<T> out;
@@ -94,6 +97,7 @@ CoreGrads core_backward(const CoreOperands& op_in, const Tensor& states, const T
       out.dw = g.dw.data<T>();
       out.dw_layout = lda;
     }
+    if (g.d_own_discount.defined()) out.d_own_discount = g.d_own_discount.data<T>();
     cuda::ssd_chunk_backward<T>(op_in.inputs<T>(), states.data<T>(), dy.data<T>(), ldy, dh_final.data<T>(), out);
   });
   return g;
@@ -147,20 +151,29 @@ Tensor eta0_of(const Tensor& eta) { return eta.select(1, 0).unsqueeze(2).unsquee
 struct Mamba3Core {
   CoreOperands operands;
   Tensor s0, eta_next, weight;  // S_0 [batch, H, P, N]; η_next and w = γ + η_next [batch, L, H]
+  // Whether the core weighs a token's own term with γ itself (own-step discount η_next, on tensor cores);
+  // if not, the diagonal correction's kernels (cuda/mamba3_diag.cu) take the excess η_next back off.
+  bool own_term_in_core = false;
 };
 
+// `states` is the buffer the core's forward writes (whether the core runs on tensor cores depends on it).
 Mamba3Core mamba3_core(const Mamba3Sizes& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& adt,
                        const Tensor& gamma, const Tensor& eta, const Tensor& h0, const Tensor& k_prev,
-                       const Tensor& v_prev) {
+                       const Tensor& v_prev, const Tensor& states) {
   Mamba3Core c;
   c.eta_next = eta_next(s, eta);
   c.weight = op::add(gamma, c.eta_next);
   CoreOperands& o = c.operands;
   o.sizes = core_sizes(s.batch, s.H, s.L, s.R, s.N, s.P, s.Q);
+  dispatch_float(q.dtype(), "mamba3 scan (cuda)", [&](auto tag) {
+    using T = decltype(tag);
+    c.own_term_in_core = cuda::ssd_chunk_takes_own_discount<T>(o.sizes, states.data<T>());
+  });
   o.tf32_products = s.tf32_products;
   o.q = q;
   o.k = k;
   o.k_weight = c.weight;  // K_s = w_s k̃_s, applied by the core (cuda/ssd_key_weight.h)
+  if (c.own_term_in_core) o.k_own_discount = c.eta_next;  // the diagonal block sees w − η_next = γ
   o.v = v;
   o.a = adt;
   o.lq = o.lk = rows_layout(s.L, s.R, s.H, s.N);
@@ -207,10 +220,11 @@ std::vector<Tensor> ssd_backward(const SsdSizes& s, const Tensor& x, const Tenso
 ScanForward mamba3_forward(const Mamba3Sizes& s, const Tensor& q, const Tensor& k, const Tensor& v,
                            const Tensor& adt, const Tensor& gamma, const Tensor& eta, const Tensor& h0,
                            const Tensor& k_prev, const Tensor& v_prev) {
-  const Mamba3Core c = mamba3_core(s, q, k, v, adt, gamma, eta, h0, k_prev, v_prev);
   Tensor y = empty_like_on({s.batch, s.L, s.R, s.H, s.P}, q);
   Tensor states = empty_like_on({s.batch, s.nchunks + 1, s.H, s.P, s.N}, q);
+  const Mamba3Core c = mamba3_core(s, q, k, v, adt, gamma, eta, h0, k_prev, v_prev, states);
   core_forward(c.operands, c.s0, y, c.operands.lv, /*accumulate=*/false, states);
+  if (c.own_term_in_core) return {y, states};
   // diagonal correction: y_{t,r} −= η_{t+1} Σ_{r'} (q̃_{t,r}·k̃_{t,r'}) v_{t,r'}, in place (cuda/mamba3_diag.cu)
   dispatch_float(y.dtype(), "mamba3 scan (cuda)", [&](auto tag) {
     using T = decltype(tag);
@@ -224,7 +238,7 @@ std::vector<Tensor> mamba3_backward(const Mamba3Sizes& s, const Tensor& q, const
                                     const Tensor& adt, const Tensor& gamma, const Tensor& eta, const Tensor& h0,
                                     const Tensor& k_prev, const Tensor& v_prev, const Tensor& states,
                                     const Tensor& dy, const Tensor& dh_final) {
-  const Mamba3Core c = mamba3_core(s, q, k, v, adt, gamma, eta, h0, k_prev, v_prev);
+  const Mamba3Core c = mamba3_core(s, q, k, v, adt, gamma, eta, h0, k_prev, v_prev, states);
   const SeqLayout lk = rows_layout(s.L, s.R, s.H, s.N), lv = rows_layout(s.L, s.R, s.H, s.P);
   const CoreGrads g = core_backward(c.operands, states, dy, lv, dh_final, q.shape(), lk, v.shape(), lv,
                                     {s.batch, s.L, s.H}, steps_layout(s.L, s.H), {s.batch, s.H, s.P, s.N});
@@ -233,15 +247,19 @@ std::vector<Tensor> mamba3_backward(const Mamba3Sizes& s, const Tensor& q, const
   // feeds dγ_s and dη_{s+1}
   const Tensor &dk = g.dk, &dw = g.dw;
 
-  // The diagonal correction y −= η_next · E V (per token and head, E = q̃ k̃ᵀ), backwards, added in place
-  // to dq̃, dk̃ and dV (cuda/mamba3_diag.cu): dE = −η_next dY Vᵀ, dq̃ += dE k̃, dk̃ += dEᵀ q̃,
-  // dV −= η_next Eᵀ dY, dη_next = −Σ E ⊙ (dY Vᵀ)
-  const Tensor d_eta_next = empty_like_on({s.batch, s.L, s.H}, dy);
-  dispatch_float(dy.dtype(), "mamba3 scan backward (cuda)", [&](auto tag) {
-    using T = decltype(tag);
-    cuda::mamba3_diag_backward<T>(diag_layout(s), q.data<T>(), k.data<T>(), v.data<T>(), c.eta_next.data<T>(),
-                                  dy.data<T>(), g.dq.data<T>(), dk.data<T>(), g.dv.data<T>(), d_eta_next.data<T>());
-  });
+  // The diagonal correction y −= η_next · E V (per token and head, E = q̃ k̃ᵀ), backwards: from the core
+  // when it took it (the own-step discount's gradient), else added in place to dq̃, dk̃ and dV
+  // (cuda/mamba3_diag.cu): dE = −η_next dY Vᵀ, dq̃ += dE k̃, dk̃ += dEᵀ q̃, dV −= η_next Eᵀ dY,
+  // dη_next = −Σ E ⊙ (dY Vᵀ)
+  Tensor d_eta_next = g.d_own_discount;
+  if (!c.own_term_in_core) {
+    d_eta_next = empty_like_on({s.batch, s.L, s.H}, dy);
+    dispatch_float(dy.dtype(), "mamba3 scan backward (cuda)", [&](auto tag) {
+      using T = decltype(tag);
+      cuda::mamba3_diag_backward<T>(diag_layout(s), q.data<T>(), k.data<T>(), v.data<T>(), c.eta_next.data<T>(),
+                                    dy.data<T>(), g.dq.data<T>(), dk.data<T>(), g.dv.data<T>(), d_eta_next.data<T>());
+    });
+  }
 
   // S_0 = h_init + η_0 Σ_r v_prev,r k_prev,rᵀ: dh_init = dS_0, dv_prev,r = η_0 dS_0 k_prev,r,
   // dk_prev,r = η_0 dS_0ᵀ v_prev,r, dη_0 = Σ_r v_prev,rᵀ dS_0 k_prev,r (from no state: no inputs to

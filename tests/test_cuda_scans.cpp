@@ -20,6 +20,7 @@
 #ifdef SSM_WITH_CUDA
 #include "cuda/context.h"
 #include "cuda/ssd_chunk_mma.h"
+#include "cuda/ssm_kernels.h"
 #endif
 #include "ssm/mamba3_scan.h"
 #include "ssm/ssd_scan.h"
@@ -324,6 +325,34 @@ TEST_F(CudaMamba3Scan, AutocastRunsTheChunkProductsInTf32) {
   identical(autocast.final_state, tf32.final_state, "final state");
   for (size_t i = 0; i < tf32.grads.size(); ++i) identical(autocast.grads[i], tf32.grads[i], kMamba3Names[i]);
   EXPECT_GT(max_abs(sub(autocast.y, split.y)), 0.0) << "autocast should change the products' precision";
+#endif
+}
+
+// The own-step discount that folds Mamba-3's diagonal correction into the core is the tensor-core kernels'
+// alone (the float32 cases above at N, P multiples of 16 run it; the others run the correction's own
+// kernels). Asked of the CUDA-core kernels — float64 here — the core refuses, naming it, rather than
+// dropping it.
+TEST_F(CudaMamba3Scan, CoreRefusesAnOwnStepDiscountOffTensorCores) {
+#ifdef SSM_WITH_CUDA
+  cuda::ChunkScanSizes z;
+  z.batch = 1, z.heads = 1, z.steps = 4, z.rank = 1, z.N = 16, z.P = 16, z.chunk = 4;
+  const DType f64 = DType::Float64;
+  const Tensor rows = Tensor::zeros({4, 16}, f64, Device::cuda()), steps = Tensor::zeros({4}, f64, Device::cuda());
+  const Tensor y = Tensor::zeros({4, 16}, f64, Device::cuda()), states = Tensor::zeros({2, 16, 16}, f64, Device::cuda());
+  const cuda::SeqLayout row_layout{64, 16, 1, 16}, step_layout{4, 1, 1, 1};
+  cuda::ChunkScanInputs<double> in;
+  in.sizes = z;
+  in.q = in.k = in.v = rows.data<double>();
+  in.a = in.k_weight = in.k_own_discount = steps.data<double>();
+  in.q_layout = in.k_layout = in.v_layout = row_layout;
+  in.a_layout = in.k_weight_layout = step_layout;
+  EXPECT_FALSE(cuda::ssd_chunk_takes_own_discount(z, states.data<double>()));
+  try {
+    cuda::ssd_chunk_forward<double>(in, nullptr, y.data<double>(), row_layout, false, states.data<double>());
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("own-step discount"), std::string::npos) << e.what();
+  }
 #endif
 }
 
