@@ -8,8 +8,6 @@
 // partial, and the caller adds the partials in chunk order (op::sum) — fixed order, no atomics.
 // Neighbouring threads own neighbouring p, so every read is coalesced. SISO passes ψ = ζ = φ = null,
 // read as 1.
-#include <algorithm>
-
 #include "cuda/check.h"
 #include "cuda/context.h"
 #include "cuda/device_math.cuh"
@@ -18,8 +16,6 @@
 
 namespace ssm::cuda {
 namespace {
-
-constexpr int64_t kMaxParamChunks = 256;
 
 // The quantities of one (row, r, h, p) term that forward and both backward kernels share.
 template <class T>
@@ -44,17 +40,10 @@ struct GateTerm {
   __device__ T d_gate_in(T dout) const { return dout * phi * o * sig * (T(1) + gate_in * (T(1) - sig)); }
 };
 
-// body(row, h, p, i) for every element i = (row·H + h)·P + p of [rows, H, P], launched by row_launch
-// (cuda/launch.cuh): finding h and p is one 32-bit division, where the flat index took three 64-bit
-// divisions or remainders, more than the element's own math.
+// body(row, h, p, i) for every element i of out's [rows, H, P] (cuda/launch.cuh)
 template <class Body>
 __device__ void for_each_gate_element(const GateLayout& s, Body body) {
-  const int HP = static_cast<int>(s.H * s.P), P = static_cast<int>(s.P);
-  for (int64_t row = blockIdx.x; row < s.rows; row += gridDim.x)
-    for (int c = static_cast<int>(threadIdx.x); c < HP; c += blockDim.x) {
-      const int h = c / P;
-      body(row, h, c - h * P, row * HP + c);
-    }
+  for_each_row_element(s.rows, s.H, s.P, body);
 }
 
 RowLaunch gate_rows(const GateLayout& s) { return row_launch(s.rows, s.H * s.P); }
@@ -120,8 +109,6 @@ __global__ void gate_backward_params_kernel(GateLayout s, int64_t chunks, const 
 
 }  // namespace
 
-int64_t gate_param_chunks(int64_t rows) { return std::clamp<int64_t>(rows, 1, kMaxParamChunks); }
-
 template <class T>
 void mamba3_gate_forward(const GateLayout& s, const T* y, const T* x, const T* z, const T* D, const T* psi,
                          const T* zeta, const T* phi, T* out) {
@@ -142,7 +129,7 @@ void mamba3_gate_backward(const GateLayout& s, const T* y, const T* x, const T* 
                                                                                dy, dx, dz);
     SSM_CUDA_CHECK_LAUNCH();
   }
-  const int64_t chunks = gate_param_chunks(s.rows), partials = chunks * s.H * s.R * s.P;
+  const int64_t chunks = param_row_chunks(s.rows), partials = chunks * s.H * s.R * s.P;
   if (partials == 0) return;
   gate_backward_params_kernel<T><<<blocks_for(partials), kThreads, 0, stream()>>>(s, chunks, y, x, z, D, psi, zeta,
                                                                                   phi, dout, param_partial);

@@ -6,9 +6,14 @@
 // summed by the caller in a fixed order (op::sum): no atomics, the same bits on every run.
 // Instantiated for float and double.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 namespace ssm::cuda {
+
+// The row chunks a fused op's parameter gradients are summed in (its partials' first dim): one thread per
+// (chunk, parameter element) adds its chunk's rows in row order, the caller the chunks in chunk order.
+inline int64_t param_row_chunks(int64_t rows) { return std::clamp<int64_t>(rows, 1, 256); }
 
 // ---- Mamba-3 keys/queries: rmsnorm ⊙ w, + bias per head, rotation (cuda/mamba3_keys.cu) ----
 // raw [rows, R, G, N], w [N], bias [H, R, N], theta [rows, H, S] → out [rows, R, H, N];
@@ -51,6 +56,22 @@ template <class T>
 void mamba3_rates_backward(const RateInputs<T>& in, const T* g_adt, const T* g_gamma, const T* g_eta, const T* g_DT,
                            T* d_dt, T* d_a, T* d_trap);
 
+// ---- Mamba-3 MIMO values: v_r = x ⊙ ψ_r (cuda/mamba3_values.cu; math: ssm/mamba3_values.h) ----
+// x [rows, H, P] (row i at x + i·x_stride: a column range of in_proj's output, read in place), psi [H, R, P],
+// v and dv [rows, R, H, P], dx [rows, H, P].
+struct ValuesLayout {
+  int64_t rows, R, H, P;
+  int64_t x_stride;
+};
+
+template <class T>
+void mamba3_values_forward(const ValuesLayout& s, const T* x, const T* psi, T* v);
+
+// dv → dx (fully written) and dpsi_partial [param_row_chunks(rows), H, R, P], per chunk of rows the sums of
+// dψ (the caller adds the chunks).
+template <class T>
+void mamba3_values_backward(const ValuesLayout& s, const T* x, const T* psi, const T* dv, T* dx, T* dpsi_partial);
+
 // ---- Mamba-3 output gate: D skip, SiLU gate, rank contraction (cuda/mamba3_gate.cu) ----
 // y [rows, R, H, P], x, z [rows, H, P] (row i at x + i·x_stride, z + i·z_stride: column ranges of in_proj's
 // output read in place), D [H], psi/zeta/phi [H, R, P] or all null (SISO: R = 1, read as 1).
@@ -59,8 +80,6 @@ struct GateLayout {
   int64_t x_stride, z_stride;
 };
 
-// Number of row chunks the parameter gradients are split into (the partials' first dim).
-int64_t gate_param_chunks(int64_t rows);
 
 template <class T>
 void mamba3_gate_forward(const GateLayout& s, const T* y, const T* x, const T* z, const T* D, const T* psi,

@@ -210,7 +210,7 @@ class OutputGateFunction final : public Function {
 
   static int64_t cuda_param_chunks([[maybe_unused]] int64_t rows) {
 #if SSM_WITH_CUDA
-    return cuda::gate_param_chunks(rows);
+    return cuda::param_row_chunks(rows);
 #else
     return 1;
 #endif

@@ -1,9 +1,14 @@
-// ssm/mamba3_values.cpp — see mamba3_values.h. Forward and backward walk the same (row, r, h, p) loops;
-// dψ is summed per row block (tensor/cpu/row_blocks.h), so its bits do not depend on the thread count.
+// ssm/mamba3_values.cpp — see mamba3_values.h. On the CPU, forward and backward walk the same (row, r, h, p)
+// loops, and dψ is summed per row block (tensor/cpu/row_blocks.h), so its bits do not depend on the thread
+// count; on a CUDA device the same node runs cuda/mamba3_values.cu.
 #include "ssm/mamba3_values.h"
 
 #include "autograd/functions.h"
+#include "ssm/rows_in_place.h"
 #include "tensor/cpu/row_blocks.h"
+#ifdef SSM_WITH_CUDA
+#include "cuda/ssm_fused.h"
+#endif
 
 namespace ssm {
 namespace {
@@ -24,12 +29,31 @@ class ValuesFunction final : public Function {
   ValuesFunction() : Function("mamba3_values") {}
 
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
-    const Tensor x = in[0].contiguous(), psi = in[1].contiguous();
+    const bool on_cpu = in[0].device().is_cpu();
+    // The CPU loops read a contiguous x; the GPU reads in_proj's column range where it lies.
+    const Tensor x = on_cpu ? in[0].contiguous() : rows_readable(in[0], 2), psi = in[1].contiguous();
     const ValueSizes s = sizes_of(x, psi);
     Shape shape = x.shape();
     shape.insert(shape.end() - 2, s.R);
-    Tensor v = Tensor::empty(shape, x.dtype());
+    Tensor v = Tensor::empty(shape, x.dtype(), x.device());
     save_for_backward({x, psi});
+    if (on_cpu) forward_cpu(x, psi, s, v);
+    else forward_cuda(x, psi, s, v);
+    return {v};
+  }
+
+  std::vector<Tensor> backward(const std::vector<Tensor>& grad_out) override {
+    const std::vector<Tensor> c = saved();
+    const Tensor &x = c[0], &psi = c[1];
+    const Tensor dv = grad_out[0].contiguous();
+    const ValueSizes s = sizes_of(x, psi);
+    Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+    const Tensor dpsi = x.device().is_cpu() ? backward_cpu(x, psi, dv, s, dx) : backward_cuda(x, psi, dv, s, dx);
+    return {dx, dpsi.view(psi.shape())};
+  }
+
+ private:
+  static void forward_cpu(const Tensor& x, const Tensor& psi, const ValueSizes& s, Tensor& v) {
     dispatch_float(x.dtype(), "mamba3_values", [&](auto tag) {
       using T = decltype(tag);
       const T *px = x.data<T>(), *ppsi = psi.data<T>();
@@ -43,16 +67,11 @@ class ValuesFunction final : public Function {
           }
       });
     });
-    return {v};
   }
 
-  std::vector<Tensor> backward(const std::vector<Tensor>& grad_out) override {
-    const std::vector<Tensor> c = saved();
-    const Tensor &x = c[0], &psi = c[1];
-    const Tensor dv = grad_out[0].contiguous();
-    const ValueSizes s = sizes_of(x, psi);
+  // dx, and dψ [H, R, P] as the sum of per-row-block partials
+  static Tensor backward_cpu(const Tensor& x, const Tensor& psi, const Tensor& dv, const ValueSizes& s, Tensor& dx) {
     const int64_t HRP = s.H * s.R * s.P;
-    Tensor dx = Tensor::empty(x.shape(), x.dtype());
     Tensor partial = Tensor::zeros({cpu::kRowBlocks, HRP}, x.dtype());  // per block: dψ [H, R, P]
     dispatch_float(x.dtype(), "mamba3_values", [&](auto tag) {
       using T = decltype(tag);
@@ -76,8 +95,36 @@ class ValuesFunction final : public Function {
           }
       });
     });
-    return {dx, op::sum(partial, {0}).view(psi.shape())};
+    return op::sum(partial, {0});
   }
+
+#ifdef SSM_WITH_CUDA
+  static cuda::ValuesLayout layout_of(const Tensor& x, const ValueSizes& s) {
+    return {s.rows, s.R, s.H, s.P, row_stride(x, 2)};
+  }
+
+  static void forward_cuda(const Tensor& x, const Tensor& psi, const ValueSizes& s, Tensor& v) {
+    dispatch_float(x.dtype(), "mamba3_values", [&](auto tag) {
+      using T = decltype(tag);
+      cuda::mamba3_values_forward<T>(layout_of(x, s), x.data<T>(), psi.data<T>(), v.data<T>());
+    });
+  }
+
+  // dx, and dψ [H, R, P] as the sum of the kernel's per-chunk partials
+  static Tensor backward_cuda(const Tensor& x, const Tensor& psi, const Tensor& dv, const ValueSizes& s, Tensor& dx) {
+    const Tensor partial = Tensor::empty({cuda::param_row_chunks(s.rows), s.H, s.R, s.P}, x.dtype(), x.device());
+    dispatch_float(x.dtype(), "mamba3_values", [&](auto tag) {
+      using T = decltype(tag);
+      cuda::mamba3_values_backward<T>(layout_of(x, s), x.data<T>(), psi.data<T>(), dv.data<T>(), dx.data<T>(),
+                                      partial.data<T>());
+    });
+    return op::sum(partial, {0});
+  }
+#else  // a build without CUDA: no tensor can be on a GPU
+  [[noreturn]] static void no_cuda() { throw Error("mamba3_values: this build has no CUDA backend"); }
+  static void forward_cuda(const Tensor&, const Tensor&, const ValueSizes&, Tensor&) { no_cuda(); }
+  static Tensor backward_cuda(const Tensor&, const Tensor&, const Tensor&, const ValueSizes&, Tensor&) { no_cuda(); }
+#endif
 };
 
 }  // namespace
@@ -88,7 +135,6 @@ Tensor mamba3_values(const Tensor& x, const Tensor& psi) {
             "mamba3_values: x must be [.., H, P] and psi [H, R, P], got ", x.describe(), " and ", psi.describe());
   SSM_CHECK(x.dtype() == psi.dtype() && x.device() == psi.device(), "mamba3_values: ", x.describe(), " and ",
             psi.describe(), " must share dtype and device");
-  if (!x.device().is_cpu()) return unsqueeze(x, -3) * permute(psi, {1, 0, 2});
   return apply(std::make_shared<ValuesFunction>(), {x, psi})[0];
 }
 

@@ -4,8 +4,8 @@
 //
 // Backward:  dx_{h,p} = Σ_r dv_{r,h,p} ψ_{h,r,p},   dψ_{h,r,p} = Σ_rows dv_{r,h,p} x_{h,p}.
 // As broadcast autograd ops this is a strided multiply forward and two multiplies plus two broadcast
-// reductions backward over [rows, R, H, P]; fused it is one pass each way on the CPU. Tensors on a
-// CUDA device take the broadcast ops (the GPU runs them as a few plain kernels).
+// reductions backward over [rows, R, H, P]; fused it is one pass each way on the CPU, and on the GPU one
+// kernel forward and two backward (cuda/mamba3_values.cu), reading x in place.
 #pragma once
 #include "tensor/tensor.h"
 

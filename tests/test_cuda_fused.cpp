@@ -1,5 +1,5 @@
 // tests/test_cuda_fused.cpp — the hand-fused GPU kernels (cuda/ssm_fused.h, cuda/nn_fused.h) against their
-// CPU loops: Mamba-3's rates, keys/queries and output gate, RMSNorm (plain and gated), the causal conv1d (+ SiLU)
+// CPU loops: Mamba-3's rates, keys/queries, MIMO values and output gate, RMSNorm (plain and gated), the causal conv1d (+ SiLU)
 // and the softmax cross-entropy (forward, and every gradient through autograd), the fused AdamW /
 // SGD-momentum updates, the optimiser's state round trip on the device, and gradient clipping.
 // Fresh random inputs on the host, the same op on both devices, compared elementwise. Without a GPU
@@ -20,6 +20,7 @@
 #include "ssm/mamba3_keys.h"
 #include "ssm/mamba3_output.h"
 #include "ssm/mamba3_rates.h"
+#include "ssm/mamba3_values.h"
 #include "ssm/partial_sums.h"
 #include "tensor/backend.h"
 #include "tensor/ops.h"
@@ -44,6 +45,7 @@ class CudaFusedTest : public ssm::testing::CudaTest {
 };
 class CudaMamba3Keys : public CudaFusedTest {};
 class CudaOutputGate : public CudaFusedTest {};
+class CudaMamba3Values : public CudaFusedTest {};
 class CudaOptim : public CudaFusedTest {};
 class CudaNormAndLoss : public CudaFusedTest {};
 class CudaConv : public CudaFusedTest {};
@@ -319,6 +321,32 @@ TEST_F(CudaOutputGate, ForwardAndGradientsMatchTheCpu) {
             return ssm::mamba3_output_gate(in[0], x, z, in[2], in[3], in[4], in[5]);
           },
           {"y", "projection", "D", "psi", "zeta", "phi"});
+    }
+}
+
+// ================================================================ mamba3_values
+
+TEST_F(CudaMamba3Values, ForwardAndGradientsMatchTheCpu) {
+  struct Case {
+    int64_t batch, L, R, H, P;
+  };
+  const std::vector<Case> cases = {
+      {2, 5, 2, 3, 8},    // the model's form
+      {1, 4, 1, 2, 4},    // one rank
+      {3, 150, 4, 2, 5},  // more rows than parameter chunks, uneven chunks, P off the warp
+  };
+  for (const DType dtype : {DType::Float32, DType::Float64})
+    for (const Case& c : cases) {
+      SCOPED_TRACE("R=" + std::to_string(c.R) + " H=" + std::to_string(c.H) + " P=" + std::to_string(c.P) +
+                   " rows=" + std::to_string(c.batch * c.L) + " " + ssm::dtype_name(dtype));
+      const int64_t HP = c.H * c.P;  // x: a column range of a wider projection, read in place as in the model
+      expect_same_on_both_devices(
+          {randn({c.batch, c.L, HP + 3}, dtype), randn({c.H, c.R, c.P}, dtype)},
+          randn({c.batch, c.L, c.R, c.H, c.P}, dtype), dtype,
+          [&](const std::vector<Tensor>& in) {
+            return ssm::mamba3_values(ssm::reshape(ssm::narrow(in[0], 2, 2, HP), {c.batch, c.L, c.H, c.P}), in[1]);
+          },
+          {"projection", "psi"});
     }
 }
 
