@@ -56,6 +56,22 @@ template <class T>
 void mamba3_rates_backward(const RateInputs<T>& in, const T* g_adt, const T* g_gamma, const T* g_eta, const T* g_DT,
                            T* d_dt, T* d_a, T* d_trap);
 
+// ---- Mamba-3 angle steps: ω = π·tanh(ang)·DT per (token, head, pair) (cuda/mamba3_angles.cu) ----
+// DT, dDT [rows, H]; ang [rows, S] (row i at ang + i·ang_stride: in_proj's columns in place); scaled and
+// dang [rows, S] (scaled = π·tanh(ang), the forward's, which the backward reads); ω, dω [rows, H, S].
+struct AngleLayout {
+  int64_t rows, H, S;
+  int64_t ang_stride;
+};
+
+template <class T>
+void mamba3_angle_steps_forward(const AngleLayout& s, const T* DT, const T* ang, T* omega, T* scaled);
+
+// The backward reads the forward's `scaled` (contiguous: ang_stride is not read).
+template <class T>
+void mamba3_angle_steps_backward(const AngleLayout& s, const T* DT, const T* scaled, const T* d_omega, T* dDT,
+                                 T* dang);
+
 // ---- Mamba-3 MIMO values: v_r = x ⊙ ψ_r (cuda/mamba3_values.cu; math: ssm/mamba3_values.h) ----
 // x [rows, H, P] (row i at x + i·x_stride: a column range of in_proj's output, read in place), psi [H, R, P],
 // v and dv [rows, R, H, P], dx [rows, H, P].

@@ -6,6 +6,7 @@
 #include <numbers>
 
 #include "autograd/functions.h"
+#include "ssm/mamba3_angles.h"
 #include "ssm/mamba3_keys.h"
 #include "ssm/mamba3_output.h"
 #include "ssm/mamba3_rates.h"
@@ -89,8 +90,7 @@ Tensor Mamba3::forward(const Tensor& u, MixerCache* cache_base) const {
   const Mamba3Rates rates = mamba3_rates(dd_dt, dd_A, trap, dt_bias, A_floor);
   const Tensor &DT = rates.DT, &adt = rates.adt, &gamma = rates.gamma, &eta = rates.eta;
   // step 7: θ_{t,h} = θ_init + Σ_{τ≤t} π·tanh(ang_τ)·DT_{τ,h}
-  const Tensor increment = unsqueeze(DT, 3) * unsqueeze(tanh(ang) * std::numbers::pi, 2);  // [b, L, H, S]
-  Tensor theta = cumsum(increment, 1);
+  Tensor theta = cumsum(mamba3_angle_steps(DT, ang), 1);  // [b, L, H, S]
   if (cache) theta = theta + unsqueeze(cache->angle, 1);
   // steps 5, 6, 8: normalised, biased keys (from B) and queries (from C) per head, rotated by θ
   // (SISO adjacent pairs, MIMO half-split; §3.4)

@@ -1,5 +1,5 @@
 // tests/test_cuda_fused.cpp — the hand-fused GPU kernels (cuda/ssm_fused.h, cuda/nn_fused.h) against their
-// CPU loops: Mamba-3's rates, keys/queries, MIMO values and output gate, RMSNorm (plain and gated), the causal conv1d (+ SiLU)
+// CPU loops: Mamba-3's rates, angle steps, keys/queries, MIMO values and output gate, RMSNorm (plain and gated), the causal conv1d (+ SiLU)
 // and the softmax cross-entropy (forward, and every gradient through autograd), the fused AdamW /
 // SGD-momentum updates, the optimiser's state round trip on the device, and gradient clipping.
 // Fresh random inputs on the host, the same op on both devices, compared elementwise. Without a GPU
@@ -17,6 +17,7 @@
 #include "cuda_test_helpers.h"
 #include "nn/functional.h"
 #include "nn/optim.h"
+#include "ssm/mamba3_angles.h"
 #include "ssm/mamba3_keys.h"
 #include "ssm/mamba3_output.h"
 #include "ssm/mamba3_rates.h"
@@ -46,6 +47,7 @@ class CudaFusedTest : public ssm::testing::CudaTest {
 class CudaMamba3Keys : public CudaFusedTest {};
 class CudaOutputGate : public CudaFusedTest {};
 class CudaMamba3Values : public CudaFusedTest {};
+class CudaMamba3Angles : public CudaFusedTest {};
 class CudaOptim : public CudaFusedTest {};
 class CudaNormAndLoss : public CudaFusedTest {};
 class CudaConv : public CudaFusedTest {};
@@ -321,6 +323,28 @@ TEST_F(CudaOutputGate, ForwardAndGradientsMatchTheCpu) {
             return ssm::mamba3_output_gate(in[0], x, z, in[2], in[3], in[4], in[5]);
           },
           {"y", "projection", "D", "psi", "zeta", "phi"});
+    }
+}
+
+// ================================================================ mamba3_angle_steps
+
+TEST_F(CudaMamba3Angles, ForwardAndGradientsMatchTheCpu) {
+  struct Case {
+    int64_t batch, L, H, S;
+  };
+  const std::vector<Case> cases = {
+      {2, 5, 3, 4},    // the ~1M model's form (H heads, S pairs)
+      {1, 3, 40, 33},  // more heads and pairs than a warp's lanes
+      {2, 4, 2, 0},    // no rotated pairs: dDT is zero
+  };
+  for (const DType dtype : {DType::Float32, DType::Float64})
+    for (const Case& c : cases) {
+      SCOPED_TRACE("H=" + std::to_string(c.H) + " S=" + std::to_string(c.S) + " " + ssm::dtype_name(dtype));
+      expect_same_on_both_devices(  // ang: a column range of a wider projection, read in place as in the model
+          {randn({c.batch, c.L, c.H}, dtype), randn({c.batch, c.L, c.S + 3}, dtype)},
+          randn({c.batch, c.L, c.H, c.S}, dtype), dtype,
+          [&](const std::vector<Tensor>& in) { return ssm::mamba3_angle_steps(in[0], ssm::narrow(in[1], 2, 1, c.S)); },
+          {"DT", "projection"});
     }
 }
 
