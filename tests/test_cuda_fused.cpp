@@ -264,6 +264,10 @@ TEST_F(CudaMamba3Keys, ForwardAndGradientsMatchTheCpu) {
       {3, 37, 2, 2, 4, 8, 0, RotaryPairing::HalfSplit},   // no rotation at all, many rows
       {5, 421, 2, 2, 4, 16, 6, RotaryPairing::HalfSplit}, // more rows than the backward's blocks: each sums several
       {2, 9, 1, 1, 8, 64, 16, RotaryPairing::HalfSplit},  // a unit's 8 x 64 gradient rows staged in shared memory
+      {1, 3, 1, 1, 2, 160, 40, RotaryPairing::HalfSplit}, // one rank (dθ in the rows kernel), N above the block
+      {2, 5, 1, 1, 3, 48, 12, RotaryPairing::Adjacent},   // N not dividing the block: some threads idle
+      {2, 5, 2, 1, 3, 48, 20, RotaryPairing::HalfSplit},  // the same with two ranks
+      {1, 3, 1, 1, 24, 128, 32, RotaryPairing::Adjacent}, // the 130M model's unit
   };
   for (const DType dtype : {DType::Float32, DType::Float64})
     for (const KeysCase& c : cases) {
