@@ -575,7 +575,8 @@ void ssd_chunk_backward(const ChunkScanInputs<T>& in, const T* states, const T* 
     SSM_CHECK(l->heads_per_group == 1, "cuda ssd_chunk_backward: every head needs its own gradient rows");
   if (!in.k_weight) return backward_chunks(in, states, dy, dy_layout, ds_final, grads);
   SSM_CHECK(grads.dw, "cuda ssd_chunk_backward: key weights need a dw output");
-  SSM_CHECK(!in.k_own_discount || grads.d_own_discount, "cuda ssd_chunk_backward: an own-step discount needs its gradient output");
+  SSM_CHECK(!in.k_own_discount || grads.d_own_discount,
+            "cuda ssd_chunk_backward: an own-step discount needs its gradient output");
   if (on_tensor_cores(in.sizes, states)) return backward_chunks(in, states, dy, dy_layout, ds_final, grads);
   backward_chunks(WeightedKeys<T>(in).inputs, states, dy, dy_layout, ds_final, grads);
   key_weight_grads(in, grads);

@@ -6,7 +6,7 @@
 #include "autograd/functions.h"
 #include "ssm/rows_in_place.h"
 #include "tensor/cpu/row_blocks.h"
-#ifdef SSM_WITH_CUDA
+#if SSM_WITH_CUDA
 #include "cuda/ssm_fused.h"
 #endif
 
@@ -98,7 +98,7 @@ class ValuesFunction final : public Function {
     return op::sum(partial, {0});
   }
 
-#ifdef SSM_WITH_CUDA
+#if SSM_WITH_CUDA
   static cuda::ValuesLayout layout_of(const Tensor& x, const ValueSizes& s) {
     return {s.rows, s.R, s.H, s.P, row_stride(x, 2)};
   }

@@ -1,7 +1,8 @@
 // tests/test_cuda_fused.cpp — the hand-fused GPU kernels (cuda/ssm_fused.h, cuda/nn_fused.h) against their
-// CPU loops: Mamba-3's rates, angle steps, keys/queries, MIMO values and output gate, RMSNorm (plain and gated), the causal conv1d (+ SiLU)
-// and the softmax cross-entropy (forward, and every gradient through autograd), the fused AdamW /
-// SGD-momentum updates, the optimiser's state round trip on the device, and gradient clipping.
+// CPU loops: Mamba-3's rates, angle steps, keys/queries, MIMO values and output gate, RMSNorm (plain and
+// gated), the causal conv1d (+ SiLU) and the softmax cross-entropy (forward, and every gradient through
+// autograd), the fused AdamW / SGD-momentum updates, the optimiser's state round trip on the device, and
+// gradient clipping.
 // Fresh random inputs on the host, the same op on both devices, compared elementwise. Without a GPU
 // (or in a build without CUDA) every test here skips, saying so.
 #include <gtest/gtest.h>

@@ -338,7 +338,8 @@ TEST_F(CudaMamba3Scan, CoreRefusesAnOwnStepDiscountOffTensorCores) {
   z.batch = 1, z.heads = 1, z.steps = 4, z.rank = 1, z.N = 16, z.P = 16, z.chunk = 4;
   const DType f64 = DType::Float64;
   const Tensor rows = Tensor::zeros({4, 16}, f64, Device::cuda()), steps = Tensor::zeros({4}, f64, Device::cuda());
-  const Tensor y = Tensor::zeros({4, 16}, f64, Device::cuda()), states = Tensor::zeros({2, 16, 16}, f64, Device::cuda());
+  const Tensor y = Tensor::zeros({4, 16}, f64, Device::cuda());
+  const Tensor states = Tensor::zeros({2, 16, 16}, f64, Device::cuda());
   const cuda::SeqLayout row_layout{64, 16, 1, 16}, step_layout{4, 1, 1, 1};
   cuda::ChunkScanInputs<double> in;
   in.sizes = z;
