@@ -1,6 +1,7 @@
 // Benchmarks for the nn layers at the ~1M model's training shapes (spec, "default-1m"):
 // batch 16 × length 256 = 4096 tokens, d_model 160, d_inner 320, in_proj 160→768, vocab 256,
-// Mamba-3's fused rates, keys, values and output gate at the default mixer's shapes, plus one AdamW step over the model's 928,680 parameters laid out as its 62 tensors.
+// Mamba-3's fused rates, angle steps, keys, values and output gate at the default mixer's shapes, plus one
+// AdamW step over the model's 928,680 parameters laid out as its 62 tensors.
 //
 // Each layer benchmark is forward only (`fwd`) or forward + backward (`fwd_bwd`, the gradient of
 // every input that needs one, as in training), with a tokens/s counter. Threads: whatever
@@ -21,6 +22,7 @@
 #include "nn/functional.h"
 #include "nn/layers.h"
 #include "nn/optim.h"
+#include "ssm/mamba3_angles.h"
 #include "ssm/mamba3_keys.h"
 #include "ssm/mamba3_output.h"
 #include "ssm/mamba3_rates.h"
@@ -146,6 +148,13 @@ void BM_Mamba3Rates(benchmark::State& state, bool with_backward) {
   });
 }
 
+// ω = π·tanh(ang)·DT from DT and in_proj's angle columns (read in place), as Mamba3::forward calls it
+void BM_Mamba3AngleSteps(benchmark::State& state, bool with_backward) {
+  Generator gen(14);
+  const Tensor DT = input({kBatch, kLen, kHeads}, gen, true), columns = input({kBatch, kLen, kAngles + 3}, gen, true);
+  run(state, with_backward, {DT, columns}, [&] { return mamba3_angle_steps(DT, narrow(columns, 2, 3, kAngles)); });
+}
+
 void BM_Mamba3Values(benchmark::State& state, bool with_backward) {
   Generator gen(12);
   const Tensor x = input({kBatch, kLen, kHeads, kHeadDim}, gen, true), psi = input({kHeads, kRank, kHeadDim}, gen, true);
@@ -232,6 +241,8 @@ void register_all() {
     benchmark::RegisterBenchmark(("CausalConv1dSiLU_C352_K4" + suffix).c_str(), BM_CausalConv1d, true, bwd)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark(("Mamba3Rates_MIMO" + suffix).c_str(), BM_Mamba3Rates, bwd)
+        ->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark(("Mamba3AngleSteps_MIMO" + suffix).c_str(), BM_Mamba3AngleSteps, bwd)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark(("CrossEntropy_4096x256" + suffix).c_str(), BM_CrossEntropy, bwd)
         ->Unit(benchmark::kMillisecond)->UseRealTime();

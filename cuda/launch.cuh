@@ -49,6 +49,19 @@ __device__ void for_each_row_element(int64_t rows, int64_t H, int64_t P, Body bo
     }
 }
 
+// body(chunk, hrp, h, r, p, row_begin, row_end) for every element (chunk, hrp) of a [chunks, H·R·P] array of
+// per-chunk partial sums, hrp = (h·R + r)·P + p, one thread each, grid-stride: the fused ops' parameter
+// gradients, each thread adding its chunk's rows [row_begin, row_end) of `rows` in row order (the caller sums
+// the chunks in chunk order: no atomics). Neighbouring threads take neighbouring p, so row reads coalesce.
+template <class Body>
+__device__ void for_each_param_partial(int64_t rows, int64_t chunks, int64_t H, int64_t R, int64_t P, Body body) {
+  const int64_t HRP = H * R * P, total = chunks * HRP;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t hrp = i % HRP, chunk = i / HRP;
+    body(chunk, hrp, hrp / (P * R), hrp / P % R, hrp % P, rows * chunk / chunks, rows * (chunk + 1) / chunks);
+  }
+}
+
 inline constexpr int kMaxDims = 8;  // after collapsing; views of the models never come near it
 
 template <int N>

@@ -85,12 +85,11 @@ template <class T>
 __global__ void gate_backward_params_kernel(GateLayout s, int64_t chunks, const T* y, const T* x, const T* z,
                                             const T* D, const T* psi, const T* zeta, const T* phi, const T* dout,
                                             T* param_partial) {
-  const int64_t HRP = s.H * s.R * s.P, total = chunks * HRP;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t hrp = i % HRP, chunk = i / HRP;
-    const int64_t p = hrp % s.P, r = (hrp / s.P) % s.R, h = hrp / (s.P * s.R);
+  const int64_t HRP = s.H * s.R * s.P;
+  for_each_param_partial(s.rows, chunks, s.H, s.R, s.P, [&](int64_t chunk, int64_t hrp, int64_t h, int64_t r,
+                                                            int64_t p, int64_t row_begin, int64_t row_end) {
     T dpsi = 0, dzeta = 0, dphi = 0, dD_terms = 0;
-    for (int64_t row = s.rows * chunk / chunks; row < s.rows * (chunk + 1) / chunks; ++row) {
+    for (int64_t row = row_begin; row < row_end; ++row) {
       const int64_t at = (row * s.H + h) * s.P + p;
       const GateTerm<T> t(s, y, x, z, D, psi, zeta, phi, row, h, r, p);
       const T d_o = dout[at] * t.phi * t.gate();
@@ -104,7 +103,7 @@ __global__ void gate_backward_params_kernel(GateLayout s, int64_t chunks, const 
     out[HRP] = dzeta;
     out[2 * HRP] = dphi;
     out[3 * HRP] = dD_terms;
-  }
+  });
 }
 
 }  // namespace

@@ -130,6 +130,15 @@ __device__ T rotate(const KeysLayout& s, const T* rot, int hl, T x_n, T x_partne
   return x_n * cs[0] + (slot.first ? -sign : sign) * cs[1] * x_partner;
 }
 
+// Pair m's term of dθ_m: with (k_a, k_b) the pair before its rotation by θ (cos θ = c, sin θ = s), the
+// rotated y = Rot(θ) k and the incoming gradients dy_a, dy_b: since dy/dθ = (−y_b, y_a),
+// ∂ℒ/∂θ = y_a dy_b − y_b dy_a.
+template <class T>
+__device__ T angle_grad_term(T k_a, T k_b, T c, T s, T dy_a, T dy_b) {
+  const T y_a = k_a * c - k_b * s, y_b = k_a * s + k_b * c;
+  return y_a * dy_b - y_b * dy_a;
+}
+
 template <class T>
 __global__ void keys_forward_kernel(KeysLayout s, const T* raw, const T* w, const T* bias, const T* theta, T* out) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
@@ -202,14 +211,12 @@ __global__ void keys_backward_rows_kernel(KeysLayout s, const T* raw, const T* w
       const T v = rotate(s, rot, hl, dy_n, dy_partner, slot, T(-1));
       dk[e] = v;
       dbias[e] += v;
-      if (dtheta_row && slot.m >= 0 && slot.first) {
+      if (dtheta_row && slot.m >= 0 && slot.first) {  // n is the pair's a, its partner b
         const T* bias_row = bias + ((g * heads_per_group + hl) * s.R + r) * s.N;
-        const T key = xhat[n] * w[n] + bias_row[n];
-        const T partner_key = xhat[slot.partner] * w[slot.partner] + bias_row[slot.partner];
-        const PairSlot second{slot.m, n, false};
-        const T y_a = rotate(s, rot, hl, key, partner_key, slot, T(1));
-        const T y_b = rotate(s, rot, hl, partner_key, key, second, T(1));
-        dtheta_row[hl * s.S + slot.m] = y_a * dy_partner - y_b * dy_n;
+        const T* cs = rot + 2 * (hl * s.S + slot.m);
+        dtheta_row[hl * s.S + slot.m] =
+            angle_grad_term(xhat[n] * w[n] + bias_row[n], xhat[slot.partner] * w[slot.partner] + bias_row[slot.partner],
+                            cs[0], cs[1], dy_n, dy_partner);
       }
     }
     __syncthreads();
@@ -253,9 +260,8 @@ __global__ void keys_backward_theta_kernel(KeysLayout s, const T* raw, const T* 
         const T* bias_row = bias + (h * s.R + r) * s.N;
         const T rho = rho_scratch[unit];
         const T ka = raw_row[a] * rho * w[a] + bias_row[a], kb = raw_row[b] * rho * w[b] + bias_row[b];
-        const T ya = ka * c - kb * sn, yb = ka * sn + kb * c;
         const T* dy = dout + ((row * s.R + r) * s.H + h) * s.N;
-        acc += ya * dy[b] - yb * dy[a];
+        acc += angle_grad_term(ka, kb, c, sn, dy[a], dy[b]);
       }
       dtheta[i] = acc;
     }

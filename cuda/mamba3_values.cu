@@ -41,15 +41,14 @@ __global__ void values_backward_x_kernel(ValuesLayout s, const T* psi, const T* 
 
 template <class T>
 __global__ void values_backward_psi_kernel(ValuesLayout s, int64_t chunks, const T* x, const T* dv, T* partial) {
-  const int64_t HRP = s.H * s.R * s.P, total = chunks * HRP;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t hrp = i % HRP, chunk = i / HRP;
-    const int64_t p = hrp % s.P, r = hrp / s.P % s.R, h = hrp / (s.P * s.R);
+  const int64_t HRP = s.H * s.R * s.P;
+  for_each_param_partial(s.rows, chunks, s.H, s.R, s.P, [&](int64_t chunk, int64_t hrp, int64_t h, int64_t r,
+                                                            int64_t p, int64_t row_begin, int64_t row_end) {
     T acc = 0;
-    for (int64_t row = s.rows * chunk / chunks; row < s.rows * (chunk + 1) / chunks; ++row)
+    for (int64_t row = row_begin; row < row_end; ++row)
       acc += x[row * s.x_stride + h * s.P + p] * dv[v_at(s, row, r, h, p)];
-    partial[i] = acc;
-  }
+    partial[chunk * HRP + hrp] = acc;
+  });
 }
 
 }  // namespace
