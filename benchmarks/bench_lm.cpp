@@ -10,7 +10,8 @@
 // the median over --steps timed steps. Decoding = greedy steps through ssm::Decoder, --decode-tokens per
 // run, the median of 3 runs (on a GPU twice: the step replayed from a CUDA graph, and eager launches).
 // Utilisation = 6 · parameters · tokens/s ÷ the GFLOP/s OpenBLAS sgemm reaches on the model's own matmul
-// shapes (forward, input-gradient and weight-gradient products of in_proj, out_proj and the head) at the same thread count, measured in this run. On a GPU
+// shapes (forward, input-gradient and weight-gradient products of in_proj, out_proj and the head) at the
+// same thread count, measured in this run. On a GPU
 // (--device cuda) every timed region ends with a device synchronize, peak memory is the caching
 // allocator's high-water mark of tensor bytes, and utilisation is against the H100/H200 dense bf16 peak
 // (989 TFLOP/s, the figure the official kernels are quoted with) and against the bf16 and fp32 matmul
@@ -215,8 +216,10 @@ Options parse(int argc, char** argv) {
   Options o;
   std::string decode_batches = "1,16";
   tasks::FlagParser flags("bench_lm", "[--preset NAME | --config config.json] [options]",
-                          "Training-step and decoding tokens/s, peak RSS and CPU model-FLOPs utilisation of the LM.");
-  flags.option("preset", &o.preset, "NAME", "the model: default-1m or default-1m-mamba2");
+                          "Training-step and decoding tokens/s, peak memory (RSS, or GPU bytes with --device "
+                          "cuda) and model-FLOPs utilisation of the LM.");
+  flags.option("preset", &o.preset, "NAME",
+               "the model: default-1m, default-1m-mamba2, or 130m (the ~130M Mamba-3 of the GPU benchmarks)");
   flags.option("config", &o.config_path, "FILE", "the model from an official config.json instead of a preset");
   flags.option("scan", &o.scan, "PATH", "the scan implementation: chunked or reference");
   flags.option("device", &o.device, "DEV", "cpu or cuda");
