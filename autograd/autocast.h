@@ -40,5 +40,7 @@ class AutocastGuard {
 // matmul(a, b), through bfloat16 when autocast is on and a and b are float32 (float64 stays exact:
 // gradient checks run in it).
 Tensor autocast_matmul(const Tensor& a, const Tensor& b);
+// split(autocast_matmul(a, b), sizes, -1) for a weight b, as one node (matmul_parts, autograd/functions.h).
+std::vector<Tensor> autocast_matmul_parts(const Tensor& a, const Tensor& b, const std::vector<int64_t>& sizes);
 
 }  // namespace ssm

@@ -105,5 +105,9 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 // gradient is rounded to bfloat16 too and da, db come out float32 (autograd/autocast.h: the layers' matmuls
 // under autocast).
 Tensor bf16_matmul(const Tensor& a, const Tensor& b);
+// split(matmul(a, b), sizes, -1) — or with bf16, split(bf16_matmul(a, b), sizes, -1) — for a weight b [K, N], as
+// one node whose backward joins the parts' gradients straight into the GEMMs' operand (a Linear layer whose
+// output is read in parts: the Mamba blocks' in_proj).
+std::vector<Tensor> matmul_parts(const Tensor& a, const Tensor& b, const std::vector<int64_t>& sizes, bool bf16);
 
 }  // namespace ssm

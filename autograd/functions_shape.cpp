@@ -90,26 +90,14 @@ class SplitFunction final : public Function {
   SplitFunction(std::vector<int64_t> sizes, int64_t dim) : Function("split"), sizes_(std::move(sizes)), dim_(dim) {}
 
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
-    shape_ = in[0].shape();
-    dtype_ = in[0].dtype();
     return op::split(in[0], sizes_, dim_);  // views
   }
 
-  std::vector<Tensor> backward(const std::vector<Tensor>& grad_parts) override {
-    const Tensor dx = Tensor::empty(shape_, dtype_, grad_parts[0].device());
-    int64_t start = 0;
-    for (size_t k = 0; k < sizes_.size(); ++k) {
-      dx.narrow(dim_, start, sizes_[k]).copy_(grad_parts[k]);
-      start += sizes_[k];
-    }
-    return {dx};
-  }
+  std::vector<Tensor> backward(const std::vector<Tensor>& grad_parts) override { return {op::cat(grad_parts, dim_)}; }
 
  private:
   std::vector<int64_t> sizes_;
   int64_t dim_;
-  Shape shape_;
-  DType dtype_ = DType::Float32;
 };
 
 }  // namespace

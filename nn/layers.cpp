@@ -17,12 +17,24 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool with_bias, Genera
   }
 }
 
-Tensor Linear::forward(const Tensor& x) const {
+namespace {
+void check_features(const Tensor& x, const Tensor& weight) {
   SSM_CHECK(x.size(-1) == weight.size(1), "Linear: input ", x.describe(), " does not end in ", weight.size(1),
             " features");
+}
+}  // namespace
+
+Tensor Linear::forward(const Tensor& x) const {
+  check_features(x, weight);
   // Wᵀ is a view: the GEMM reads it in place; bfloat16 operands inside an AutocastGuard (autograd/autocast.h)
   const Tensor y = autocast_matmul(x, transpose(weight, 0, 1));
   return bias.defined() ? add(y, bias) : y;
+}
+
+std::vector<Tensor> Linear::forward_parts(const Tensor& x, const std::vector<int64_t>& sizes) const {
+  if (bias.defined()) return split(forward(x), sizes, -1);
+  check_features(x, weight);
+  return autocast_matmul_parts(x, transpose(weight, 0, 1), sizes);
 }
 
 Embedding::Embedding(int64_t num_embeddings, int64_t dim, Generator& gen) {
@@ -65,7 +77,7 @@ GatedMLP::GatedMLP(int64_t d_model, int64_t d_intermediate, Generator& gen, int6
 }
 
 Tensor GatedMLP::forward(const Tensor& x) const {
-  const auto parts = split(fc1->forward(x), {hidden, hidden}, -1);  // [value, gate]
+  const auto parts = fc1->forward_parts(x, {hidden, hidden});  // [value, gate]
   return fc2->forward(mul(parts[0], silu(parts[1])));
 }
 

@@ -17,6 +17,9 @@ class Linear : public Module {
  public:
   Linear(int64_t in_features, int64_t out_features, bool bias, Generator& gen);
   Tensor forward(const Tensor& x) const;  // [.., in] -> [.., out]
+  // split(forward(x), sizes, -1) as one node without a bias (autograd's matmul_parts: the parts' gradients
+  // joined once, in the GEMMs' dtype); the sizes add up to out.
+  std::vector<Tensor> forward_parts(const Tensor& x, const std::vector<int64_t>& sizes) const;
   Tensor weight;                          // [out, in]
   Tensor bias;                            // [out], or undefined
 };

@@ -37,7 +37,7 @@ Tensor Mamba2::forward(const Tensor& u, MixerCache* cache_base) const {
   }
   const int64_t batch = u.size(0), L = u.size(1), K = conv1d->weight.size(2);
   // 1. zxbcdt = u W_inᵀ, split [z | xBC | dt]
-  const auto zxbcdt = split(in_proj->forward(u), {d_inner, conv_dim, heads}, -1);
+  const auto zxbcdt = in_proj->forward_parts(u, {d_inner, conv_dim, heads});
   const Tensor &z = zxbcdt[0], &xBC = zxbcdt[1], &dt_raw = zxbcdt[2];
   // 2. causal depthwise conv + SiLU; with a cache the K−1 previous columns are the left context
   Tensor conv_in = xBC;

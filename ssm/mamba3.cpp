@@ -83,7 +83,7 @@ Tensor Mamba3::forward(const Tensor& u, MixerCache* cache_base) const {
   if (fused_step(u, cache)) return out_proj->forward(decode_step(in_proj->forward(u), *cache));
   const int64_t batch = u.size(0), L = u.size(1), H = heads, P = headdim, RGN = rank * groups * d_state;
   // §3.3 step 1: [z | x | B | C | dd_dt | dd_A | trap | ang]
-  const auto parts = split(in_proj->forward(u), {d_inner, d_inner, RGN, RGN, H, H, H, angles}, -1);
+  const auto parts = in_proj->forward_parts(u, {d_inner, d_inner, RGN, RGN, H, H, H, angles});
   const Tensor z = reshape(parts[0], {batch, L, H, P}), x = reshape(parts[1], {batch, L, H, P});
   const Tensor &dd_dt = parts[4], &dd_A = parts[5], &trap = parts[6], &ang = parts[7];
   // steps 2–4: A = min(−f(dd_A), −A_floor), DT = softplus(dd_dt + dt_bias), γ = DT·σ, η = DT·(1−σ), one node

@@ -402,7 +402,7 @@ Tensor scatter_add(const Shape& shape, int64_t dim, const Tensor& index, const T
 
 // ---------------------------------------------------------------- joining and splitting
 
-Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
+Tensor cat(const std::vector<Tensor>& parts, int64_t dim, std::optional<DType> dtype) {
   SSM_CHECK(!parts.empty(), "cat: no tensors given");
   const Tensor& first = parts[0];
   check_defined(first, "cat");
@@ -419,7 +419,7 @@ Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
                 " differ outside dimension ", dim);
     shape[dim] += p.shape()[dim];
   }
-  Tensor out = Tensor::empty(shape, first.dtype(), first.device());
+  Tensor out = Tensor::empty(shape, dtype.value_or(first.dtype()), first.device());
   int64_t start = 0;
   for (const Tensor& p : parts) {
     backend_of(p).copy(p, out.narrow(dim, start, p.shape()[dim]));

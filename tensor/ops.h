@@ -6,6 +6,7 @@
 // shapes/dtypes/devices. Binary ops need equal dtypes (no silent promotion) and broadcast like NumPy.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "tensor/backend.h"
@@ -96,7 +97,8 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
 Tensor scatter_add(const Shape& shape, int64_t dim, const Tensor& index, const Tensor& src);
 
 // ---- joining and splitting ----
-Tensor cat(const std::vector<Tensor>& parts, int64_t dim);
+// The parts joined along dim, in `dtype` when given (each part converted as it is copied, one pass), else theirs.
+Tensor cat(const std::vector<Tensor>& parts, int64_t dim, std::optional<DType> dtype = std::nullopt);
 Tensor stack(const std::vector<Tensor>& parts, int64_t dim);
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim);  // views
 

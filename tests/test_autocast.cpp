@@ -3,6 +3,7 @@
 // float32's, learning). On a GPU, the same model under autocast against the CPU's.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -92,6 +93,58 @@ TEST(Autocast, LeavesFloat64AndDisabledMatmulsExact) {
   expect_close(autocast_matmul(a32, b32), op::matmul(a32, b32), 0, 0, "float32 with autocast off");
 }
 
+namespace {
+
+// Gradients of Σ_k parts_k ⊙ weights_k with respect to a and b, the parts from `parts_of` (a, b).
+std::vector<Tensor> parts_grads(const Tensor& a, const Tensor& b, const std::vector<Tensor>& weights,
+                                const std::function<std::vector<Tensor>(const Tensor&, const Tensor&)>& parts_of,
+                                std::vector<Tensor>* parts) {
+  a.set_grad(Tensor());
+  b.set_grad(Tensor());
+  const std::vector<Tensor> out = parts_of(a, b);
+  Tensor loss;
+  for (size_t k = 0; k < out.size(); ++k) {
+    const Tensor term = sum(out[k] * weights[k]);
+    loss = loss.defined() ? loss + term : term;
+    parts->push_back(out[k].detach());
+  }
+  backward(loss);
+  return {a.grad(), b.grad()};
+}
+
+// The product in parts as one node under autocast (in_proj's path, nn::Linear::forward_parts) gives exactly
+// what split(bf16_matmul) gives: the parts' gradients joined straight into bfloat16 are the float32 join
+// rounded; and with autocast off, exactly split(matmul). Run on `device`.
+void expect_parts_equal_split_product(Device device) {
+  Generator gen(45);
+  const Tensor a = leaf({2, 29, 24}, gen).to(device).detach(), w = leaf({17, 24}, gen).to(device).detach();
+  a.set_requires_grad(true);
+  w.set_requires_grad(true);
+  const std::vector<int64_t> sizes{5, 3, 9};
+  std::vector<Tensor> weights;
+  for (const int64_t size : sizes) weights.push_back(op::normal({2, 29, size}, 0, 1, gen).to(device));
+  for (const bool on : {true, false}) {
+    SCOPED_TRACE(on ? "autocast" : "float32");
+    const AutocastGuard autocast(on);
+    std::vector<Tensor> fused, split_product;
+    const std::vector<Tensor> fused_grads = parts_grads(a, w, weights, [&](const Tensor& x, const Tensor& y) {
+      return autocast_matmul_parts(x, transpose(y, 0, 1), sizes);
+    }, &fused);
+    const std::vector<Tensor> split_grads = parts_grads(a, w, weights, [&](const Tensor& x, const Tensor& y) {
+      return split(autocast_matmul(x, transpose(y, 0, 1)), sizes, -1);
+    }, &split_product);
+    ASSERT_EQ(fused.size(), sizes.size());
+    for (size_t k = 0; k < sizes.size(); ++k) expect_close(fused[k], split_product[k], 0, 0, "part");
+    expect_close(fused_grads[0], split_grads[0], 0, 0, "da");
+    expect_close(fused_grads[1], split_grads[1], 0, 0, "db");
+    for (const Tensor& grad : fused_grads) EXPECT_EQ(grad.dtype(), DType::Float32);
+  }
+}
+
+}  // namespace
+
+TEST(Autocast, MatmulPartsEqualTheSplitProduct) { expect_parts_equal_split_product(Device::cpu()); }
+
 // A Mamba-3 MIMO language model: the loss under autocast is float32's to bf16 precision, every gradient
 // arrives in float32 beside its float32 weight, and AdamW steps under autocast learn.
 TEST(Autocast, LanguageModelTrainsUnderAutocastWithFloat32MasterWeights) {
@@ -128,6 +181,8 @@ TEST(Autocast, LanguageModelTrainsUnderAutocastWithFloat32MasterWeights) {
 // The same model under autocast on the GPU (cuBLAS bf16, float32 accumulation) and on the CPU (rounded
 // float32 products): logits and every gradient agree to bf16's precision.
 class CudaAutocast : public CudaTest {};
+
+TEST_F(CudaAutocast, MatmulPartsEqualTheSplitProduct) { expect_parts_equal_split_product(Device::cuda()); }
 
 TEST_F(CudaAutocast, LanguageModelMatchesTheCpuUnderAutocast) {
   for (const Variant& variant : {kVariants[0], kVariants[3]}) {

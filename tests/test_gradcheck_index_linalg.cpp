@@ -1,7 +1,8 @@
 // Gradchecks of the indexing ops (autograd/functions_index.cpp: index_select, embedding, gather,
 // scatter_add — with repeated indices, whose gradients must accumulate) and of matmul
 // (autograd/functions_linalg.cpp) in all its forms: 2-d, batched with broadcasting, 1-d operands,
-// a batch of activations times a shared 2-d weight (its own backward path), and transposed views.
+// a batch of activations times a shared 2-d weight (its own backward path), transposed views, and the product
+// handed out in parts (matmul_parts).
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -182,6 +183,33 @@ TEST(GradcheckMatmul, TransposedAndStridedViews) {
   // an expanded (stride-0 batch) left operand
   Tensor s = randn({3, 4}, g);
   expect_gradcheck([](const std::vector<Tensor>& in) { return matmul(expand(in[0], {2, 3, 4}), in[1]); }, {s, randn({2, 4, 5}, g)});
+}
+
+// matmul_parts: a [.., K] batch times a [K, N] weight, handed out in parts. Each part goes through its own
+// function (one part unused: its gradient slice is the engine's zeros), so each part's gradient must reach
+// its own columns of the product; the weight may be a transposed view (as Linear passes it).
+TEST(GradcheckMatmul, Parts) {
+  Generator g(57);
+  Tensor x = randn({2, 3, 4}, g), w = randn({7, 4}, g);
+  const auto parts_fn = [](const std::vector<Tensor>& in) {
+    const auto parts = matmul_parts(in[0], transpose(in[1], 0, 1), {2, 1, 3, 1}, /*bf16=*/false);
+    EXPECT_EQ(parts.size(), 4u);
+    return cat({exp(parts[0]), parts[1] * 3.0, square(parts[3])}, -1);
+  };
+  expect_gradcheck(parts_fn, {x, w});
+  Tensor x_const = leaf(x.detach(), false);
+  expect_gradcheck(parts_fn, {x_const, w});
+  expect_gradcheck([](const std::vector<Tensor>& in) { return matmul_parts(in[0], in[1], {0, 5}, false)[1]; },
+                   {randn({3, 4}, g), randn({4, 5}, g)});
+}
+
+TEST(GradcheckMatmul, PartsRejectBadArguments) {
+  Generator g(58);
+  const Tensor x = randn({2, 3, 4}, g), w = randn({4, 5}, g);
+  EXPECT_THROW(matmul_parts(x, w, {2, 2}, false), Error);      // 4 columns of 5
+  EXPECT_THROW(matmul_parts(x, w, {6, -1}, false), Error);     // a negative size
+  EXPECT_THROW(matmul_parts(x, randn({2, 4, 5}, g), {5}, false), Error);  // not a [K, N] weight
+  EXPECT_THROW(matmul_parts(x, w, {5}, /*bf16=*/true), Error);  // bfloat16 products of float64 operands
 }
 
 TEST(GradcheckMatmul, ChainedLayers) {
