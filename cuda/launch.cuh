@@ -132,6 +132,19 @@ void launch(Kernel kernel, dim3 grid, int threads, size_t bytes, Args... args) {
   SSM_CUDA_CHECK_LAUNCH();
 }
 
+// How many blocks of `kernel` (`threads` each, `bytes` of dynamic shared memory) the whole GPU holds at once.
+// A grid-stride kernel launched with that many runs in one wave, with no tail of a second, partial one.
+template <class Kernel>
+int64_t resident_blocks(Kernel kernel, int threads, size_t bytes) {
+  int device = 0, sms = 0, per_sm = 0;
+  SSM_CUDA_CHECK(cudaGetDevice(&device));
+  SSM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  if (bytes > 48 * 1024)  // (the occupancy query counts on the launch's opt-in, as launch() sets it)
+    SSM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  SSM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, bytes));
+  return static_cast<int64_t>(std::max(per_sm, 1)) * sms;
+}
+
 // The most dynamic shared memory a block of this device may ask for.
 inline size_t shared_limit() {
   static const size_t limit = [] {

@@ -2,25 +2,33 @@
 //
 //   x̂ = raw·ρ, ρ = (mean(raw²) + ε)^(−1/2);   k_h = x̂ ⊙ w + bias[h, r];   k̃_h = Rot(θ_h) k_h
 //
-// One thread block per unit (row, r, g) — one N-row of raw — whose threads share out the (head, n)
-// elements of the H/G heads that read it, so the normalisation is done once per group, as on the CPU.
-// Within a row, dimension n of a rotated pair m (partner n') is  y_n = k_n cos θ_m ∓ k_n' sin θ_m  (− for
-// the pair's first element, + for the second), which lets each thread compute its own elements without
-// talking to the others; Rotᵀ flips the sign of sin. The unit's cos θ and sin θ are computed once per
-// (head, pair) into shared memory (rotation_table), not once per element: at the 130M model's
-// 24 heads × 32 pairs that is a quarter of the trigonometry.
+// One thread block per unit (row, r, g) — one N-row of raw — whose threads share out the (head, pair)
+// items of the H/G heads that read it, so the normalisation is done once per group, as on the CPU. A row's
+// N dimensions are ⌈N/2⌉ pairs (PairDims): pair m holds the dimensions (a, b) that θ_m rotates when m < S,
+//   (y_a, y_b) = (k_a cos θ_m − k_b sin θ_m,  k_a sin θ_m + k_b cos θ_m),
+// and two dimensions that pass through otherwise; Rotᵀ flips the sign of sin. A thread forms both of its
+// pair's outputs from one read of each input, where a thread per dimension read every input twice (its
+// own and its partner's): at the 130M model's 24 heads × 64 pairs that halves the loads and the index
+// arithmetic of the kernels' largest loops (the forward 235 → 135 µs a call, ncu). The unit's cos θ and sin θ
+// are computed once per (head, pair) into shared memory (rotation_table).
 //
 // Backward, per unit: dk_h = Rotᵀ dk̃_h, dbias[h, r] += dk_h, dn = Σ_h dk_h, dw += dn ⊙ x̂,
 // draw = ρ (dn ⊙ w − x̂ · mean(dn ⊙ w ⊙ x̂)). A block takes units of one (r, g) only — the grid is a
 // multiple of R·G, and block b walks the rows b / (R·G), + slots, ... — so it sums its units' dbias and
 // dw in shared memory, in row order, and writes them once: the partials are [slots, H, R, N] and
-// [blocks, N] (at most kSlots · R·G blocks), which the caller sums in a fixed order. No atomics, and
-// no [rows, H, R, N] partial (at 130M a 200 MB write, its zero fill and its sum, per call).
+// [blocks, N], which the caller sums in a fixed order. No atomics, and no [rows, H, R, N] partial (at 130M a
+// 200 MB write, its zero fill and its sum, per call). There are as many slots as blocks the GPU holds at once
+// (at most kSlots): with a fixed 1024 the 130M model's blocks, a few to an SM by shared memory, ran as a full
+// wave and a partial second (its step 230.1 → 228.8 ms on an H100). The sums' grouping, and so their last bits,
+// then follow the GPU's SM count: the same on every run of one GPU model.
 // dθ_{t,h,m} = Σ_r (y_a dy_b − y_b dy_a) sums over the ranks. With one rank (SISO) a unit holds all of it,
-// and the thread of each pair's first element forms it there (at the 130M model that spared a 210 µs
+// and the thread of each rotated pair forms it there (at the 130M model that spared a 210 µs
 // kernel per call); with several, the ranks live in different blocks, so a second kernel gives each
 // (row, h, m) one thread that recomputes y_a, y_b from raw and the ρ saved by the first.
 #include <algorithm>
+#include <cstdint>
+#include <initializer_list>
+#include <type_traits>
 
 #include "cuda/check.h"
 #include "cuda/context.h"
@@ -50,26 +58,61 @@ __device__ T block_sum(T v, T* reduce) {
   return total;
 }
 
-// Where dimension n sits in the rotation: pair m (−1 when n passes through), its partner, and whether
-// n is the pair's first element (a) or second (b).
-struct PairSlot {
-  int64_t m, partner;
-  bool first;
+// The dimensions of pair m (0 ≤ m < ⌈N/2⌉): a = 2m, b = 2m + 1 (adjacent pairs) or a = m, b = m + N/2
+// (half-split, N even); rotated by θ_m when m < S (then b < N, as 2S ≤ N). An odd N's last adjacent
+// pair holds a alone (b = −1).
+struct PairDims {
+  int a, b;
+  bool rotated;
 };
-__device__ inline PairSlot pair_slot(const KeysLayout& s, int64_t n) {
-  PairSlot slot;
-  if (s.half_split) {
-    const int64_t half = s.N / 2;
-    slot.first = n < half;
-    slot.m = slot.first ? n : n - half;
-    slot.partner = slot.first ? n + half : n - half;
-  } else {
-    slot.first = n % 2 == 0;
-    slot.m = n / 2;
-    slot.partner = slot.first ? n + 1 : n - 1;
+__device__ inline int pair_count(const KeysLayout& s) { return static_cast<int>((s.N + 1) / 2); }
+__device__ inline PairDims pair_dims(const KeysLayout& s, int m) {
+  const int N = static_cast<int>(s.N);
+  if (s.half_split) return {m, m + N / 2, m < s.S};
+  return {2 * m, 2 * m + 1 < N ? 2 * m + 1 : -1, m < s.S};
+}
+
+// (x_a, x_b) ← Rot(sign·θ_m) (x_a, x_b) for a rotated pair of the unit's head hl (rot: rotation_table's).
+template <class T>
+__device__ void rotate_pair(const KeysLayout& s, const T* rot, int hl, int m, T sign, T& x_a, T& x_b) {
+  const T c = rot[2 * (hl * s.S + m)], sn = sign * rot[2 * (hl * s.S + m) + 1], a = x_a, b = x_b;
+  x_a = a * c - b * sn;
+  x_b = a * sn + b * c;
+}
+
+// A pair's two values of a row (x_b = 0 when the pair has no b), and back. With `wide` (pairs_wide: adjacent
+// pairs, rows of even width, every row pointer aligned to two values) one 8- or 16-byte access: a lane per
+// pair reading values 2m and 2m + 1 would otherwise conflict in shared memory's banks two ways.
+template <class T>
+using PairOf = std::conditional_t<std::is_same_v<T, float>, float2, double2>;
+
+template <class T>
+bool pairs_wide(const KeysLayout& s, std::initializer_list<const T*> rows_from) {
+  bool aligned = true;
+  for (const T* p : rows_from) aligned = aligned && reinterpret_cast<uintptr_t>(p) % sizeof(PairOf<T>) == 0;
+  return aligned && !s.half_split && s.N % 2 == 0;
+}
+
+template <class T>
+__device__ void load_pair(bool wide, const T* row, const PairDims& d, T& x_a, T& x_b) {
+  if (wide) {
+    const PairOf<T> v = *reinterpret_cast<const PairOf<T>*>(row + d.a);
+    x_a = v.x;
+    x_b = v.y;
+    return;
   }
-  if (slot.m >= s.S) slot.m = -1;
-  return slot;
+  x_a = row[d.a];
+  x_b = d.b >= 0 ? row[d.b] : T(0);
+}
+
+template <class T>
+__device__ void store_pair(bool wide, T* row, const PairDims& d, T x_a, T x_b) {
+  if (wide) {
+    *reinterpret_cast<PairOf<T>*>(row + d.a) = PairOf<T>{x_a, x_b};
+    return;
+  }
+  row[d.a] = x_a;
+  if (d.b >= 0) row[d.b] = x_b;
 }
 
 // The pieces of a block's shared memory, in elements of T (the host sizes the launch with the same).
@@ -121,15 +164,6 @@ __device__ void rotation_table(const KeysLayout& s, const T* theta, int64_t row,
   for (int e = threadIdx.x; e < pairs; e += blockDim.x) sin_cos_of(th[e], &rot[2 * e + 1], &rot[2 * e]);
 }
 
-// Element n of Rot(θ) x (sign +1) or Rot(θ)ᵀ x (sign −1) for a row x of the unit's head hl, from x_n and its
-// partner's value (slot: where n sits in the pairing).
-template <class T>
-__device__ T rotate(const KeysLayout& s, const T* rot, int hl, T x_n, T x_partner, const PairSlot& slot, T sign) {
-  if (slot.m < 0) return x_n;
-  const T* cs = rot + 2 * (hl * s.S + slot.m);
-  return x_n * cs[0] + (slot.first ? -sign : sign) * cs[1] * x_partner;
-}
-
 // Pair m's term of dθ_m: with (k_a, k_b) the pair before its rotation by θ (cos θ = c, sin θ = s), the
 // rotated y = Rot(θ) k and the incoming gradients dy_a, dy_b: since dy/dθ = (−y_b, y_a),
 // ∂ℒ/∂θ = y_a dy_b − y_b dy_a.
@@ -140,30 +174,34 @@ __device__ T angle_grad_term(T k_a, T k_b, T c, T s, T dy_a, T dy_b) {
 }
 
 template <class T>
-__global__ void keys_forward_kernel(KeysLayout s, const T* raw, const T* w, const T* bias, const T* theta, T* out) {
+__global__ void keys_forward_kernel(KeysLayout s, bool wide, const T* raw, const T* w, const T* bias, const T* theta,
+                                    T* out) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   const KeysShared at(s, false);
   T* shared = reinterpret_cast<T*>(shared_bytes);
-  T *xhat = shared + at.xhat, *rot = shared + at.rot, *reduce = shared + at.reduce;
+  T *scaled = shared + at.xhat, *rot = shared + at.rot, *reduce = shared + at.reduce;  // scaled: x̂ ⊙ w
   const int64_t units = s.rows * s.R * s.G;
-  const int heads_per_group = static_cast<int>(s.H / s.G), N = static_cast<int>(s.N);
+  const int heads_per_group = static_cast<int>(s.H / s.G), pairs = pair_count(s);
   for (int64_t unit = blockIdx.x; unit < units; unit += gridDim.x) {  // uniform per block: syncs are safe
     const int64_t g = unit % s.G, r = (unit / s.G) % s.R, row = unit / (s.G * s.R);
     const T* raw_row = raw_row_of(s, raw, row, r, g);
     const T rho = inverse_rms(raw_row, s, reduce);
-    for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) xhat[n] = raw_row[n] * rho;
+    for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) scaled[n] = raw_row[n] * rho * w[n];
     rotation_table(s, theta, row, g, rot);
     __syncthreads();
-    for (int e = threadIdx.x; e < heads_per_group * N; e += blockDim.x) {  // a thread per (head, n), 32-bit
-      const int hl = e / N, n = e % N;
+    for (int e = threadIdx.x; e < heads_per_group * pairs; e += blockDim.x) {  // a thread per (head, pair), 32-bit
+      const int hl = e / pairs, m = e - hl * pairs;
       const int64_t h = g * heads_per_group + hl;
-      const T* bias_row = bias + (h * s.R + r) * s.N;
-      const PairSlot slot = pair_slot(s, n);
-      const T key = xhat[n] * w[n] + bias_row[n];
-      const T partner_key = slot.m >= 0 ? xhat[slot.partner] * w[slot.partner] + bias_row[slot.partner] : T(0);
-      out[((row * s.R + r) * s.H + h) * s.N + n] = rotate(s, rot, hl, key, partner_key, slot, T(1));
+      const PairDims d = pair_dims(s, m);
+      T k_a, k_b, bias_a, bias_b;
+      load_pair(wide, scaled, d, k_a, k_b);
+      load_pair(wide, bias + (h * s.R + r) * s.N, d, bias_a, bias_b);
+      k_a += bias_a;
+      k_b += bias_b;
+      if (d.rotated) rotate_pair(s, rot, hl, m, T(1), k_a, k_b);
+      store_pair(wide, out + ((row * s.R + r) * s.H + h) * s.N, d, k_a, k_b);
     }
-    __syncthreads();  // xhat and rot are rewritten by the next unit
+    __syncthreads();  // scaled and rot are rewritten by the next unit
   }
 }
 
@@ -171,9 +209,9 @@ __global__ void keys_forward_kernel(KeysLayout s, const T* raw, const T* w, cons
 // the rows b / (R·G), + slots, ...
 // With one rank, dtheta receives dθ here (else nullptr: keys_backward_theta_kernel forms it).
 template <class T>
-__global__ void keys_backward_rows_kernel(KeysLayout s, const T* raw, const T* w, const T* bias, const T* theta,
-                                          const T* dout, T* draw, T* dtheta, T* dw_partial, T* dbias_partial,
-                                          T* rho_scratch) {
+__global__ void keys_backward_rows_kernel(KeysLayout s, bool wide, const T* raw, const T* w, const T* bias,
+                                          const T* theta, const T* dout, T* draw, T* dtheta, T* dw_partial,
+                                          T* dbias_partial, T* rho_scratch) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   const KeysShared at(s, true);
   T* shared = reinterpret_cast<T*>(shared_bytes);
@@ -182,7 +220,9 @@ __global__ void keys_backward_rows_kernel(KeysLayout s, const T* raw, const T* w
   const int64_t RG = s.R * s.G, slots = gridDim.x / RG, slot_of_block = blockIdx.x / RG;
   const int64_t g = blockIdx.x % s.G, r = blockIdx.x / s.G % s.R;
   const int heads_per_group = static_cast<int>(s.H / s.G), N = static_cast<int>(s.N), span = heads_per_group * N;
-  // Each thread owns its elements of dbias (e-stride) and dw (n-stride) for the whole loop: no races.
+  const int pairs = pair_count(s);
+  // In the loop each thread owns its elements of dbias (its (head, pair) items' two) and dw (n-stride): no
+  // races. (The zeroing below is done by others; the normalisation's block sum syncs before the first +=.)
   for (int e = threadIdx.x; e < span; e += blockDim.x) dbias[e] = 0;
   for (int n = threadIdx.x; n < N; n += blockDim.x) dw[n] = 0;
   for (int64_t row = slot_of_block; row < s.rows; row += slots) {
@@ -200,23 +240,24 @@ __global__ void keys_backward_rows_kernel(KeysLayout s, const T* raw, const T* w
     for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) xhat[n] = raw_row[n] * rho;
     rotation_table(s, theta, row, g, rot);
     __syncthreads();
-    // dk_h = Rot(θ)ᵀ dk̃_h, a thread per (head, n); with one rank also dθ_m = y_a dy_b − y_b dy_a, by the
-    // thread of the pair's first element, from the rotated key y = Rot(θ)(x̂ ⊙ w + bias)
+    // dk_h = Rot(θ)ᵀ dk̃_h, a thread per (head, pair); with one rank also dθ_m = y_a dy_b − y_b dy_a for a
+    // rotated pair, from the rotated key y = Rot(θ)(x̂ ⊙ w + bias)
     T* dtheta_row = dtheta ? dtheta + (row * s.H + g * heads_per_group) * s.S : nullptr;
-    for (int e = threadIdx.x; e < span; e += blockDim.x) {
-      const int hl = e / N, n = e % N;
-      const T* dk_rot = dk_rows + hl * N;
-      const PairSlot slot = pair_slot(s, n);
-      const T dy_n = dk_rot[n], dy_partner = slot.m >= 0 ? dk_rot[slot.partner] : T(0);
-      const T v = rotate(s, rot, hl, dy_n, dy_partner, slot, T(-1));
-      dk[e] = v;
-      dbias[e] += v;
-      if (dtheta_row && slot.m >= 0 && slot.first) {  // n is the pair's a, its partner b
+    for (int e = threadIdx.x; e < heads_per_group * pairs; e += blockDim.x) {
+      const int hl = e / pairs, m = e - hl * pairs;
+      const PairDims d = pair_dims(s, m);
+      T dy_a, dy_b, dbias_a, dbias_b;
+      load_pair(wide, dk_rows + hl * N, d, dy_a, dy_b);
+      T dk_a = dy_a, dk_b = dy_b;
+      if (d.rotated) rotate_pair(s, rot, hl, m, T(-1), dk_a, dk_b);
+      store_pair(wide, dk + hl * N, d, dk_a, dk_b);
+      load_pair(wide, dbias + hl * N, d, dbias_a, dbias_b);  // (this thread owns these for the whole loop)
+      store_pair(wide, dbias + hl * N, d, dbias_a + dk_a, dbias_b + dk_b);
+      if (dtheta_row && d.rotated) {
         const T* bias_row = bias + ((g * heads_per_group + hl) * s.R + r) * s.N;
-        const T* cs = rot + 2 * (hl * s.S + slot.m);
-        dtheta_row[hl * s.S + slot.m] =
-            angle_grad_term(xhat[n] * w[n] + bias_row[n], xhat[slot.partner] * w[slot.partner] + bias_row[slot.partner],
-                            cs[0], cs[1], dy_n, dy_partner);
+        const T* cs = rot + 2 * (hl * s.S + m);
+        dtheta_row[hl * s.S + m] = angle_grad_term(xhat[d.a] * w[d.a] + bias_row[d.a],
+                                                   xhat[d.b] * w[d.b] + bias_row[d.b], cs[0], cs[1], dy_a, dy_b);
       }
     }
     __syncthreads();
@@ -277,23 +318,28 @@ size_t shared_bytes_for(const KeysLayout& s, bool backward) {
 
 }  // namespace
 
-int64_t keys_backward_slots(const KeysLayout& s) { return std::clamp<int64_t>(s.rows, 1, kSlots); }
+template <class T>
+int64_t keys_backward_slots(const KeysLayout& s) {
+  const int64_t resident =
+      resident_blocks(keys_backward_rows_kernel<T>, kRowThreads, shared_bytes_for<T>(s, true)) / (s.R * s.G);
+  return std::clamp<int64_t>(std::min(resident, kSlots), 1, std::max<int64_t>(s.rows, 1));
+}
 
 template <class T>
 void mamba3_keys_forward(const KeysLayout& s, const T* raw, const T* w, const T* bias, const T* theta, T* out) {
   if (s.rows * s.R * s.G == 0) return;
   launch(keys_forward_kernel<T>, blocks_for(s.rows * s.R * s.G, 1), kRowThreads, shared_bytes_for<T>(s, false), s,
-         raw, w, bias, theta, out);
+         pairs_wide(s, {bias, out}), raw, w, bias, theta, out);
 }
 
 template <class T>
-void mamba3_keys_backward(const KeysLayout& s, const T* raw, const T* w, const T* bias, const T* theta, const T* dout,
-                          T* draw, T* dtheta, T* dw_partial, T* dbias_partial, T* rho_scratch) {
+void mamba3_keys_backward(const KeysLayout& s, int64_t slots, const T* raw, const T* w, const T* bias, const T* theta,
+                          const T* dout, T* draw, T* dtheta, T* dw_partial, T* dbias_partial, T* rho_scratch) {
   if (s.rows * s.R * s.G == 0) return;
-  const auto blocks = static_cast<unsigned>(keys_backward_slots(s) * s.R * s.G);
+  const auto blocks = static_cast<unsigned>(slots * s.R * s.G);
   const bool one_rank = s.R == 1;  // dθ in the rows kernel
-  launch(keys_backward_rows_kernel<T>, blocks, kRowThreads, shared_bytes_for<T>(s, true), s, raw, w, bias, theta, dout,
-         draw, one_rank ? dtheta : nullptr, dw_partial, dbias_partial, rho_scratch);
+  launch(keys_backward_rows_kernel<T>, blocks, kRowThreads, shared_bytes_for<T>(s, true), s, pairs_wide(s, {dout}),
+         raw, w, bias, theta, dout, draw, one_rank ? dtheta : nullptr, dw_partial, dbias_partial, rho_scratch);
   const int64_t angles = s.rows * s.H * s.S;
   if (angles == 0 || one_rank) return;
   const RowLaunch rows = row_launch(s.rows, s.H * s.S);
@@ -304,8 +350,9 @@ void mamba3_keys_backward(const KeysLayout& s, const T* raw, const T* w, const T
 
 #define SSM_INSTANTIATE_KEYS(T)                                                                                      \
   template void mamba3_keys_forward<T>(const KeysLayout&, const T*, const T*, const T*, const T*, T*);               \
-  template void mamba3_keys_backward<T>(const KeysLayout&, const T*, const T*, const T*, const T*, const T*, T*, T*, \
-                                        T*, T*, T*);
+  template void mamba3_keys_backward<T>(const KeysLayout&, int64_t, const T*, const T*, const T*, const T*, const T*, \
+                                        T*, T*, T*, T*, T*);                                                         \
+  template int64_t keys_backward_slots<T>(const KeysLayout&);
 SSM_INSTANTIATE_KEYS(float)
 SSM_INSTANTIATE_KEYS(double)
 #undef SSM_INSTANTIATE_KEYS

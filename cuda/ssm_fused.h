@@ -30,12 +30,14 @@ void mamba3_keys_forward(const KeysLayout& s, const T* raw, const T* w, const T*
 
 // dout [rows, R, H, N] → draw [rows, R, G, N], dtheta [rows, H, S] (both fully written), and per-block
 // partials the caller sums over their first dim: dw_partial [slots·R·G, N], dbias_partial [slots, H, R, N]
-// with slots = keys_backward_slots(s) (only these leading rows are written; the caller may allocate more,
-// zeroed, to reshape the sum). rho_scratch [rows·R·G] holds each row's 1/rms between the two kernels.
+// with slots from keys_backward_slots(s), passed back in (only these leading rows are written; the caller may
+// allocate more, zeroed, to reshape the sum). rho_scratch [rows·R·G] holds each row's 1/rms between the two
+// kernels.
+template <class T>
 int64_t keys_backward_slots(const KeysLayout& s);
 template <class T>
-void mamba3_keys_backward(const KeysLayout& s, const T* raw, const T* w, const T* bias, const T* theta, const T* dout,
-                          T* draw, T* dtheta, T* dw_partial, T* dbias_partial, T* rho_scratch);
+void mamba3_keys_backward(const KeysLayout& s, int64_t slots, const T* raw, const T* w, const T* bias, const T* theta,
+                          const T* dout, T* draw, T* dtheta, T* dw_partial, T* dbias_partial, T* rho_scratch);
 
 // ---- Mamba-3 rates: A·DT, γ, η, DT per (token, head) (cuda/mamba3_rates.cu) ----
 // dd_dt, dd_A, trap: rows of H values, each its own row stride apart (in_proj's columns in place);
@@ -96,13 +98,16 @@ struct GateLayout {
   int64_t x_stride, z_stride;
 };
 
-
 template <class T>
 void mamba3_gate_forward(const GateLayout& s, const T* y, const T* x, const T* z, const T* D, const T* psi,
                          const T* zeta, const T* phi, T* out);
 
-// dout [rows, H, P] → dy, dx, dz (fully written) and param_partial [chunks, 4, H, R, P] holding per
-// chunk of rows the sums for dψ, dζ, dφ and the (r, p) terms of dD (slot 3; the caller sums it over r, p).
+// The chunks of rows of the gate's backward: ~16 rows each, as its threads take a chunk of one (h, p), so
+// that even the ~1M model's [32768 rows, 20 heads, 16] gives the GPU ~650K threads.
+inline int64_t gate_row_chunks(int64_t rows) { return std::clamp<int64_t>(rows / 16, 1, 4096); }
+
+// dout [rows, H, P] → dy, dx, dz (fully written) and param_partial [gate_row_chunks(rows), 4, H, R, P] holding
+// per chunk of rows the sums for dψ, dζ, dφ and the (r, p) terms of dD (slot 3; the caller sums it over r, p).
 template <class T>
 void mamba3_gate_backward(const GateLayout& s, const T* y, const T* x, const T* z, const T* D, const T* psi,
                           const T* zeta, const T* phi, const T* dout, T* dy, T* dx, T* dz, T* param_partial);

@@ -240,20 +240,23 @@ class KeysFunction final : public Function {
 #if SSM_WITH_CUDA
     const Device device = raw.device();
     const cuda::KeysLayout layout = cuda_layout(s, eps_);
-    const int64_t slots = cuda::keys_backward_slots(layout);
-    Tensor draw = Tensor::empty(raw.shape(), raw.dtype(), device), dtheta = Tensor::empty(theta.shape(), raw.dtype(), device);
-    const PartialRows block_split = split_partial_rows(slots * s.R * s.G), slot_split = split_partial_rows(slots);
-    const Tensor dw_partial = Tensor::zeros({block_split.padded(), s.N}, raw.dtype(), device),
-                 dbias_partial = Tensor::zeros({slot_split.padded(), s.H * s.R * s.N}, raw.dtype(), device),
-                 rho = Tensor::empty({s.rows * s.R * s.G}, raw.dtype(), device);
+    std::vector<Tensor> grads;
     dispatch_float(raw.dtype(), "mamba3_keys", [&](auto tag) {
       using T = decltype(tag);
-      cuda::mamba3_keys_backward<T>(layout, raw.data<T>(), w.data<T>(), bias.data<T>(), theta.data<T>(), dout.data<T>(),
-                                    draw.data<T>(), dtheta.data<T>(), dw_partial.data<T>(), dbias_partial.data<T>(),
-                                    rho.data<T>());
+      const int64_t slots = cuda::keys_backward_slots<T>(layout);
+      const Tensor draw = Tensor::empty(raw.shape(), raw.dtype(), device),
+                   dtheta = Tensor::empty(theta.shape(), raw.dtype(), device);
+      const PartialRows block_split = split_partial_rows(slots * s.R * s.G), slot_split = split_partial_rows(slots);
+      const Tensor dw_partial = Tensor::zeros({block_split.padded(), s.N}, raw.dtype(), device),
+                   dbias_partial = Tensor::zeros({slot_split.padded(), s.H * s.R * s.N}, raw.dtype(), device),
+                   rho = Tensor::empty({s.rows * s.R * s.G}, raw.dtype(), device);
+      cuda::mamba3_keys_backward<T>(layout, slots, raw.data<T>(), w.data<T>(), bias.data<T>(), theta.data<T>(),
+                                    dout.data<T>(), draw.data<T>(), dtheta.data<T>(), dw_partial.data<T>(),
+                                    dbias_partial.data<T>(), rho.data<T>());
+      grads = {draw, sum_partial_rows(dw_partial, block_split),
+               sum_partial_rows(dbias_partial, slot_split).view(bias.shape()), dtheta};
     });
-    return {draw, sum_partial_rows(dw_partial, block_split),
-            sum_partial_rows(dbias_partial, slot_split).view(bias.shape()), dtheta};
+    return grads;
 #else
     throw Error("mamba3_keys: a tensor on a GPU in a build without CUDA");
 #endif

@@ -29,8 +29,8 @@ struct OutputSizes {
 OutputSizes sizes_of(const Tensor& y) { return {y.size(0) * y.size(1), y.size(2), y.size(3), y.size(4)}; }
 
 // Both devices write every element of the gate's outputs (out, dx, dz), so they start uninitialised: the CPU
-// loops zero each row's values just before they add the ranks' terms, in cache, and each GPU thread writes its
-// element's sum over the ranks.
+// loops zero each row's values just before they add the ranks' terms, in cache, and on the GPU the thread of
+// an element writes it with rank 0's term and adds the other ranks' (there is at least one rank).
 Tensor output_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
 
 // The CPU loops' view of the saved inputs y, x, z, D, ψ, ζ, φ (x and z read in place: ssm/rows_in_place.h).
@@ -210,7 +210,7 @@ class OutputGateFunction final : public Function {
 
   static int64_t cuda_param_chunks([[maybe_unused]] int64_t rows) {
 #if SSM_WITH_CUDA
-    return cuda::param_row_chunks(rows);
+    return cuda::gate_row_chunks(rows);
 #else
     return 1;
 #endif
@@ -230,6 +230,7 @@ Tensor mamba3_output_gate(const Tensor& y, const Tensor& x, const Tensor& z, con
   SSM_CHECK(D.shape() == Shape{H}, "mamba3_output_gate: D must be [", H, "], got ", D.describe());
   const bool mimo = psi.defined();
   SSM_CHECK(mimo == zeta.defined() && mimo == phi.defined(), "mamba3_output_gate: psi, zeta, phi go together");
+  SSM_CHECK(R >= 1, "mamba3_output_gate: y has no ranks (", y.describe(), ")");
   SSM_CHECK(mimo || R == 1, "mamba3_output_gate: rank ", R, " needs psi, zeta and phi");
   for (const Tensor& t : {psi, zeta, phi})
     SSM_CHECK(!t.defined() || t.shape() == per_rank, "mamba3_output_gate: MIMO parameters must be ",

@@ -92,4 +92,8 @@ TEST(Mamba3Output, RejectsBadArguments) {
   EXPECT_THROW(mamba3_output_gate(in[0], in[1], in[2], in[3], in[4], Tensor(), in[6]), Error);
   EXPECT_THROW(mamba3_output_gate(in[0], in[2].narrow(3, 0, 2), in[2], in[3], in[4], in[5], in[6]), Error);
   EXPECT_THROW(mamba3_output_gate(in[0], in[1], in[2], in[3].to(DType::Float32), in[4], in[5], in[6]), Error);
+  // no ranks at all: nothing to gate (the parameters' shapes [H, 0, P] would fit)
+  const auto no_rank = random_inputs(0, gen);
+  EXPECT_THROW(mamba3_output_gate(no_rank[0], no_rank[1], no_rank[2], no_rank[3], no_rank[4], no_rank[5], no_rank[6]),
+               Error);
 }
