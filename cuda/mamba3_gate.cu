@@ -19,7 +19,7 @@
 namespace ssm::cuda {
 namespace {
 
-// The quantities of one (row, r, h, p) term that forward and both backward kernels share.
+// The quantities of one (row, r, h, p) term that the forward and the backward kernel share.
 template <class T>
 struct GateTerm {
   T x, z;               // this (row, h, p)'s inputs

@@ -188,7 +188,7 @@ class OutputGateFunction final : public Function {
   }
 
  private:
-  // The kernels write dy, dx, dz and per-chunk partials [chunks, 4, H, R, P] of dψ, dζ, dφ and dD's
+  // The backward kernel writes dy, dx, dz and per-chunk partials [chunks, 4, H, R, P] of dψ, dζ, dφ and dD's
   // (r, p) terms; the sums over chunks (and r, p for dD) are op::sum's.
   static std::vector<Tensor> backward_cuda(const std::vector<Tensor>& c, const OutputSizes& s,
                                            [[maybe_unused]] const Tensor& dout, const Tensor& dy, const Tensor& dx,

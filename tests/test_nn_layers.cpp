@@ -489,6 +489,34 @@ TEST(NnLayers, LinearGradientsMatchLoops) {
   expect_close(x.grad(), dx, 1e-5, 1e-5, "dx");
 }
 
+// forward_parts is split(forward(x)) as one node (matmul_parts without a bias, the split itself with one):
+// the same parts and the same gradients, bit for bit, with and without a bias; sizes that miss the layer's
+// width are an error.
+TEST(NnLayers, LinearForwardPartsEqualsTheSplitForward) {
+  for (const bool with_bias : {false, true}) {
+    SCOPED_TRACE(with_bias ? "with bias" : "no bias");
+    Generator gen(23);
+    nn::Linear lin(4, 6, with_bias, gen);
+    const Tensor x = leaf({2, 5, 4}, gen, DType::Float32);
+    const std::vector<int64_t> sizes{1, 3, 2};
+    std::vector<std::vector<double>> grads[2];
+    std::vector<std::vector<double>> parts[2];
+    for (int fused = 0; fused < 2; ++fused) {
+      for (const Tensor& t : lin.parameters()) t.set_grad(Tensor());
+      x.set_grad(Tensor());
+      const std::vector<Tensor> out = fused ? lin.forward_parts(x, sizes) : split(lin.forward(x), sizes, -1);
+      Tensor loss = sum(exp(out[0])) + sum(square(out[2]));  // out[1] unused: its gradient is zeros
+      backward(loss);
+      for (const Tensor& p : out) parts[fused].push_back(vals(p));
+      grads[fused] = {vals(x.grad()), vals(lin.weight.grad())};
+      if (with_bias) grads[fused].push_back(vals(lin.bias.grad()));
+    }
+    EXPECT_EQ(parts[1], parts[0]);
+    EXPECT_EQ(grads[1], grads[0]);
+    EXPECT_THROW(lin.forward_parts(x, {3, 2}), Error);
+  }
+}
+
 TEST(NnLayers, EmbeddingForwardAndGradient) {
   Generator gen(22);
   nn::Embedding emb(6, 4, gen);

@@ -1172,6 +1172,12 @@ TEST(TensorOps, CatAlongEachDim) {
   const Tensor c = op::cat({one}, 0);
   c.fill_(3);
   EXPECT_EQ(one.at({0, 0}), 1.0);
+  // with a dtype, each part converted as it is copied: the same values as joining, then converting
+  const std::vector<Tensor> wide{random_tensor({2, 3}, DType::Float64, rng),
+                                 random_tensor({3, 2}, DType::Float64, rng).transpose(0, 1)};
+  const Tensor narrowed = op::cat(wide, 1, DType::BFloat16);
+  EXPECT_EQ(narrowed.dtype(), DType::BFloat16);
+  expect_exact(narrowed, ref_of(op::cat(wide, 1).to(DType::BFloat16)));
 }
 
 TEST(TensorOps, StackAlongEachDim) {
