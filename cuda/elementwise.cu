@@ -4,6 +4,7 @@
 // costs no divergence, and it keeps the number of compiled kernels small). The scalar functions
 // match the CPU backend's (tensor/cpu/elementwise.cpp): sigmoid and softplus never overflow, NaN
 // propagates through maximum/minimum. 16-bit floats are computed in float32.
+#include <array>
 #include <cmath>
 #include <type_traits>
 
@@ -97,10 +98,19 @@ __device__ C apply_binary(BinaryOp op, C p, C q) {
   return p;
 }
 
+// Each op tries four values a thread first (for_each_quad), then one a thread for any layout.
 template <class S, class D>
 void copy_typed(const Tensor& src, const Tensor& dst) {
   const S* from = base<S>(src);
   D* to = base<D>(dst);
+  const auto four = [=] __device__(const int64_t(&off)[2]) {
+    const Quad<S> in = load_quad(from + off[1]);
+    Quad<D> out;
+    for (int k = 0; k < 4; ++k) out.v[k] = convert<D>(in.v[k]);
+    store_quad(to + off[0], out);
+  };
+  if (for_each_quad<2>(dst.shape(), {dst.strides(), src.strides()}, quad_aligned(to) && quad_aligned(from), four))
+    return;
   for_each_element<2>(dst.shape(), {dst.strides(), src.strides()},
                       [=] __device__(const int64_t(&off)[2]) { to[off[0]] = convert<D>(from[off[1]]); });
 }
@@ -109,6 +119,8 @@ template <class D>
 void fill_typed(const Tensor& dst, double value) {
   const D v = convert<D>(value);
   D* to = base<D>(dst);
+  const auto four = [=] __device__(const int64_t(&off)[1]) { store_quad(to + off[0], Quad<D>{{v, v, v, v}}); };
+  if (for_each_quad<1>(dst.shape(), {dst.strides()}, quad_aligned(to), four)) return;
   for_each_element<1>(dst.shape(), {dst.strides()}, [=] __device__(const int64_t(&off)[1]) { to[off[0]] = v; });
 }
 
@@ -120,9 +132,16 @@ void unary_typed(UnaryOp op, const Tensor& x, const Tensor& out, double a, doubl
   const T* in = base<T>(x);
   T* o = base<T>(out);
   const C ca = convert<C>(a), cb = convert<C>(b);
-  for_each_element<2>(out.shape(), {out.strides(), x.strides()}, [=] __device__(const int64_t(&off)[2]) {
-    o[off[0]] = convert<T>(apply_unary<C>(op, convert<C>(in[off[1]]), ca, cb));
-  });
+  const auto apply = [=] __device__(T v) { return convert<T>(apply_unary<C>(op, convert<C>(v), ca, cb)); };
+  const auto four = [=] __device__(const int64_t(&off)[2]) {
+    const Quad<T> v = load_quad(in + off[1]);
+    Quad<T> r;
+    for (int k = 0; k < 4; ++k) r.v[k] = apply(v.v[k]);
+    store_quad(o + off[0], r);
+  };
+  if (for_each_quad<2>(out.shape(), {out.strides(), x.strides()}, quad_aligned(o) && quad_aligned(in), four)) return;
+  for_each_element<2>(out.shape(), {out.strides(), x.strides()},
+                      [=] __device__(const int64_t(&off)[2]) { o[off[0]] = apply(in[off[1]]); });
 }
 
 template <class T>
@@ -131,9 +150,17 @@ void binary_typed(BinaryOp op, const Tensor& x, const Tensor& y, const Tensor& o
   const T* px = base<T>(x);
   const T* py = base<T>(y);
   T* o = base<T>(out);
-  for_each_element<3>(out.shape(), {out.strides(), x.strides(), y.strides()}, [=] __device__(const int64_t(&off)[3]) {
-    o[off[0]] = convert<T>(apply_binary<C>(op, convert<C>(px[off[1]]), convert<C>(py[off[2]])));
-  });
+  const std::array<Strides, 3> strides = {out.strides(), x.strides(), y.strides()};
+  const auto apply = [=] __device__(T p, T q) { return convert<T>(apply_binary<C>(op, convert<C>(p), convert<C>(q))); };
+  const auto four = [=] __device__(const int64_t(&off)[3]) {
+    const Quad<T> p = load_quad(px + off[1]), q = load_quad(py + off[2]);
+    Quad<T> r;
+    for (int k = 0; k < 4; ++k) r.v[k] = apply(p.v[k], q.v[k]);
+    store_quad(o + off[0], r);
+  };
+  if (for_each_quad<3>(out.shape(), strides, quad_aligned(o) && quad_aligned(px) && quad_aligned(py), four)) return;
+  for_each_element<3>(out.shape(), strides,
+                      [=] __device__(const int64_t(&off)[3]) { o[off[0]] = apply(px[off[1]], py[off[2]]); });
 }
 
 template <class Cond, class T>

@@ -2,8 +2,11 @@
 //
 //   x̂ = raw·ρ, ρ = (mean(raw²) + ε)^(−1/2);   k_h = x̂ ⊙ w + bias[h, r];   k̃_h = Rot(θ_h) k_h
 //
-// One thread block per unit (row, r, g) — one N-row of raw — whose threads share out the (head, pair)
-// items of the H/G heads that read it, so the normalisation is done once per group, as on the CPU. A row's
+// A team of threads per unit (row, r, g) — one N-row of raw — shares out the (head, pair) items of the H/G
+// heads that read it, so the normalisation is done once per group, as on the CPU. Large units (the 130M
+// model's 24 heads × 128 values) take a whole block; small ones (the ~1M model's 20 × 16) a warp each, four
+// to a block, whose sums are shuffles and whose waits are warp syncs: with a block per small unit its threads
+// had two or three values of work between block barriers, and the barriers were the kernels' time. A row's
 // N dimensions are ⌈N/2⌉ pairs (PairDims): pair m holds the dimensions (a, b) that θ_m rotates when m < S,
 //   (y_a, y_b) = (k_a cos θ_m − k_b sin θ_m,  k_a sin θ_m + k_b cos θ_m),
 // and two dimensions that pass through otherwise; Rotᵀ flips the sign of sin. A thread forms both of its
@@ -14,8 +17,9 @@
 //
 // Backward, per unit: dk_h = Rotᵀ dk̃_h, dbias[h, r] += dk_h, dn = Σ_h dk_h, dw += dn ⊙ x̂,
 // draw = ρ (dn ⊙ w − x̂ · mean(dn ⊙ w ⊙ x̂)). A block takes units of one (r, g) only — the grid is a
-// multiple of R·G, and block b walks the rows b / (R·G), + slots, ... — so it sums its units' dbias and
-// dw in shared memory, in row order, and writes them once: the partials are [slots, H, R, N] and
+// multiple of R·G, and its teams walk the rows from b / (R·G) on, slots apart — so each team sums its units'
+// dbias and dw in shared memory, in row order, the block adds its teams' sums in team order, and writes them
+// once: the partials are [slots, H, R, N] and
 // [blocks, N], which the caller sums in a fixed order. No atomics, and no [rows, H, R, N] partial (at 130M a
 // 200 MB write, its zero fill and its sum, per call). There are as many slots as blocks the GPU holds at once
 // (at most kSlots): with a fixed 1024 the 130M model's blocks, a few to an SM by shared memory, ran as a full
@@ -41,7 +45,7 @@
 namespace ssm::cuda {
 namespace {
 
-constexpr int kRowThreads = 128;  // per unit; a multiple of 32 (block_sum)
+constexpr int kRowThreads = 128;  // per block; a multiple of 32 (block_sum)
 constexpr int64_t kSlots = 1024;  // the most blocks of one (r, g) in the backward: rows are shared out among them
 
 // Sum of one value per thread over the block, in a fixed order: each warp's by shuffles, then the
@@ -57,6 +61,30 @@ __device__ T block_sum(T v, T* reduce) {
   __syncthreads();  // before `reduce` is written again
   return total;
 }
+
+// The threads that work one unit together: the whole block (Threads = kRowThreads) or one warp of it
+// (Threads = 32). Their sums, waits and shares of the unit's work go through here.
+template <int Threads>
+struct Team {
+  static constexpr int kThreads = Threads, kPerBlock = kRowThreads / Threads;
+  __device__ static int rank() { return static_cast<int>(threadIdx.x) % Threads; }   // within the team
+  __device__ static int index() { return static_cast<int>(threadIdx.x) / Threads; }  // the team within the block
+  __device__ static void sync() {
+    if constexpr (Threads == 32) __syncwarp();
+    else __syncthreads();
+  }
+  // Σ of one value per thread over the team, in a fixed order; every thread of the team calls it and gets it
+  template <class T>
+  __device__ static T sum(T v, T* reduce) {
+    if constexpr (Threads == 32) return warp_sum(v);
+    else return block_sum(v, reduce);
+  }
+};
+using BlockTeam = Team<kRowThreads>;
+using WarpTeam = Team<32>;
+
+// A warp per unit when a unit has at most this many (head, n) values: 16 a lane.
+constexpr int64_t kWarpUnitValues = 16 * 32;
 
 // The dimensions of pair m (0 ≤ m < ⌈N/2⌉): a = 2m, b = 2m + 1 (adjacent pairs) or a = m, b = m + N/2
 // (half-split, N even); rotated by θ_m when m < S (then b < N, as 2S ≤ N). An odd N's last adjacent
@@ -115,17 +143,19 @@ __device__ void store_pair(bool wide, T* row, const PairDims& d, T x_a, T x_b) {
   if (d.b >= 0) row[d.b] = x_b;
 }
 
-// The pieces of a block's shared memory, in elements of T (the host sizes the launch with the same).
+// The pieces of a team's shared memory, in elements of T; a block holds its teams' one after another, `size`
+// apart (the host sizes the launch with the same).
 struct KeysShared {
-  // The backward stages a unit's incoming gradient rows (span values) in shared memory when each thread has
-  // at least four of them: at the 130M model's span of 3072 that took the kernel from 535 to 329 µs (one
-  // load at a time, the rows' loads had waited on each other); at the ~1M model's 320 it measured 207 →
-  // 395 µs, so there the threads read their one or two values straight from global memory.
+  // The backward stages a unit's incoming gradient rows (span values) in shared memory when each of the team's
+  // threads has at least four of them: at the 130M model's span of 3072 that took the kernel from 535 to
+  // 329 µs (one load at a time, the rows' loads had waited on each other). With fewer, the threads read their
+  // values straight from global memory (at the ~1M model's 320, when a block took a unit, staging measured
+  // 207 → 395 µs).
   bool staged;
   int64_t dk_in, xhat, dn, dk, dbias, dw, rot, reduce, size;
-  __host__ __device__ KeysShared(const KeysLayout& s, bool backward) {
+  __host__ __device__ KeysShared(const KeysLayout& s, bool backward, int team_threads) {
     const int64_t span = s.H / s.G * s.N;  // the (head, n) elements of one unit
-    staged = backward && span >= 4 * kRowThreads;
+    staged = backward && span >= 4 * team_threads;
     int64_t at = 0;
     const auto take = [&](int64_t n) { const int64_t here = at; at += n; return here; };
     dk_in = take(staged ? span : 0);  // first: 16-byte aligned for the staging's wide loads
@@ -136,7 +166,7 @@ struct KeysShared {
     dw = take(backward ? s.N : 0);
     rot = take(2 * (s.H / s.G) * s.S);
     reduce = take(kRowThreads / 32);
-    size = at;
+    size = (at + 3) / 4 * 4;  // the next team's dk_in 16-byte aligned too
   }
 };
 
@@ -147,21 +177,21 @@ __device__ const T* raw_row_of(const KeysLayout& s, const T* raw, int64_t row, i
   return raw + row * s.raw_stride + (r * s.G + g) * s.N;
 }
 
-// ρ of the unit's raw row (all threads get it)
-template <class T>
+// ρ of the unit's raw row (all the team's threads get it)
+template <class Team, class T>
 __device__ T inverse_rms(const T* raw_row, const KeysLayout& s, T* reduce) {
   T squares = 0;
-  for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) squares += raw_row[n] * raw_row[n];
-  const T total = block_sum(squares, reduce);
+  for (int64_t n = Team::rank(); n < s.N; n += Team::kThreads) squares += raw_row[n] * raw_row[n];
+  const T total = Team::sum(squares, reduce);
   return T(1) / sqrt_of(total / T(s.N) + T(s.eps));
 }
 
 // rot[2e], rot[2e + 1] = cos θ, sin θ of the group's head e / S, pair e % S, at `row`. Callers sync before reading.
-template <class T>
+template <class Team, class T>
 __device__ void rotation_table(const KeysLayout& s, const T* theta, int64_t row, int64_t g, T* rot) {
   const int pairs = static_cast<int>(s.H / s.G * s.S);
   const T* th = theta + (row * s.H + g * (s.H / s.G)) * s.S;  // the group's heads are consecutive
-  for (int e = threadIdx.x; e < pairs; e += blockDim.x) sin_cos_of(th[e], &rot[2 * e + 1], &rot[2 * e]);
+  for (int e = Team::rank(); e < pairs; e += Team::kThreads) sin_cos_of(th[e], &rot[2 * e + 1], &rot[2 * e]);
 }
 
 // Pair m's term of dθ_m: with (k_a, k_b) the pair before its rotation by θ (cos θ = c, sin θ = s), the
@@ -173,23 +203,23 @@ __device__ T angle_grad_term(T k_a, T k_b, T c, T s, T dy_a, T dy_b) {
   return y_a * dy_b - y_b * dy_a;
 }
 
-template <class T>
+template <class Team, class T>
 __global__ void keys_forward_kernel(KeysLayout s, bool wide, const T* raw, const T* w, const T* bias, const T* theta,
                                     T* out) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
-  const KeysShared at(s, false);
-  T* shared = reinterpret_cast<T*>(shared_bytes);
+  const KeysShared at(s, false, Team::kThreads);
+  T* shared = reinterpret_cast<T*>(shared_bytes) + Team::index() * at.size;
   T *scaled = shared + at.xhat, *rot = shared + at.rot, *reduce = shared + at.reduce;  // scaled: x̂ ⊙ w
-  const int64_t units = s.rows * s.R * s.G;
+  const int64_t units = s.rows * s.R * s.G, team = blockIdx.x * int64_t{Team::kPerBlock} + Team::index();
   const int heads_per_group = static_cast<int>(s.H / s.G), pairs = pair_count(s);
-  for (int64_t unit = blockIdx.x; unit < units; unit += gridDim.x) {  // uniform per block: syncs are safe
+  for (int64_t unit = team; unit < units; unit += int64_t{gridDim.x} * Team::kPerBlock) {  // uniform per team
     const int64_t g = unit % s.G, r = (unit / s.G) % s.R, row = unit / (s.G * s.R);
     const T* raw_row = raw_row_of(s, raw, row, r, g);
-    const T rho = inverse_rms(raw_row, s, reduce);
-    for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) scaled[n] = raw_row[n] * rho * w[n];
-    rotation_table(s, theta, row, g, rot);
-    __syncthreads();
-    for (int e = threadIdx.x; e < heads_per_group * pairs; e += blockDim.x) {  // a thread per (head, pair), 32-bit
+    const T rho = inverse_rms<Team>(raw_row, s, reduce);
+    for (int64_t n = Team::rank(); n < s.N; n += Team::kThreads) scaled[n] = raw_row[n] * rho * w[n];
+    rotation_table<Team>(s, theta, row, g, rot);
+    Team::sync();
+    for (int e = Team::rank(); e < heads_per_group * pairs; e += Team::kThreads) {  // a thread per (head, pair)
       const int hl = e / pairs, m = e - hl * pairs;
       const int64_t h = g * heads_per_group + hl;
       const PairDims d = pair_dims(s, m);
@@ -201,20 +231,20 @@ __global__ void keys_forward_kernel(KeysLayout s, bool wide, const T* raw, const
       if (d.rotated) rotate_pair(s, rot, hl, m, T(1), k_a, k_b);
       store_pair(wide, out + ((row * s.R + r) * s.H + h) * s.N, d, k_a, k_b);
     }
-    __syncthreads();  // scaled and rot are rewritten by the next unit
+    Team::sync();  // scaled and rot are rewritten by the next unit
   }
 }
 
 // Grid: slots · R·G blocks; block b takes (r, g) = (b / G % R, b % G) — as a unit index's low digits — and
-// the rows b / (R·G), + slots, ...
+// its team i the rows (b / (R·G))·kPerBlock + i, + slots·kPerBlock, ...
 // With one rank, dtheta receives dθ here (else nullptr: keys_backward_theta_kernel forms it).
-template <class T>
+template <class Team, class T>
 __global__ void keys_backward_rows_kernel(KeysLayout s, bool wide, const T* raw, const T* w, const T* bias,
                                           const T* theta, const T* dout, T* draw, T* dtheta, T* dw_partial,
                                           T* dbias_partial, T* rho_scratch) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
-  const KeysShared at(s, true);
-  T* shared = reinterpret_cast<T*>(shared_bytes);
+  const KeysShared at(s, true, Team::kThreads);
+  T* shared = reinterpret_cast<T*>(shared_bytes) + Team::index() * at.size;
   T *dk_in = shared + at.dk_in, *xhat = shared + at.xhat, *dn = shared + at.dn, *dk = shared + at.dk,
     *dbias = shared + at.dbias, *dw = shared + at.dw, *rot = shared + at.rot, *reduce = shared + at.reduce;
   const int64_t RG = s.R * s.G, slots = gridDim.x / RG, slot_of_block = blockIdx.x / RG;
@@ -222,28 +252,30 @@ __global__ void keys_backward_rows_kernel(KeysLayout s, bool wide, const T* raw,
   const int heads_per_group = static_cast<int>(s.H / s.G), N = static_cast<int>(s.N), span = heads_per_group * N;
   const int pairs = pair_count(s);
   // In the loop each thread owns its elements of dbias (its (head, pair) items' two) and dw (n-stride): no
-  // races. (The zeroing below is done by others; the normalisation's block sum syncs before the first +=.)
-  for (int e = threadIdx.x; e < span; e += blockDim.x) dbias[e] = 0;
-  for (int n = threadIdx.x; n < N; n += blockDim.x) dw[n] = 0;
-  for (int64_t row = slot_of_block; row < s.rows; row += slots) {
+  // races. (The zeroing below is done by others, hence the sync.)
+  for (int e = Team::rank(); e < span; e += Team::kThreads) dbias[e] = 0;
+  for (int n = Team::rank(); n < N; n += Team::kThreads) dw[n] = 0;
+  Team::sync();
+  const int64_t first_row = slot_of_block * Team::kPerBlock + Team::index(), row_step = slots * Team::kPerBlock;
+  for (int64_t row = first_row; row < s.rows; row += row_step) {
     const int64_t unit = row * RG + r * s.G + g;
     // the unit's dk̃ rows: its heads' rows of dout, span values in a row (staged: loads in flight while the
     // normalisation's sum runs; see KeysShared)
     const T* dk_rows = dout + ((row * s.R + r) * s.H + g * heads_per_group) * s.N;
     if (at.staged) {
-      stage_contiguous(dk_rows, span, dk_in);
+      stage_contiguous(dk_rows, span, dk_in, Team::rank(), Team::kThreads);
       dk_rows = dk_in;
     }
     const T* raw_row = raw_row_of(s, raw, row, r, g);
-    const T rho = inverse_rms(raw_row, s, reduce);
-    if (threadIdx.x == 0) rho_scratch[unit] = rho;
-    for (int64_t n = threadIdx.x; n < s.N; n += blockDim.x) xhat[n] = raw_row[n] * rho;
-    rotation_table(s, theta, row, g, rot);
-    __syncthreads();
+    const T rho = inverse_rms<Team>(raw_row, s, reduce);
+    if (Team::rank() == 0) rho_scratch[unit] = rho;
+    for (int64_t n = Team::rank(); n < s.N; n += Team::kThreads) xhat[n] = raw_row[n] * rho;
+    rotation_table<Team>(s, theta, row, g, rot);
+    Team::sync();
     // dk_h = Rot(θ)ᵀ dk̃_h, a thread per (head, pair); with one rank also dθ_m = y_a dy_b − y_b dy_a for a
     // rotated pair, from the rotated key y = Rot(θ)(x̂ ⊙ w + bias)
     T* dtheta_row = dtheta ? dtheta + (row * s.H + g * heads_per_group) * s.S : nullptr;
-    for (int e = threadIdx.x; e < heads_per_group * pairs; e += blockDim.x) {
+    for (int e = Team::rank(); e < heads_per_group * pairs; e += Team::kThreads) {
       const int hl = e / pairs, m = e - hl * pairs;
       const PairDims d = pair_dims(s, m);
       T dy_a, dy_b, dbias_a, dbias_b;
@@ -260,25 +292,35 @@ __global__ void keys_backward_rows_kernel(KeysLayout s, bool wide, const T* raw,
                                                    xhat[d.b] * w[d.b] + bias_row[d.b], cs[0], cs[1], dy_a, dy_b);
       }
     }
-    __syncthreads();
+    Team::sync();
     // dn = Σ_h dk_h (heads in order), then through n = x̂ ⊙ w and the RMS normalisation
     T dot = 0;
-    for (int n = threadIdx.x; n < N; n += blockDim.x) {
+    for (int n = Team::rank(); n < N; n += Team::kThreads) {
       T sum = 0;
       for (int hl = 0; hl < heads_per_group; ++hl) sum += dk[hl * N + n];
       dn[n] = sum;
       dot += sum * w[n] * xhat[n];
     }
-    const T mean_dxhat_xhat = block_sum(dot, reduce) / T(s.N);
-    for (int n = threadIdx.x; n < N; n += blockDim.x) {
+    const T mean_dxhat_xhat = Team::sum(dot, reduce) / T(s.N);
+    for (int n = Team::rank(); n < N; n += Team::kThreads) {
       dw[n] += dn[n] * xhat[n];
       draw[unit * s.N + n] = rho * (dn[n] * w[n] - xhat[n] * mean_dxhat_xhat);
     }
-    __syncthreads();  // dk_in, xhat, rot and dk are rewritten by the next unit
+    Team::sync();  // dk_in, xhat, rot and dk are rewritten by the next unit
   }
-  for (int e = threadIdx.x; e < span; e += blockDim.x)
-    dbias_partial[((slot_of_block * s.H + g * heads_per_group + e / N) * s.R + r) * s.N + e % N] = dbias[e];
-  for (int n = threadIdx.x; n < N; n += blockDim.x) dw_partial[blockIdx.x * s.N + n] = dw[n];
+  // the block's partials: its teams' sums, in team order
+  __syncthreads();
+  const T* block_shared = reinterpret_cast<const T*>(shared_bytes);
+  for (int e = threadIdx.x; e < span; e += blockDim.x) {
+    T sum = 0;
+    for (int i = 0; i < Team::kPerBlock; ++i) sum += block_shared[i * at.size + at.dbias + e];
+    dbias_partial[((slot_of_block * s.H + g * heads_per_group + e / N) * s.R + r) * s.N + e % N] = sum;
+  }
+  for (int n = threadIdx.x; n < N; n += blockDim.x) {
+    T sum = 0;
+    for (int i = 0; i < Team::kPerBlock; ++i) sum += block_shared[i * at.size + at.dw + n];
+    dw_partial[blockIdx.x * s.N + n] = sum;
+  }
 }
 
 // dθ_{row,h,m} = Σ_r (y_a dy_b − y_b dy_a), one thread per (row, h, m), launched by row_launch
@@ -308,28 +350,48 @@ __global__ void keys_backward_theta_kernel(KeysLayout s, const T* raw, const T* 
     }
 }
 
-template <class T>
+template <class Team, class T>
 size_t shared_bytes_for(const KeysLayout& s, bool backward) {
-  const size_t bytes = static_cast<size_t>(KeysShared(s, backward).size) * sizeof(T);
+  const size_t bytes = static_cast<size_t>(KeysShared(s, backward, Team::kThreads).size) * Team::kPerBlock * sizeof(T);
   SSM_CHECK(bytes <= shared_limit(), "mamba3_keys (cuda): ", s.H / s.G, " heads per group of N = ", s.N, " need ",
             bytes, " bytes of shared memory per block, more than this GPU's ", shared_limit());
   return bytes;
+}
+
+// body(team) with the team that suits the unit's size: a warp for small units, unless four warps' shared memory
+// is more than a block may have (float64 at large N on GPUs of 64–99 KB), where one unit a block still fits.
+template <class T, class Body>
+void with_team(const KeysLayout& s, bool backward, Body body) {
+  const size_t warps_bytes = static_cast<size_t>(KeysShared(s, backward, WarpTeam::kThreads).size) *
+                             WarpTeam::kPerBlock * sizeof(T);
+  if (s.H / s.G * s.N <= kWarpUnitValues && warps_bytes <= shared_limit()) body(WarpTeam{});
+  else body(BlockTeam{});
 }
 
 }  // namespace
 
 template <class T>
 int64_t keys_backward_slots(const KeysLayout& s) {
-  const int64_t resident =
-      resident_blocks(keys_backward_rows_kernel<T>, kRowThreads, shared_bytes_for<T>(s, true)) / (s.R * s.G);
-  return std::clamp<int64_t>(std::min(resident, kSlots), 1, std::max<int64_t>(s.rows, 1));
+  int64_t slots = 0;
+  with_team<T>(s, true, [&](auto team) {
+    using Team = decltype(team);
+    const int64_t resident =
+        resident_blocks(keys_backward_rows_kernel<Team, T>, kRowThreads, shared_bytes_for<Team, T>(s, true));
+    const int64_t row_groups = (s.rows + Team::kPerBlock - 1) / Team::kPerBlock;  // kPerBlock rows a block
+    slots = std::clamp<int64_t>(std::min(resident / (s.R * s.G), kSlots), 1, std::max<int64_t>(row_groups, 1));
+  });
+  return slots;
 }
 
 template <class T>
 void mamba3_keys_forward(const KeysLayout& s, const T* raw, const T* w, const T* bias, const T* theta, T* out) {
-  if (s.rows * s.R * s.G == 0) return;
-  launch(keys_forward_kernel<T>, blocks_for(s.rows * s.R * s.G, 1), kRowThreads, shared_bytes_for<T>(s, false), s,
-         pairs_wide(s, {bias, out}), raw, w, bias, theta, out);
+  const int64_t units = s.rows * s.R * s.G;
+  if (units == 0) return;
+  with_team<T>(s, false, [&](auto team) {
+    using Team = decltype(team);
+    launch(keys_forward_kernel<Team, T>, blocks_for(units, Team::kPerBlock), kRowThreads,
+           shared_bytes_for<Team, T>(s, false), s, pairs_wide(s, {bias, out}), raw, w, bias, theta, out);
+  });
 }
 
 template <class T>
@@ -338,8 +400,12 @@ void mamba3_keys_backward(const KeysLayout& s, int64_t slots, const T* raw, cons
   if (s.rows * s.R * s.G == 0) return;
   const auto blocks = static_cast<unsigned>(slots * s.R * s.G);
   const bool one_rank = s.R == 1;  // dθ in the rows kernel
-  launch(keys_backward_rows_kernel<T>, blocks, kRowThreads, shared_bytes_for<T>(s, true), s, pairs_wide(s, {dout}),
-         raw, w, bias, theta, dout, draw, one_rank ? dtheta : nullptr, dw_partial, dbias_partial, rho_scratch);
+  with_team<T>(s, true, [&](auto team) {
+    using Team = decltype(team);
+    launch(keys_backward_rows_kernel<Team, T>, blocks, kRowThreads, shared_bytes_for<Team, T>(s, true), s,
+           pairs_wide(s, {dout}), raw, w, bias, theta, dout, draw, one_rank ? dtheta : nullptr, dw_partial,
+           dbias_partial, rho_scratch);
+  });
   const int64_t angles = s.rows * s.H * s.S;
   if (angles == 0 || one_rank) return;
   const RowLaunch rows = row_launch(s.rows, s.H * s.S);

@@ -12,12 +12,13 @@
 namespace ssm::cuda {
 
 namespace detail {
-// dst[i] = src[i] for i < count, over the block's threads, kInFlight loads per thread before its stores.
+// dst[i] = src[i] for i < count, over `threads` threads (this one is `rank`), kInFlight loads per thread before
+// its stores.
 template <class U>
-__device__ void copy_in_flight(const U* __restrict src, int count, U* __restrict dst) {
+__device__ void copy_in_flight(const U* __restrict src, int count, U* __restrict dst, int rank, int threads) {
   constexpr int kInFlight = 4;
-  const int step = static_cast<int>(blockDim.x);
-  for (int base = static_cast<int>(threadIdx.x); base < count; base += kInFlight * step) {
+  const int step = threads;
+  for (int base = rank; base < count; base += kInFlight * step) {
     U x[kInFlight];
 #pragma unroll
     for (int u = 0; u < kInFlight; ++u)
@@ -29,16 +30,18 @@ __device__ void copy_in_flight(const U* __restrict src, int count, U* __restrict
 }
 }  // namespace detail
 
-// dst[0, count) = src[0, count), dst in shared memory; callers __syncthreads() before reading it.
+// dst[0, count) = src[0, count), dst in shared memory, shared out over `threads` threads (a block, or a warp),
+// of which this one is `rank`; callers sync those threads before reading it.
 template <class T>
-__device__ void stage_contiguous(const T* __restrict src, int count, T* __restrict dst) {
+__device__ void stage_contiguous(const T* __restrict src, int count, T* __restrict dst, int rank, int threads) {
   if constexpr (std::is_same_v<T, float>) {
     if (count % 4 == 0 && reinterpret_cast<uintptr_t>(src) % 16 == 0 && reinterpret_cast<uintptr_t>(dst) % 16 == 0) {
-      detail::copy_in_flight(reinterpret_cast<const float4*>(src), count / 4, reinterpret_cast<float4*>(dst));
+      detail::copy_in_flight(reinterpret_cast<const float4*>(src), count / 4, reinterpret_cast<float4*>(dst), rank,
+                             threads);
       return;
     }
   }
-  detail::copy_in_flight(src, count, dst);
+  detail::copy_in_flight(src, count, dst, rank, threads);
 }
 
 }  // namespace ssm::cuda

@@ -6,6 +6,8 @@
 #pragma once
 #include <array>
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 
 #include "tensor/shape.h"
 
@@ -33,6 +35,28 @@ CollapsedLayout<N> collapse(const Shape& shape, const std::array<Strides, N>& st
     }
   }
   return out;
+}
+
+// The layouts regrouped in runs of `width` consecutive elements (a vector access's worth: 4 on the GPU, for_each_quad
+// in cuda/launch.cuh): possible when, after collapsing, the innermost dimension is contiguous (stride 1) in every
+// tensor and a multiple of `width` long, and every outer stride is a multiple of `width` (a broadcast's 0
+// included). Each run is then contiguous in every tensor and starts a multiple of `width` elements past its
+// base. Returns the collapsed layout indexing runs (innermost size ÷ width, stride width: offsets stay in
+// elements), or nothing for any other layout and for a single element.
+template <size_t N>
+std::optional<CollapsedLayout<N>> in_runs_of(int64_t width, const Shape& shape, const std::array<Strides, N>& strides) {
+  CollapsedLayout<N> layout = collapse<N>(shape, strides);
+  if (layout.shape.empty()) return std::nullopt;
+  const size_t inner = layout.shape.size() - 1;
+  if (layout.shape[inner] % width != 0) return std::nullopt;
+  for (const Strides& s : layout.strides) {
+    if (s[inner] != 1) return std::nullopt;
+    for (size_t d = 0; d < inner; ++d)
+      if (s[d] % width != 0) return std::nullopt;
+  }
+  layout.shape[inner] /= width;
+  for (Strides& s : layout.strides) s[inner] = width;
+  return layout;
 }
 
 }  // namespace ssm

@@ -264,11 +264,17 @@ TEST_F(CudaMamba3Keys, ForwardAndGradientsMatchTheCpu) {
       {1, 3, 2, 1, 2, 160, 40, RotaryPairing::HalfSplit}, // N above the block's thread count
       {3, 37, 2, 2, 4, 8, 0, RotaryPairing::HalfSplit},   // no rotation at all, many rows
       {5, 421, 2, 2, 4, 16, 6, RotaryPairing::HalfSplit}, // more rows than the backward's blocks: each sums several
-      {2, 9, 1, 1, 8, 64, 16, RotaryPairing::HalfSplit},  // a unit's 8 x 64 gradient rows staged in shared memory
+      {2, 9, 1, 1, 8, 64, 16, RotaryPairing::HalfSplit},  // a warp's unit of 8 x 64 gradient rows, staged
       {1, 3, 1, 1, 2, 160, 40, RotaryPairing::HalfSplit}, // one rank (dθ in the rows kernel), N above the block
       {2, 5, 1, 1, 3, 48, 12, RotaryPairing::Adjacent},   // N not dividing the block: some threads idle
       {2, 5, 2, 1, 3, 48, 20, RotaryPairing::HalfSplit},  // the same with two ranks
+      {2, 33, 2, 1, 20, 16, 8, RotaryPairing::HalfSplit}, // the ~1M model's unit (a warp's)
+      // above 512 (head, n) values a unit takes a whole block
       {1, 3, 1, 1, 24, 128, 32, RotaryPairing::Adjacent}, // the 130M model's unit
+      {2, 9, 2, 1, 8, 80, 20, RotaryPairing::HalfSplit},  // two ranks
+      {1, 4, 1, 1, 8, 73, 30, RotaryPairing::Adjacent},   // odd N
+      {2, 5, 1, 2, 24, 48, 12, RotaryPairing::Adjacent},  // G < H
+      {4, 300, 1, 1, 8, 96, 24, RotaryPairing::Adjacent}, // more rows than the backward's blocks
   };
   for (const DType dtype : {DType::Float32, DType::Float64})
     for (const KeysCase& c : cases) {

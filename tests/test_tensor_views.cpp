@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tensor/ops.h"
+#include "tensor/strided_layout.h"
 #include "tensor/tensor.h"
 
 namespace {
@@ -301,6 +302,33 @@ TEST(TensorViews, AsStrided) {
   EXPECT_EQ(windows.at({4, 3}), 11.0);
   const Tensor one = base.as_strided({}, {}, 7);
   EXPECT_EQ(one.item<double>(), 7.0);
+}
+
+// in_runs_of (tensor/strided_layout.h) picks the layouts that the GPU's elementwise kernels take four values at a
+// time (for_each_quad in cuda/launch.cuh): rows contiguous in every tensor, a multiple of 4 long and 4-aligned
+// apart. The expected layouts are worked out by hand from the views' strides.
+TEST(StridedLayout, RunsOfFourOnlyWhereEveryTensorHasAlignedContiguousRows) {
+  const Tensor base = Tensor::zeros({6, 5, 24});
+  const auto runs = [](const Tensor& src) {
+    const Tensor dst = Tensor::zeros(src.shape());  // contiguous
+    return ssm::in_runs_of<2>(4, dst.shape(), {dst.strides(), src.strides()});
+  };
+  const auto expect_runs = [&](const Tensor& src, const Shape& shape, const Strides& dst, const Strides& from) {
+    const auto r = runs(src);
+    ASSERT_TRUE(r.has_value()) << src.describe();
+    EXPECT_EQ(r->shape, shape);
+    EXPECT_EQ(r->strides[0], dst);
+    EXPECT_EQ(r->strides[1], from);
+  };
+  expect_runs(base, {180}, {4}, {4});                                    // one row of 720 values
+  expect_runs(base.narrow(1, 1, 3), {6, 18}, {72, 4}, {120, 4});        // whole rows: 6 of 72 values
+  expect_runs(base.narrow(2, 4, 16), {30, 4}, {16, 4}, {24, 4});        // columns 4..19 of 30 rows
+  expect_runs(base.narrow(1, 0, 1).expand({6, 4, 24}), {6, 4, 6}, {96, 24, 4}, {120, 0, 4});  // a broadcast row
+  EXPECT_FALSE(runs(base.narrow(2, 0, 7)));                             // rows of 7
+  EXPECT_FALSE(runs(base.transpose(1, 2)));                             // innermost stride 24
+  EXPECT_FALSE(runs(base.narrow(2, 0, 1).expand({6, 5, 24})));          // innermost stride 0
+  EXPECT_FALSE(runs(Tensor::zeros({6, 26}).narrow(1, 0, 24)));          // rows 26 apart
+  EXPECT_FALSE(runs(base.narrow(0, 2, 1).narrow(1, 3, 1).narrow(2, 5, 1)));  // one value
 }
 
 // ---------------------------------------------------------------- writes through views
