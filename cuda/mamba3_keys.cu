@@ -350,9 +350,15 @@ __global__ void keys_backward_theta_kernel(KeysLayout s, const T* raw, const T* 
     }
 }
 
+// A block's shared memory: its teams' pieces one after another.
+template <class Team, class T>
+size_t team_bytes(const KeysLayout& s, bool backward) {
+  return static_cast<size_t>(KeysShared(s, backward, Team::kThreads).size) * Team::kPerBlock * sizeof(T);
+}
+
 template <class Team, class T>
 size_t shared_bytes_for(const KeysLayout& s, bool backward) {
-  const size_t bytes = static_cast<size_t>(KeysShared(s, backward, Team::kThreads).size) * Team::kPerBlock * sizeof(T);
+  const size_t bytes = team_bytes<Team, T>(s, backward);
   SSM_CHECK(bytes <= shared_limit(), "mamba3_keys (cuda): ", s.H / s.G, " heads per group of N = ", s.N, " need ",
             bytes, " bytes of shared memory per block, more than this GPU's ", shared_limit());
   return bytes;
@@ -362,9 +368,7 @@ size_t shared_bytes_for(const KeysLayout& s, bool backward) {
 // is more than a block may have (float64 at large N on GPUs of 64–99 KB), where one unit a block still fits.
 template <class T, class Body>
 void with_team(const KeysLayout& s, bool backward, Body body) {
-  const size_t warps_bytes = static_cast<size_t>(KeysShared(s, backward, WarpTeam::kThreads).size) *
-                             WarpTeam::kPerBlock * sizeof(T);
-  if (s.H / s.G * s.N <= kWarpUnitValues && warps_bytes <= shared_limit()) body(WarpTeam{});
+  if (s.H / s.G * s.N <= kWarpUnitValues && team_bytes<WarpTeam, T>(s, backward) <= shared_limit()) body(WarpTeam{});
   else body(BlockTeam{});
 }
 
