@@ -24,13 +24,14 @@ namespace {
 constexpr int kMinTeam = 8, kMaxTeams = kThreads / kMinTeam;  // teams per block, at most
 constexpr int kPairs = kMaxDiagRank * kMaxDiagRank;
 
-// The lanes of one team and the (token, head) unit they serve in this round of the grid-stride loop.
+// The lanes of one team (its width chosen at run time; cuda/mamba3_keys.cu's Team is a compile-time block or
+// warp) and the (token, head) unit they serve in this round of the grid-stride loop.
 // Every team of a warp goes round the loop together (their shuffles are the warp's), so a team past the
 // last unit still runs, with `valid` false: it reads zeros and writes nothing.
 // Unit = row·H + h. Its row and head are found with one 32-bit division (the host checks that the
 // units fit 32 bits): a 64-bit division is a ~100-instruction routine, more than a unit's arithmetic
 // at the 1M model's N = P = 16.
-struct Team {
+struct LaneTeam {
   int width, lane, slot;  // lanes per team, this lane's place in it, the team's index in the block
   int64_t unit, row;
   int h;
@@ -46,21 +47,21 @@ __device__ void for_each_unit(const DiagLayout& s, int width, Body body) {
     const int64_t unit = first + slot;
     const bool valid = unit < units;
     const uint32_t u = valid ? static_cast<uint32_t>(unit) : 0, H = static_cast<uint32_t>(s.H);
-    body(Team{width, static_cast<int>(threadIdx.x % width), slot, unit, u / H, static_cast<int>(u % H), valid});
+    body(LaneTeam{width, static_cast<int>(threadIdx.x % width), slot, unit, u / H, static_cast<int>(u % H), valid});
   }
 }
 
 // Where rank r's `width` values of the team's unit (row, h) start in a [rows, R, H, width] array.
 struct Slices {
   int64_t base, rank_stride;  // in elements, for one width
-  __device__ Slices(const DiagLayout& s, const Team& t, int width)
+  __device__ Slices(const DiagLayout& s, const LaneTeam& t, int width)
       : base((t.row * s.R * s.H + t.h) * width), rank_stride(s.H * width) {}
   __device__ int64_t operator()(int r) const { return base + r * rank_stride; }
 };
 
 // out[r·R + r'] = a_r · b_r' over `width` columns (lane 0 of the team stores; the warp syncs).
 template <class T>
-__device__ void rank_dots(const DiagLayout& s, const Team& t, const T* a, const T* b, int width, T* out) {
+__device__ void rank_dots(const DiagLayout& s, const LaneTeam& t, const T* a, const T* b, int width, T* out) {
   const Slices at(s, t, width);
   const int R = static_cast<int>(s.R);
   for (int r = 0; r < R; ++r)
@@ -80,7 +81,7 @@ __global__ void diag_forward_kernel(DiagLayout s, int width, const T* q, const T
                                     T* y) {
   __shared__ T team_E[kMaxTeams][kPairs];
   const int R = static_cast<int>(s.R), N = static_cast<int>(s.N), P = static_cast<int>(s.P);
-  for_each_unit(s, width, [&](const Team& t) {
+  for_each_unit(s, width, [&](const LaneTeam& t) {
     T* E = team_E[t.slot];
     rank_dots(s, t, q, k, N, E);
     if (t.valid) {
@@ -102,7 +103,7 @@ __global__ void diag_backward_kernel(DiagLayout s, int width, const T* q, const 
                                      const T* dy, T* dq, T* dk, T* dv, T* d_eta_next) {
   __shared__ T team_E[kMaxTeams][kPairs], team_dyv[kMaxTeams][kPairs];
   const int R = static_cast<int>(s.R), N = static_cast<int>(s.N), P = static_cast<int>(s.P);
-  for_each_unit(s, width, [&](const Team& t) {
+  for_each_unit(s, width, [&](const LaneTeam& t) {
     T *E = team_E[t.slot], *dyv = team_dyv[t.slot];
     rank_dots(s, t, q, k, N, E);     // E = q̃ k̃ᵀ
     rank_dots(s, t, dy, v, P, dyv);  // dY Vᵀ
