@@ -152,10 +152,11 @@ __device__ void store_pair(bool wide, T* row, const PairDims& d, T x_a, T x_b) {
 // apart (the host sizes the launch with the same).
 struct KeysShared {
   // The backward stages a unit's incoming gradient rows (span values) in shared memory when each of the team's
-  // threads has at least four of them: at the 130M model's span of 3072 that took the kernel from 535 to
-  // 329 µs (one load at a time, the rows' loads had waited on each other). With fewer, the threads read their
-  // values straight from global memory (at the ~1M model's 320, when a block took a unit, staging measured
-  // 207 → 395 µs).
+  // threads has at least four of them, and each thread's dk_h then goes over the dk̃_h it read. At the 130M
+  // model's span of 3072 (a block a unit) staging took the kernel from 535 to 329 µs: one load at a time, the
+  // rows' loads had waited on each other. The ~1M model's 320 are ten a lane of a warp and staged too (its step
+  // 1% faster than unstaged); a block's 128 threads had two or three each, and there staging measured
+  // 207 → 395 µs, so with fewer than four a thread the threads read straight from global memory.
   bool staged;
   int64_t dk_in, xhat, dn, dk, dbias, dw, rot, reduce, size;
   __host__ __device__ KeysShared(const KeysLayout& s, bool backward, int team_threads) {

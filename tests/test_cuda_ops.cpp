@@ -187,8 +187,8 @@ TEST_F(CudaOps, ElementwiseOpsOnRowsMatchTheCpu) {
     const bool bf16 = dtype == DType::BFloat16;
     const double tol = dtype == DType::Float64 ? 1e-13 : bf16 ? 1e-2 : 2e-6;
     const auto on_cpu = [&](const Tensor& t) { return bf16 ? t.to(DType::Float32) : t; };
-    const std::vector<UnaryOp> unary_ops =
-        bf16 ? std::vector<UnaryOp>{UnaryOp::Square} : std::vector<UnaryOp>{UnaryOp::Exp, UnaryOp::Silu, UnaryOp::Square};
+    const std::vector<UnaryOp> unary_ops = bf16 ? std::vector<UnaryOp>{UnaryOp::Square}
+                                                : std::vector<UnaryOp>{UnaryOp::Exp, UnaryOp::Silu, UnaryOp::Square};
     const Tensor host = rand({6, 5, 24}, 0.5, 3, dtype), other = rand({6, 5, 24}, 0.5, 3, dtype);
     const Tensor device = gpu(host), device_other = gpu(other);
     for (const auto& [name, view] : row_views()) {
