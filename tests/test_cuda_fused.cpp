@@ -305,23 +305,30 @@ TEST_F(CudaMamba3Keys, RejectsInputsOnDifferentDevices) {
 struct GateCase {
   int64_t batch, L, R, H, P;
   bool mimo;
+  bool aligned;  // x and z start every row at a multiple of four values: the kernels' four-lane path
 };
 
 TEST_F(CudaOutputGate, ForwardAndGradientsMatchTheCpu) {
   const std::vector<GateCase> cases = {
-      {2, 5, 1, 3, 8, false},   // SISO: ψ = ζ = φ = 1
-      {2, 6, 2, 4, 16, true},   // MIMO
-      {3, 100, 4, 2, 5, true},  // more rows than parameter chunks, uneven chunks
-      {1, 3, 1, 2, 4, true},    // MIMO parameters with one rank
+      {2, 5, 1, 3, 8, false, true},    // SISO: ψ = ζ = φ = 1
+      {2, 5, 1, 3, 8, false, false},   // the same, one lane a thread
+      {2, 6, 2, 4, 16, true, true},    // MIMO
+      {2, 6, 2, 4, 16, true, false},   //
+      {3, 100, 4, 2, 5, true, true},   // more rows than parameter chunks, uneven chunks (P odd: one lane)
+      {3, 100, 3, 2, 8, true, true},   // the same with four lanes
+      {1, 3, 1, 2, 4, true, true},     // MIMO parameters with one rank
   };
   for (const DType dtype : {DType::Float32, DType::Float64})
     for (const GateCase& c : cases) {
       SCOPED_TRACE("R=" + std::to_string(c.R) + " H=" + std::to_string(c.H) + " P=" + std::to_string(c.P) +
-                   " rows=" + std::to_string(c.batch * c.L) + (c.mimo ? " mimo " : " siso ") + ssm::dtype_name(dtype));
+                   " rows=" + std::to_string(c.batch * c.L) + (c.mimo ? " mimo " : " siso ") +
+                   (c.aligned ? "aligned " : "odd offsets ") + ssm::dtype_name(dtype));
       const ssm::Shape xz{c.batch, c.L, c.H, c.P}, per_rank{c.H, c.R, c.P};
-      const int64_t HP = c.H * c.P;  // x and z: column ranges of one wider projection, read in place as in the model
+      // x and z: column ranges of one wider projection, read in place as in the model; unaligned, a column
+      // between them makes its width odd
+      const int64_t HP = c.H * c.P, gap = c.aligned ? 0 : 1;
       const std::vector<Tensor> inputs = {randn({c.batch, c.L, c.R, c.H, c.P}, dtype),
-                                          randn({c.batch, c.L, 2 * HP + 1}, dtype),
+                                          randn({c.batch, c.L, 2 * HP + gap}, dtype),
                                           randn({c.H}, dtype),
                                           c.mimo ? randn(per_rank, dtype) : Tensor(),
                                           c.mimo ? randn(per_rank, dtype) : Tensor(),
@@ -330,7 +337,7 @@ TEST_F(CudaOutputGate, ForwardAndGradientsMatchTheCpu) {
           inputs, randn(xz, dtype), dtype,
           [&](const std::vector<Tensor>& in) {
             const Tensor x = ssm::reshape(ssm::narrow(in[1], 2, 0, HP), xz),
-                         z = ssm::reshape(ssm::narrow(in[1], 2, HP + 1, HP), xz);
+                         z = ssm::reshape(ssm::narrow(in[1], 2, HP + gap, HP), xz);
             return ssm::mamba3_output_gate(in[0], x, z, in[2], in[3], in[4], in[5]);
           },
           {"y", "projection", "D", "psi", "zeta", "phi"});
