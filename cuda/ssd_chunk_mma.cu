@@ -22,7 +22,9 @@
 // A transpose is a column-major view of the row-major copy (WMMA loads either), never a copy. Causal
 // products skip the 8-column steps wholly above the block diagonal. S_c and dS are read from global
 // memory (every chunk's [P, N] block is 32-byte aligned there); the row sums, dT and da end as in the
-// CUDA-core kernel (finish_chunk_da).
+// CUDA-core kernel (finish_chunk_da). The backward's three gradients are one list of 16×16 tiles that the
+// warps share out, each tile's scaling and masked term in its warp's own scratch (ChunkGradient), so the
+// block meets at no barrier from the row sums' pass to the end of dV.
 //
 // Why 3×TF32: a tf32 operand keeps 10 of float's 23 mantissa bits (relative error ~2^-10 as these
 // kernels truncate), too coarse for a float32 path held to the CPU at ~1e-5. Each operand is split
@@ -119,10 +121,14 @@ struct OutputLayout {  // chunk_output
   }
 };
 
-struct GradsLayout {  // chunk_grads
-  int cs, cs_row, step_end, ecs, w, kw, own, rowc, rowg, row_dw, row_de, red, q, k, v, dy, g, dm, xi, out, floats;
-  __host__ __device__ explicit GradsLayout(const ChunkScanSizes& z) {
-    const int mp = padded_rows(z), ldn = static_cast<int>(z.N) + kPad, ldp = static_cast<int>(z.P) + kPad;
+constexpr int kScratchLd = kTile + kPad;  // a warp's 16×16 scratch tile in the gradient kernel: rows 20 apart
+
+struct GradsLayout {  // chunk_grads, with `warps` warps a block
+  int cs, cs_row, step_end, ecs, w, kw, own, rowc, rowg, row_dw, row_de, red, q, k, v, dy, g, dm, xi;
+  int dq_dots, dk_dots, dv_dots, scratch, floats;
+  __host__ __device__ GradsLayout(const ChunkScanSizes& z, int warps) {
+    const int mp = padded_rows(z), N = static_cast<int>(z.N), P = static_cast<int>(z.P), ldn = N + kPad,
+              ldp = P + kPad;
     Carve c;
     cs = c.take(static_cast<int>(z.chunk));
     for (int* piece : {&cs_row, &step_end, &ecs, &w, &kw, &own, &rowc, &rowg, &row_dw, &row_de}) *piece = c.take(mp);
@@ -132,7 +138,10 @@ struct GradsLayout {  // chunk_grads
     v = c.take(mp * ldp);
     dy = c.take(mp * ldp);
     for (int* piece : {&g, &dm, &xi}) *piece = c.take(mp * (mp + kPad));
-    out = c.take(mp * (ldn > ldp ? ldn : ldp));
+    dq_dots = c.take(mp * (N / kTile));  // the row dots of ChunkGradient, one partial per 16-column tile
+    dk_dots = c.take(mp * (N / kTile));
+    dv_dots = c.take(mp * (P / kTile));
+    scratch = c.take(warps * kTile * kScratchLd);
     floats = c.used;
   }
 };
@@ -325,48 +334,65 @@ __device__ void for_warp_tiles(int rows, int cols, F&& tile) {
   for (int t = warp; t < rows / kTile * per_row; t += warps) tile(t / per_row * kTile, t % per_row * kTile);
 }
 
-// For each row i < mp, one warp a row (its lanes taking every 32nd of `width` columns): T_i *= scale[i],
-// and with U given, row_done(i, Σ_c T_ic · U_ic) (before the scaling) on lane 0.
-template <class RowDone>
-__device__ void scale_rows(float* T, int ldt, const float* scale, const float* U, int ldu, int mp, int width,
-                           RowDone row_done) {
-  const int lane = static_cast<int>(threadIdx.x) % 32, warp = static_cast<int>(threadIdx.x) / 32;
-  for (int i = warp; i < mp; i += static_cast<int>(blockDim.x) / 32) {
-    float s = 0.f;
-    for (int c = lane; c < width; c += 32) {  // each lane rescales only what it read itself
-      float& t = T[i * ldt + c];
-      if (U) s += t * U[i * ldu + c];
-      t *= scale[i];
-    }
-    if (!U) continue;
-    s = warp_sum(s);
-    if (lane == 0) row_done(i, s);
-  }
-}
+// One gradient of the chunk's rows, `width` columns: dst = diag(scale) · (state term) + (masked term), for
+// rows < m; with U given also the state term's row dot products with U (before the scaling), as a partial sum
+// per 16-column tile: dots[i · width/16 + c0/16]. state_term and masked_term add one 16×16 tile's product to
+// an accumulator. The gradient kernel's warps share out the tiles of its three gradients as one list, and
+// each tile goes through the warp's own scratch, so no block barrier stands between a warp's tiles: with
+// one barrier a phase (the tiles' products, the row scaling, the masked terms, the write), the block's 16
+// warps all waited for the slowest at each of the twelve.
+template <class StateTerm, class MaskedTerm>
+struct ChunkGradient {
+  StateTerm state_term;
+  MaskedTerm masked_term;
+  const float *scale, *U;
+  int ldu, width;
+  float* dots;
+  float* dst;
+  int64_t dst_stride;
 
-// One gradient of the chunk's rows (width columns), through the shared tile `out`: the state term's
-// product, its rows scaled (scale_rows, handing row_done the rows' dot products with U), plus the masked
-// term's product, written to rows of dst. state_term and masked_term add a 16×16 tile's product to acc.
-template <class StateTerm, class MaskedTerm, class RowDone>
-__device__ void chunk_gradient(StateTerm state_term, const float* scale, const float* U, int ldu, RowDone row_done,
-                               MaskedTerm masked_term, int mp, int m, int width, float* out, int ldo, float* dst,
-                               int64_t dst_stride) {
-  for_warp_tiles(mp, width, [&](int i0, int c0) {
+  __device__ int tiles(int mp) const { return mp / kTile * (width / kTile); }
+
+  // Tile t (row-major over the mp × width tiles) with the warp's scratch (kTile rows kScratchLd apart).
+  __device__ void tile(int t, int m, float* scratch) const {
+    const int per_row = width / kTile, i0 = t / per_row * kTile, c0 = t % per_row * kTile;
     Acc acc = zero_tile();
     state_term(acc, i0, c0);
-    store_tile(out + i0 * ldo + c0, ldo, acc);
-  });
-  __syncthreads();
-  scale_rows(out, ldo, scale, U, ldu, mp, width, row_done);
-  __syncthreads();
-  for_warp_tiles(mp, width, [&](int i0, int c0) {
-    Acc acc = load_tile(out + i0 * ldo + c0, ldo);
+    store_tile(scratch, kScratchLd, acc);
+    __syncwarp();
+    // lane → row i0 + lane/2, eight columns from c0 + 8·(lane % 2)
+    const int lane = static_cast<int>(threadIdx.x) % 32, r = lane / 2, cb = lane % 2 * 8, i = i0 + r;
+    float* row = scratch + r * kScratchLd + cb;
+    float dot = 0.f;
+    for (int c = 0; c < 8; ++c) {
+      if (U) dot += row[c] * U[i * ldu + c0 + cb + c];
+      row[c] *= scale[i];
+    }
+    dot += __shfl_xor_sync(0xffffffffu, dot, 1);
+    if (U && cb == 0) dots[i * per_row + c0 / kTile] = dot;
+    __syncwarp();
+    acc = load_tile(scratch, kScratchLd);
     masked_term(acc, i0, c0);
-    store_tile(out + i0 * ldo + c0, ldo, acc);
-  });
-  __syncthreads();
-  write_rows(out, ldo, m, width, dst, dst_stride);
-  __syncthreads();  // out is reused
+    store_tile(scratch, kScratchLd, acc);
+    __syncwarp();
+    if (i < m)
+      for (int c = 0; c < 8; ++c) dst[i * dst_stride + c0 + cb + c] = row[c];
+    __syncwarp();  // the scratch is the warp's next tile's
+  }
+};
+template <class StateTerm, class MaskedTerm>
+__device__ ChunkGradient<StateTerm, MaskedTerm> chunk_gradient(StateTerm state_term, MaskedTerm masked_term,
+                                                              const float* scale, const float* U, int ldu,
+                                                              int width, float* dots, float* dst,
+                                                              int64_t dst_stride) {
+  return {state_term, masked_term, scale, U, ldu, width, dots, dst, dst_stride};
+}
+
+// The row dot products' partial sums of one row: Σ over its `tiles` tiles, in tile order.
+__device__ inline float row_dot(const float* dots, int i, int tiles) {
+  float sum = 0.f;
+  for (int t = 0; t < tiles; ++t) sum += dots[i * tiles + t];
+  return sum;
 }
 
 // The key weights' gradients of the chunk's steps: dw_t = Σ_r row_dw_{t,r} and, with an own-step
@@ -511,13 +537,15 @@ __global__ void __launch_bounds__(kTileThreads) chunk_grads_kernel(ChunkScanInpu
   const ChunkScanSizes& z = in.sizes;
   const ChunkPos pos = chunk_pos(z);
   const int R = static_cast<int>(z.rank), N = static_cast<int>(z.N), P = static_cast<int>(z.P), m = pos.m;
-  const int mp = padded_rows(z), ldn = N + kPad, ldp = P + kPad, ldg = mp + kPad, ldo = (N > P ? N : P) + kPad;
-  const GradsLayout lay(z);
+  const int mp = padded_rows(z), ldn = N + kPad, ldp = P + kPad, ldg = mp + kPad;
+  const int warp = static_cast<int>(threadIdx.x) / 32, warps = static_cast<int>(blockDim.x) / 32;
+  const GradsLayout lay(z, warps);
   float* sh = mma_shared();
   float *cs = sh + lay.cs, *cs_row = sh + lay.cs_row, *ecs = sh + lay.ecs, *w = sh + lay.w, *rowc = sh + lay.rowc,
         *rowg = sh + lay.rowg, *row_dw = sh + lay.row_dw, *row_de = sh + lay.row_de, *red = sh + lay.red;
   float *q = sh + lay.q, *k = sh + lay.k, *v = sh + lay.v, *dY = sh + lay.dy, *g = sh + lay.g, *dm = sh + lay.dm,
-        *xi = sh + lay.xi, *out = sh + lay.out;
+        *xi = sh + lay.xi;
+  float *dq_dots = sh + lay.dq_dots, *dk_dots = sh + lay.dk_dots, *dv_dots = sh + lay.dv_dots;
   int* step_end = reinterpret_cast<int*>(sh + lay.step_end);
   const ChunkRows<float> rows = chunk_rows(in, pos);
   const int64_t first_row = pos.t0 * R;
@@ -567,13 +595,13 @@ __global__ void __launch_bounds__(kTileThreads) chunk_grads_kernel(ChunkScanInpu
     xi[at] = x;
   }
   __syncthreads();
-  // Per row i, a warp a row (the first product of the dQ below runs beside it: neither reads the other):
+  // Per row i, a warp a row (the gradients' tiles below run beside it: neither reads the other's output):
   //   rowc_i = Σ_j Ξ_ij − Σ_j Ξ_ji;
   //   column i's Σ_j Ξ'_ji over the rows j of its own step, and over later steps' rows: ∂ℒ/∂(w − e) and ∂ℒ/∂w
   //   of its key weight through the masked product (row_dw ← their sum, row_de ← minus the first).
   {
-    const int lane = static_cast<int>(threadIdx.x) % 32, warps = static_cast<int>(blockDim.x) / 32;
-    for (int i = static_cast<int>(threadIdx.x) / 32; i < m; i += warps) {
+    const int lane = static_cast<int>(threadIdx.x) % 32;
+    for (int i = warp; i < m; i += warps) {
       const int end = step_end[i], own_begin = end - R;
       float s = 0.f, own_column = 0.f, later_column = 0.f;
       for (int j = lane; j < end; j += 32) s += xi[i * ldg + j] * columns(j, own_begin);
@@ -592,37 +620,54 @@ __global__ void __launch_bounds__(kTileThreads) chunk_grads_kernel(ChunkScanInpu
     return base + seq_base(l, pos.b, pos.h) + first_row * l.row_stride;
   };
 
-  // dQ = diag(e^{cs}) dY S_c + (dM ⊙ Λ ⊙ W) K;  rowc_i += dQ^off_i · Q_i
-  chunk_gradient([&](Acc& acc, int i0, int n0) { mma_add<kSplit>(acc, Mat<RowMajor>{dY, ldp}, Mat<RowMajor>{Sc, N}, i0, n0, 0, P); },
-                 ecs, q, ldn, [&](int i, float s) { if (i < m) rowc[i] += ecs[i] * s; },
-                 [&](Acc& acc, int i0, int n0) {
-                   mma_add<kSplit>(acc, Mat<RowMajor>{dm, ldg}, Mat<RowMajor>{k, ldn}, i0, n0, 0,
-                                   causal_k_end(i0, R, mp));
-                 },
-                 mp, m, N, out, ldo, rows_of(grads.dq_layout, grads.dq), grads.dq_layout.row_stride);
-  // dK = diag(w) V dS + (dM ⊙ Λ ⊙ W)ᵀ Q;  with key weights, row_dw_i += e^{T − cs_i} (V dS)_i · K_i, the
-  // gradient of row i's key weight through S^loc
-  chunk_gradient([&](Acc& acc, int i0, int n0) { mma_add<kSplit>(acc, Mat<RowMajor>{v, ldp}, Mat<RowMajor>{dS, N}, i0, n0, 0, P); },
-                 w, columns.weighted() ? k : nullptr, ldn,
-                 [&](int i, float s) { if (i < m) row_dw[i] += expf(total - cs_row[i]) * s; },
-                 [&](Acc& acc, int i0, int n0) {
-                   mma_add<kSplit>(acc, Mat<ColMajor>{dm, ldg}, Mat<RowMajor>{q, ldn}, i0, n0,
-                                   anticausal_k_begin(i0, R), mp);
-                 },
-                 mp, m, N, out, ldo, rows_of(grads.dk_layout, grads.dk), grads.dk_layout.row_stride);
-  // dV = diag(w) K dSᵀ + Mᵀ dY;  g_i = V_i · (diag(w) K dSᵀ)_i: dT += g_i, dcs_i −= g_i
-  chunk_gradient([&](Acc& acc, int i0, int p0) { mma_add<kSplit>(acc, Mat<RowMajor>{k, ldn}, Mat<ColMajor>{dS, N}, i0, p0, 0, N); },
-                 w, v, ldp,
-                 [&](int i, float s) {
-                   if (i >= m) return;
-                   rowg[i] = w[i] * s;
-                   rowc[i] -= w[i] * s;
-                 },
-                 [&](Acc& acc, int i0, int p0) {
-                   mma_add<kSplit>(acc, Mat<ColMajor>{g, ldg}, Mat<RowMajor>{dY, ldp}, i0, p0,
-                                   anticausal_k_begin(i0, R), mp);
-                 },
-                 mp, m, P, out, ldo, rows_of(grads.dv_layout, grads.dv), grads.dv_layout.row_stride);
+  // dQ = diag(e^{cs}) dY S_c + (dM ⊙ Λ ⊙ W) K;  row dots dQ^off_i · Q_i (into rowc below)
+  const auto dq = chunk_gradient(
+      [&](Acc& acc, int i0, int n0) {
+        mma_add<kSplit>(acc, Mat<RowMajor>{dY, ldp}, Mat<RowMajor>{Sc, N}, i0, n0, 0, P);
+      },
+      [&](Acc& acc, int i0, int n0) {
+        mma_add<kSplit>(acc, Mat<RowMajor>{dm, ldg}, Mat<RowMajor>{k, ldn}, i0, n0, 0, causal_k_end(i0, R, mp));
+      },
+      ecs, q, ldn, N, dq_dots, rows_of(grads.dq_layout, grads.dq), grads.dq_layout.row_stride);
+  // dK = diag(w) V dS + (dM ⊙ Λ ⊙ W)ᵀ Q;  with key weights, row dots (V dS)_i · K_i (into row_dw below)
+  const auto dk = chunk_gradient(
+      [&](Acc& acc, int i0, int n0) {
+        mma_add<kSplit>(acc, Mat<RowMajor>{v, ldp}, Mat<RowMajor>{dS, N}, i0, n0, 0, P);
+      },
+      [&](Acc& acc, int i0, int n0) {
+        mma_add<kSplit>(acc, Mat<ColMajor>{dm, ldg}, Mat<RowMajor>{q, ldn}, i0, n0, anticausal_k_begin(i0, R), mp);
+      },
+      w, columns.weighted() ? k : nullptr, ldn, N, dk_dots, rows_of(grads.dk_layout, grads.dk),
+      grads.dk_layout.row_stride);
+  // dV = diag(w) K dSᵀ + Mᵀ dY;  row dots (K dSᵀ)_i · V_i (into rowg and rowc below)
+  const auto dv = chunk_gradient(
+      [&](Acc& acc, int i0, int p0) {
+        mma_add<kSplit>(acc, Mat<RowMajor>{k, ldn}, Mat<ColMajor>{dS, N}, i0, p0, 0, N);
+      },
+      [&](Acc& acc, int i0, int p0) {
+        mma_add<kSplit>(acc, Mat<ColMajor>{g, ldg}, Mat<RowMajor>{dY, ldp}, i0, p0, anticausal_k_begin(i0, R), mp);
+      },
+      w, v, ldp, P, dv_dots, rows_of(grads.dv_layout, grads.dv), grads.dv_layout.row_stride);
+  // the three gradients' tiles as one list, each warp its turns, each through the warp's scratch
+  float* scratch = sh + lay.scratch + warp * kTile * kScratchLd;
+  const int q_tiles = dq.tiles(mp), k_tiles = dk.tiles(mp), all_tiles = q_tiles + k_tiles + dv.tiles(mp);
+  for (int t = warp; t < all_tiles; t += warps) {
+    if (t < q_tiles) dq.tile(t, m, scratch);
+    else if (t < q_tiles + k_tiles) dk.tile(t - q_tiles, m, scratch);
+    else dv.tile(t - q_tiles - k_tiles, m, scratch);
+  }
+  __syncthreads();
+  // The row dots, per row i:  rowc_i += e^{cs_i} dQ^off_i · Q_i;  with key weights row_dw_i += e^{T − cs_i}
+  // (V dS)_i · K_i, the gradient of row i's key weight through S^loc;  g_i = w_i V_i · (K dSᵀ)_i: dT += g_i,
+  // dcs_i −= g_i
+  for (int i = static_cast<int>(threadIdx.x); i < m; i += blockDim.x) {
+    rowc[i] += ecs[i] * row_dot(dq_dots, i, N / kTile);
+    if (columns.weighted()) row_dw[i] += expf(total - cs_row[i]) * row_dot(dk_dots, i, N / kTile);
+    const float g_i = w[i] * row_dot(dv_dots, i, P / kTile);
+    rowg[i] = g_i;
+    rowc[i] -= g_i;
+  }
+  __syncthreads();
   if (columns.weighted()) write_step_sums(pos, R, row_dw, row_de, grads);
 
   finish_chunk_da(RowView<float>{dS, N}, RowView<float>{Sc, N}, P, N, pos, R, total, rowg, rowc, red,
@@ -633,6 +678,17 @@ __global__ void __launch_bounds__(kTileThreads) chunk_grads_kernel(ChunkScanInpu
 template <class Layout>
 size_t shared_bytes(const ChunkScanSizes& z) {
   return static_cast<size_t>(Layout(z).floats) * sizeof(float);
+}
+
+// 16 warps when a chunk's rows × widest operand has a 16×16 tile for each, else 8 (see kTileThreads).
+int tile_threads(const ChunkScanSizes& z) {
+  const int64_t tiles = padded_rows(z) / kTile * (std::max(z.N, z.P) / kTile);
+  return tiles >= kTileThreads / 32 ? kTileThreads : kThreads;
+}
+
+// The gradient kernel's, with a scratch tile for each of its tile_threads warps
+size_t grads_shared_bytes(const ChunkScanSizes& z) {
+  return static_cast<size_t>(GradsLayout(z, tile_threads(z) / 32).floats) * sizeof(float);
 }
 
 dim3 chunk_grid(const ChunkScanSizes& z) {
@@ -656,7 +712,7 @@ bool device_has_tf32() {
 bool takes(const ChunkScanSizes& z, const float* states) {
   if (!device_has_tf32() || z.N % kTile != 0 || z.P % kTile != 0 || !aligned32(states)) return false;
   const size_t largest =
-      std::max({shared_bytes<OuterLayout>(z), shared_bytes<OutputLayout>(z), shared_bytes<GradsLayout>(z)});
+      std::max({shared_bytes<OuterLayout>(z), shared_bytes<OutputLayout>(z), grads_shared_bytes(z)});
   return largest <= shared_limit();
 }
 
@@ -666,12 +722,6 @@ namespace {
 template <class Kernel>
 Kernel* precision_of(const ChunkScanInputs<float>& in, Kernel* split, Kernel* single) {
   return tf32() || in.tf32_products ? single : split;
-}
-
-// 16 warps when a chunk's rows × widest operand has a 16×16 tile for each, else 8 (see kTileThreads).
-int tile_threads(const ChunkScanSizes& z) {
-  const int64_t tiles = padded_rows(z) / kTile * (std::max(z.N, z.P) / kTile);
-  return tiles >= kTileThreads / 32 ? kTileThreads : kThreads;
 }
 }  // namespace
 
@@ -695,7 +745,7 @@ void chunk_dstate(const ChunkScanInputs<float>& in, const float* dy, SeqLayout d
 void chunk_grads(const ChunkScanInputs<float>& in, const float* states, const float* dstates, const float* dy,
                  SeqLayout dy_layout, const ChunkScanGrads<float>& grads) {
   launch(precision_of(in, chunk_grads_kernel<true>, chunk_grads_kernel<false>), chunk_grid(in.sizes),
-         tile_threads(in.sizes), shared_bytes<GradsLayout>(in.sizes), in, states, dstates, dy, dy_layout, grads);
+         tile_threads(in.sizes), grads_shared_bytes(in.sizes), in, states, dstates, dy, dy_layout, grads);
 }
 
 }  // namespace ssm::cuda::ssd_chunk_mma
