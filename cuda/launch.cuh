@@ -37,6 +37,25 @@ inline RowLaunch row_launch(int64_t rows, int64_t width) {
           static_cast<int>(std::clamp<int64_t>((width + 31) / 32 * 32, 32, 512))};
 }
 
+// The elements (row, col) of a block of rows × `cols` that one of `threads` threads sharing them takes (this
+// one `first`): e = first, then every `threads`-th, of e = row·cols + col — found by stepping with a carry, not
+// by dividing each e (a division per element was among the SSM kernels' largest instruction counts). By
+// default the whole block's: threadIdx.x, every blockDim.x-th.
+struct TileWalk {
+  int row, col, cols, row_step, col_step;
+  __device__ TileWalk(int cols_, unsigned first, unsigned threads)
+      : row(first / cols_), col(first % cols_), cols(cols_), row_step(threads / cols_), col_step(threads % cols_) {}
+  __device__ explicit TileWalk(int cols_) : TileWalk(cols_, threadIdx.x, blockDim.x) {}
+  __device__ void next() {
+    row += row_step;
+    col += col_step;
+    if (col >= cols) {
+      col -= cols;
+      ++row;
+    }
+  }
+};
+
 // body(row, h, p, i) for every element i = (row·H + h)·P + p of a [rows, H, P] array, in a kernel launched
 // by row_launch(rows, H·P): finding h and p is one 32-bit division (H·P < 2^31), where the flat index took
 // three 64-bit divisions or remainders, more than a fused op's own math per element.

@@ -105,25 +105,6 @@ __device__ inline PairDims pair_dims(const KeysLayout& s, int m) {
   return {2 * m, 2 * m + 1 < N ? 2 * m + 1 : -1, m < s.S};
 }
 
-// A thread's (head, pair) items e = first, first + step, ... of a unit's heads × pairs, as (hl, m) with
-// e = hl·pairs + m: a step adds step / pairs to hl and step % pairs to m, with a carry. Dividing e by pairs
-// for every item instead was one of the kernels' largest instruction counts (ncu at the 130M model: ~2,400
-// instructions a thread per unit, and a scheduler issuing every ~2 cycles).
-struct PairWalk {
-  int hl, m;
-  int pairs, hl_step, m_step;
-  __device__ PairWalk(int first, int step, int pairs_)
-      : hl(first / pairs_), m(first % pairs_), pairs(pairs_), hl_step(step / pairs_), m_step(step % pairs_) {}
-  __device__ void next() {
-    hl += hl_step;
-    m += m_step;
-    if (m >= pairs) {
-      m -= pairs;
-      ++hl;
-    }
-  }
-};
-
 // (x_a, x_b) ← Rot(sign·θ_m) (x_a, x_b) for a rotated pair of the unit's head hl (rot: rotation_table's).
 template <class T>
 __device__ void rotate_pair(const KeysLayout& s, const T* rot, int hl, int m, T sign, T& x_a, T& x_b) {
@@ -245,8 +226,8 @@ __global__ void keys_forward_kernel(KeysLayout s, bool wide, const T* raw, const
     for (int64_t n = Team::rank(); n < s.N; n += Team::kThreads) scaled[n] = raw_row[n] * rho * w[n];
     rotation_table<Team>(s, theta, row, g, rot);
     Team::sync();
-    for (PairWalk item(Team::rank(), Team::kThreads, pairs); item.hl < heads_per_group; item.next()) {
-      const int hl = item.hl, m = item.m;
+    for (TileWalk item(pairs, Team::rank(), Team::kThreads); item.row < heads_per_group; item.next()) {
+      const int hl = item.row, m = item.col;  // a thread per (head, pair), stepping (launch.cuh)
       const int64_t h = g * heads_per_group + hl;
       const PairDims d = pair_dims(s, m);
       T k_a, k_b, bias_a, bias_b;
@@ -301,8 +282,8 @@ __global__ void __launch_bounds__(kRowThreads, kBackwardBlocksPerSM)
     // dk_h = Rot(θ)ᵀ dk̃_h, a thread per (head, pair); with one rank also dθ_m = y_a dy_b − y_b dy_a for a
     // rotated pair, from the rotated key y = Rot(θ)(x̂ ⊙ w + bias)
     T* dtheta_row = dtheta ? dtheta + (row * s.H + g * heads_per_group) * s.S : nullptr;
-    for (PairWalk item(Team::rank(), Team::kThreads, pairs); item.hl < heads_per_group; item.next()) {
-      const int hl = item.hl, m = item.m;
+    for (TileWalk item(pairs, Team::rank(), Team::kThreads); item.row < heads_per_group; item.next()) {
+      const int hl = item.row, m = item.col;  // a thread per (head, pair), stepping (launch.cuh)
       const PairDims d = pair_dims(s, m);
       T dy_a, dy_b, dbias_a, dbias_b;
       load_pair(wide, dk_rows + hl * N, d, dy_a, dy_b);

@@ -69,23 +69,6 @@ __device__ inline ChunkRows<T> chunk_rows(const ChunkScanInputs<T>& in, const Ch
   return {rows_of(in.q, in.q_layout), rows_of(in.k, in.k_layout), rows_of(in.v, in.v_layout)};
 }
 
-// The elements (row, col) of a block of rows × `cols` that this thread takes: e = threadIdx.x, then every
-// blockDim.x-th, of e = row·cols + col — found by stepping, not dividing.
-struct TileWalk {
-  int row, col, cols, row_step, col_step;
-  __device__ explicit TileWalk(int cols)
-      : row(threadIdx.x / cols), col(threadIdx.x % cols), cols(cols), row_step(blockDim.x / cols),
-        col_step(blockDim.x % cols) {}
-  __device__ void next() {
-    row += row_step;
-    col += col_step;
-    if (col >= cols) {
-      col -= cols;
-      ++row;
-    }
-  }
-};
-
 // cs[t] = Σ_{τ≤t} a_{t0+τ} for the chunk's q steps: all threads load, one thread sums (q is small).
 template <class T>
 __device__ void chunk_cumsum(const ChunkScanInputs<T>& in, const ChunkPos& pos, T* cs) {
