@@ -313,7 +313,7 @@ TEST_F(CudaOutputGate, ForwardAndGradientsMatchTheCpu) {
       {2, 5, 1, 3, 8, false, true},    // SISO: ψ = ζ = φ = 1
       {2, 5, 1, 3, 8, false, false},   // the same, one lane a thread
       {2, 6, 2, 4, 16, true, true},    // MIMO
-      {2, 6, 2, 4, 16, true, false},   //
+      {2, 6, 2, 4, 16, true, false},   // the same, one lane a thread
       {3, 100, 4, 2, 5, true, true},   // more rows than parameter chunks, uneven chunks (P odd: one lane)
       {3, 100, 3, 2, 8, true, true},   // the same with four lanes
       {1, 3, 1, 2, 4, true, true},     // MIMO parameters with one rank
